@@ -1,0 +1,198 @@
+// Package gateway is the port between billing and payment gateways ("PG").
+//
+// Every adapter (toss, stripe, sim) implements Gateway. A charge has three outcomes, not two: Succeeded,
+// Declined (with a hard/soft class) or Unknown. Transport errors, timeouts after the request was written,
+// 5xx and "still processing" answers are Unknown, never Declined: the money may have moved, and only a
+// Lookup by order id (or a verified webhook) can tell.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// Name identifies a gateway: "toss", "stripe", "sim".
+type Name string
+
+// DeclineClass says whether retrying the same billing key can succeed.
+type DeclineClass string
+
+const (
+	// Hard declines (stolen, lost, expired, stopped card, do-not-retry) stop retries on that key.
+	Hard DeclineClass = "hard"
+	// Soft declines (insufficient funds, issuer unavailable, ...) are retried on the dunning backoff.
+	Soft DeclineClass = "soft"
+)
+
+// BillingKeyToken is the raw billing key a gateway issued. It is a secret: it never prints, never
+// marshals, never logs. Use Reveal only to put it on the wire to its gateway.
+type BillingKeyToken struct{ v string }
+
+// NewBillingKeyToken wraps a raw token.
+func NewBillingKeyToken(raw string) BillingKeyToken { return BillingKeyToken{v: raw} }
+
+// Reveal returns the raw token, for the gateway request and the vault's encryption only.
+func (t BillingKeyToken) Reveal() string { return t.v }
+
+// IsZero reports whether the token is empty.
+func (t BillingKeyToken) IsZero() bool { return t.v == "" }
+
+// String never shows the secret.
+func (t BillingKeyToken) String() string { return "[REDACTED]" }
+
+// GoString never shows the secret, even with %#v.
+func (t BillingKeyToken) GoString() string { return "[REDACTED]" }
+
+// MarshalJSON never shows the secret.
+func (t BillingKeyToken) MarshalJSON() ([]byte, error) { return []byte(`"[REDACTED]"`), nil }
+
+// MarshalText never shows the secret.
+func (t BillingKeyToken) MarshalText() ([]byte, error) { return []byte("[REDACTED]"), nil }
+
+// Card is what may be shown about a card.
+type Card struct {
+	Brand        string // issuer or brand, e.g. "VISA", "신한"
+	MaskedNumber string // e.g. "4330-12**-****-123*"
+}
+
+// IssuedKey is the result of issuing a billing key.
+type IssuedKey struct {
+	Token BillingKeyToken
+	Card  Card
+}
+
+// ChargeRequest is one charge of a billing key. OrderID and IdempotencyKey are deterministic per payment
+// attempt and are sent unchanged on every resend of that attempt.
+type ChargeRequest struct {
+	BillingKey     BillingKeyToken
+	CustomerKey    string
+	OrderID        string
+	IdempotencyKey string
+	Amount         decimal.Decimal
+	Currency       string
+	OrderName      string
+	CustomerEmail  string
+}
+
+// OutcomeKind is the class of a charge or lookup result.
+type OutcomeKind string
+
+const (
+	Succeeded OutcomeKind = "succeeded"
+	Declined  OutcomeKind = "declined"
+	Unknown   OutcomeKind = "unknown"
+	// NotFound is only returned by Lookup: the gateway has no payment for the order id.
+	NotFound OutcomeKind = "not_found"
+	// Canceled is only returned by Lookup: the payment was made and later canceled (refunded).
+	Canceled OutcomeKind = "canceled"
+)
+
+// Outcome is the result of a Charge or a Lookup.
+type Outcome struct {
+	Kind OutcomeKind
+
+	// Succeeded (and Canceled)
+	PaymentKey string
+	ApprovedAt time.Time
+	Amount     decimal.Decimal
+	Currency   string
+
+	// Declined
+	DeclineCode  string
+	DeclineClass DeclineClass
+	Message      string
+
+	// Unknown: why we could not tell (timeout, reset, 5xx, processing code, ...).
+	Reason string
+}
+
+// Transaction is one line of the gateway's transaction list, for reconciliation.
+type Transaction struct {
+	TransactionKey string
+	PaymentKey     string
+	OrderID        string
+	Status         string // gateway's status, e.g. DONE, CANCELED
+	At             time.Time
+	Amount         decimal.Decimal
+	Currency       string
+}
+
+// EventKind is the kind of an inbound webhook event.
+type EventKind string
+
+const (
+	// PaymentStatusChanged is a hint that an order's payment changed; re-fetch it with Lookup.
+	PaymentStatusChanged EventKind = "payment_status_changed"
+	// OtherEvent is any event the service does not act on; it is stored and acknowledged.
+	OtherEvent EventKind = "other"
+)
+
+// Event is an inbound webhook after verification.
+type Event struct {
+	ID        string // unique per gateway; the inbox key
+	Kind      EventKind
+	OrderID   string // for PaymentStatusChanged
+	Status    string // the gateway's status in the event (a hint only)
+	CreatedAt time.Time
+	Raw       []byte
+}
+
+// Gateway is the port every adapter implements. Every method honors ctx's deadline.
+type Gateway interface {
+	Name() Name
+	// IssueBillingKey exchanges an auth key from the gateway's card-registration flow for a billing key.
+	IssueBillingKey(ctx context.Context, customerKey, authKey string) (IssuedKey, error)
+	// Charge charges a billing key. A non-nil error is only returned for a request that was certainly
+	// not sent (e.g. ErrTryLater, invalid input); every other failure is an Outcome of kind Unknown.
+	Charge(ctx context.Context, req ChargeRequest) (Outcome, error)
+	// Lookup finds the payment for an order id. Kind is Succeeded, Declined, Canceled, NotFound or Unknown.
+	Lookup(ctx context.Context, orderID string) (Outcome, error)
+	// Cancel refunds (fully or partly) a payment; used for proven duplicates by explicit support action.
+	Cancel(ctx context.Context, paymentKey, reason string, amount decimal.Decimal, idempotencyKey string) error
+	// Transactions lists the gateway's transactions in [from, to), for daily reconciliation.
+	Transactions(ctx context.Context, from, to time.Time) ([]Transaction, error)
+	// ParseWebhook verifies (where the gateway signs) and parses an inbound webhook.
+	ParseWebhook(r *http.Request) (Event, error)
+}
+
+// ErrTryLater means the request was not sent: the gateway's circuit is open or its rate limit is spent.
+// It is never a decline and never advances dunning; the caller snoozes and tries again.
+var ErrTryLater = errors.New("gateway unavailable, try later")
+
+// ErrAuthKeyRejected means the gateway refused to issue a billing key for the given auth key.
+var ErrAuthKeyRejected = errors.New("gateway rejected the auth key")
+
+// ErrInvalidSignature means a webhook failed verification.
+var ErrInvalidSignature = errors.New("webhook signature invalid")
+
+// ErrNotSupported is returned by an adapter for an operation its gateway does not offer.
+var ErrNotSupported = errors.New("not supported by this gateway")
+
+// TryLaterError carries how long to wait when known (e.g. a 429's Retry-After).
+type TryLaterError struct {
+	Gateway    Name
+	RetryAfter time.Duration
+	Cause      string
+}
+
+func (e *TryLaterError) Error() string {
+	return string(e.Gateway) + ": try later (" + e.Cause + ")"
+}
+
+// Is makes errors.Is(err, ErrTryLater) true for a *TryLaterError.
+func (e *TryLaterError) Is(target error) bool { return target == ErrTryLater }
+
+// DeclineError is returned by IssueBillingKey when the gateway refuses the card or auth key.
+type DeclineError struct {
+	Code    string
+	Message string
+}
+
+func (e *DeclineError) Error() string { return "gateway declined: " + e.Code + ": " + e.Message }
+
+// Is makes errors.Is(err, ErrAuthKeyRejected) true for a *DeclineError.
+func (e *DeclineError) Is(target error) bool { return target == ErrAuthKeyRejected }
