@@ -1,0 +1,71 @@
+package clock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dunningworks/billing/clock/internal/store"
+)
+
+// ErrBackwards is returned when an advance targets a time before the clock's current time.
+var ErrBackwards = errors.New("the test clock only moves forward")
+
+// TestClock is the persisted test clock: one row in Postgres that every replica reads, so several
+// billingd processes agree on "now". It starts at the wall-clock time of its first use and only moves
+// forward, through Advance.
+type TestClock struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	last time.Time
+}
+
+// NewTestClock loads (creating on first use) the persisted test clock.
+func NewTestClock(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) (*TestClock, error) {
+	now, err := store.New(pool).InitTestClock(ctx, time.Now().UTC().Truncate(time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("init test clock: %w", err)
+	}
+	return &TestClock{pool: pool, log: log, last: now.UTC()}, nil
+}
+
+// Now reads the persisted clock. Reading it every time (a primary-key lookup) is what lets replicas agree
+// right after an advance; if the database cannot answer, the last value read is the best we know.
+func (c *TestClock) Now() time.Time {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	now, err := store.New(c.pool).GetTestClock(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.log.Warn("test clock read failed; using the last value", "err", err)
+		return c.last
+	}
+	if now.After(c.last) {
+		c.last = now.UTC()
+	}
+	return c.last
+}
+
+// Advance moves the clock to target. A target before now is ErrBackwards; equal is a no-op.
+func (c *TestClock) Advance(ctx context.Context, target time.Time) (time.Time, error) {
+	now := c.Now()
+	if target.Before(now) {
+		return now, fmt.Errorf("%w: %s is before %s", ErrBackwards, target.UTC().Format(time.RFC3339), now.Format(time.RFC3339))
+	}
+	moved, err := store.New(c.pool).AdvanceTestClock(ctx, target.UTC())
+	if err != nil {
+		return now, fmt.Errorf("advance test clock: %w", err)
+	}
+	c.mu.Lock()
+	c.last = moved.UTC()
+	c.mu.Unlock()
+	return moved.UTC(), nil
+}

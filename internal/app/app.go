@@ -1,0 +1,145 @@
+// Package app wires billingd from its configuration: the database pool, the clock, gateways, domain
+// services, the River client and the HTTP server. Tests build the same App against a test database, so
+// what is tested is what runs.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/dunningworks/billing/api"
+	"github.com/dunningworks/billing/clock"
+	"github.com/dunningworks/billing/internal/config"
+	"github.com/dunningworks/billing/migrations"
+)
+
+// App is one billingd process.
+type App struct {
+	Config    config.Config
+	Log       *slog.Logger
+	Pool      *pgxpool.Pool
+	Clock     clock.Clock
+	TestClock *clock.TestClock
+	Registry  *prometheus.Registry
+	API       *api.Server
+
+	closers []func()
+}
+
+// New connects to the database (which must be migrated) and builds every component.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry()}
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if poolCfg.MaxConns < 40 {
+		poolCfg.MaxConns = 40
+	}
+	a.Pool, err = pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	a.closers = append(a.closers, a.Pool.Close)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.Pool.Ping(pingCtx); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	if err := migrations.Check(ctx, a.Pool); err != nil {
+		a.Close()
+		return nil, err
+	}
+
+	a.Clock = clock.System{}
+	if cfg.TestClock {
+		a.TestClock, err = clock.NewTestClock(ctx, a.Pool, log)
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.Clock = a.TestClock
+		log.Warn("test clock enabled: domain time is the persisted test clock", "now", a.TestClock.Now())
+	}
+
+	var boot []api.BootstrapToken
+	for _, k := range cfg.BootstrapKeys {
+		boot = append(boot, api.BootstrapToken{Role: k.Role, Token: k.Token.Reveal()})
+	}
+	a.API = api.New(api.Deps{
+		Pool:       a.Pool,
+		Log:        log,
+		Clock:      a.Clock,
+		Registry:   a.Registry,
+		Bootstrap:  boot,
+		Ready:      a.Ready,
+		TestClock:  a.TestClock,
+		HealthOnly: cfg.Role == config.RoleWorker,
+	})
+	return a, nil
+}
+
+// Ready reports whether this process can take traffic: the database answers and is migrated.
+func (a *App) Ready(ctx context.Context) error {
+	if err := a.Pool.Ping(ctx); err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	return migrations.Check(ctx, a.Pool)
+}
+
+// Run serves HTTP (and works jobs, by role) until ctx is canceled, then drains within the shutdown
+// timeout: stop taking jobs, let running ones finish, close the HTTP server gracefully.
+func (a *App) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.Config.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.Config.HTTPAddr, err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// Serve is Run on a given listener.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.API,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.Log.Info("billingd serving", "addr", ln.Addr().String(), "role", a.Config.Role, "gateways", a.Config.Gateways)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	a.Log.Info("shutting down", "timeout", a.Config.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.Log.Warn("http shutdown", "err", err)
+	}
+	return nil
+}
+
+// Close releases the App's resources.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+}

@@ -1,0 +1,300 @@
+// Package config reads billingd's settings from the environment (API.md's table, plus a few of our own),
+// and reports every bad value at once with the variable's name, so a misconfigured replica refuses to start
+// with a message an operator can act on.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Role selects what a billingd process runs.
+type Role string
+
+const (
+	RoleAll    Role = "all"
+	RoleAPI    Role = "api"
+	RoleWorker Role = "worker"
+)
+
+// Mode is dev (generated secrets allowed, test clock allowed) or production.
+type Mode string
+
+const (
+	ModeDev        Mode = "dev"
+	ModeProduction Mode = "production"
+)
+
+// BootstrapKey is a token accepted in addition to the hashed keys in the database.
+type BootstrapKey struct {
+	Role  string
+	Token Secret
+}
+
+// Secret is a string that never prints.
+type Secret struct{ v string }
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return s.v }
+
+// String never shows the secret.
+func (s Secret) String() string { return "[REDACTED]" }
+
+// GoString never shows the secret.
+func (s Secret) GoString() string { return "[REDACTED]" }
+
+// MarshalText never shows the secret.
+func (s Secret) MarshalText() ([]byte, error) { return []byte("[REDACTED]"), nil }
+
+// Config is billingd's configuration.
+type Config struct {
+	DatabaseURL      string
+	HTTPAddr         string
+	Role             Role
+	Mode             Mode
+	BootstrapKeys    []BootstrapKey
+	EncryptionKeys   map[int][]byte // version -> 32-byte AES key; the highest version encrypts
+	TestClock        bool
+	Gateways         []string
+	TossAPIURL       string
+	TossSecretKey    Secret
+	StripeAPIURL     string
+	StripeSecretKey  Secret
+	StripeWebhookKey Secret
+	// SimURL is pgsim's base URL; empty means billingd starts an embedded simulator on loopback.
+	SimURL          string
+	SimSecretKey    Secret
+	DunningPolicy   string
+	LogLevel        string
+	Workers         int           // River workers per queue
+	GatewayLimit    int           // concurrent requests per gateway (bulkhead)
+	GatewayRate     float64       // requests per second per gateway
+	GatewayTimeout  time.Duration // per request
+	ShutdownTimeout time.Duration
+	APIRateLimit    float64 // requests per second per token
+	FetchCooldown   time.Duration
+}
+
+// Error lists every invalid variable.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string {
+	return "invalid configuration:\n  - " + strings.Join(e.Problems, "\n  - ")
+}
+
+// Load reads the environment through getenv (os.Getenv when nil).
+func Load(getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var problems []string
+	bad := func(name, format string, args ...any) {
+		problems = append(problems, name+": "+fmt.Sprintf(format, args...))
+	}
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+
+	c := Config{
+		DatabaseURL:      get("DATABASE_URL", ""),
+		HTTPAddr:         get("BILLING_HTTP_ADDR", "127.0.0.1:8080"),
+		Role:             Role(get("BILLING_ROLE", "all")),
+		Mode:             Mode(get("BILLING_MODE", "dev")),
+		TossAPIURL:       get("TOSS_API_URL", "https://api.tosspayments.com"),
+		TossSecretKey:    Secret{get("TOSS_SECRET_KEY", "")},
+		StripeAPIURL:     get("STRIPE_API_URL", "https://api.stripe.com"),
+		StripeSecretKey:  Secret{get("STRIPE_SECRET_KEY", "")},
+		StripeWebhookKey: Secret{get("STRIPE_WEBHOOK_SECRET", "")},
+		SimURL:           get("BILLING_SIM_URL", ""),
+		SimSecretKey:     Secret{get("BILLING_SIM_SECRET", "test_sk_sim")},
+		DunningPolicy:    get("BILLING_DUNNING_POLICY", ""),
+		LogLevel:         get("BILLING_LOG_LEVEL", "info"),
+	}
+
+	if c.DatabaseURL == "" {
+		bad("DATABASE_URL", "required (make run sets it to a local cluster)")
+	} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		bad("DATABASE_URL", "must be a postgres:// URL")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("BILLING_HTTP_ADDR", "must be host:port, got %q", c.HTTPAddr)
+	}
+	switch c.Role {
+	case RoleAll, RoleAPI, RoleWorker:
+	default:
+		bad("BILLING_ROLE", "must be all, api or worker, got %q", c.Role)
+	}
+	switch c.Mode {
+	case ModeDev, ModeProduction:
+	default:
+		bad("BILLING_MODE", "must be dev or production, got %q", c.Mode)
+	}
+
+	for _, part := range splitList(getenv("BILLING_BOOTSTRAP_KEYS")) {
+		role, token, ok := strings.Cut(part, ":")
+		switch {
+		case !ok || token == "":
+			bad("BILLING_BOOTSTRAP_KEYS", "entries are role:token")
+		case role != "service" && role != "support" && role != "admin":
+			bad("BILLING_BOOTSTRAP_KEYS", "role must be service, support or admin, got %q", role)
+		case len(token) < 16:
+			bad("BILLING_BOOTSTRAP_KEYS", "a %s token is shorter than 16 characters", role)
+		default:
+			c.BootstrapKeys = append(c.BootstrapKeys, BootstrapKey{Role: role, Token: Secret{token}})
+		}
+	}
+
+	c.EncryptionKeys = map[int][]byte{}
+	for _, part := range splitList(getenv("BILLING_ENCRYPTION_KEYS")) {
+		vs, b64, ok := strings.Cut(part, ":")
+		v, err := strconv.Atoi(vs)
+		if !ok || err != nil || v < 1 {
+			bad("BILLING_ENCRYPTION_KEYS", "entries are version:base64 with a positive integer version")
+			continue
+		}
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(key) != 32 {
+			bad("BILLING_ENCRYPTION_KEYS", "key version %d must be 32 bytes, base64-encoded", v)
+			continue
+		}
+		if _, dup := c.EncryptionKeys[v]; dup {
+			bad("BILLING_ENCRYPTION_KEYS", "key version %d given twice", v)
+		}
+		c.EncryptionKeys[v] = key
+	}
+	if len(c.EncryptionKeys) == 0 && c.Mode == ModeProduction {
+		bad("BILLING_ENCRYPTION_KEYS", "required in production mode")
+	}
+
+	switch tc := getenv("BILLING_TEST_CLOCK"); tc {
+	case "", "0", "false":
+	case "1", "true":
+		c.TestClock = true
+		if c.Mode == ModeProduction {
+			bad("BILLING_TEST_CLOCK", "the test clock is refused in production mode")
+		}
+	default:
+		bad("BILLING_TEST_CLOCK", "must be 1 or empty, got %q", tc)
+	}
+
+	c.Gateways = splitList(get("BILLING_GATEWAYS", "sim"))
+	seen := map[string]bool{}
+	for _, g := range c.Gateways {
+		switch g {
+		case "sim", "toss", "stripe":
+		default:
+			bad("BILLING_GATEWAYS", "unknown gateway %q (known: sim, toss, stripe)", g)
+		}
+		if seen[g] {
+			bad("BILLING_GATEWAYS", "gateway %q listed twice", g)
+		}
+		seen[g] = true
+	}
+	if len(c.Gateways) == 0 {
+		bad("BILLING_GATEWAYS", "at least one gateway is required")
+	}
+	if seen["toss"] && c.TossSecretKey.v == "" {
+		bad("TOSS_SECRET_KEY", "required when the toss gateway is enabled")
+	}
+	if seen["stripe"] && c.StripeSecretKey.v == "" {
+		bad("STRIPE_SECRET_KEY", "required when the stripe gateway is enabled")
+	}
+	for name, u := range map[string]string{"TOSS_API_URL": c.TossAPIURL, "STRIPE_API_URL": c.StripeAPIURL, "BILLING_SIM_URL": c.SimURL} {
+		if u == "" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad(name, "must be an http(s) URL, got %q", u)
+		}
+	}
+	if c.DunningPolicy != "" {
+		if _, err := os.Stat(c.DunningPolicy); err != nil {
+			bad("BILLING_DUNNING_POLICY", "cannot read %s: %v", c.DunningPolicy, err)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("BILLING_LOG_LEVEL", "must be debug, info, warn or error")
+	}
+
+	c.Workers = intVar(getenv, "BILLING_WORKERS", 100, 1, 10000, bad)
+	c.GatewayLimit = intVar(getenv, "BILLING_GATEWAY_CONCURRENCY", 200, 1, 10000, bad)
+	c.GatewayRate = floatVar(getenv, "BILLING_GATEWAY_RATE", 5000, bad)
+	c.APIRateLimit = floatVar(getenv, "BILLING_API_RATE", 1000, bad)
+	c.GatewayTimeout = durationVar(getenv, "BILLING_GATEWAY_TIMEOUT", 10*time.Second, bad)
+	c.ShutdownTimeout = durationVar(getenv, "BILLING_SHUTDOWN_TIMEOUT", 20*time.Second, bad)
+	c.FetchCooldown = durationVar(getenv, "BILLING_FETCH_COOLDOWN", 5*time.Millisecond, bad)
+
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return Config{}, &Error{Problems: problems}
+	}
+	return c, nil
+}
+
+// ErrInvalid matches any *Error.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Is makes errors.Is(err, ErrInvalid) work.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func intVar(getenv func(string) string, name string, def, lo, hi int, bad func(string, string, ...any)) int {
+	s := strings.TrimSpace(getenv(name))
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < lo || v > hi {
+		bad(name, "must be an integer in [%d, %d], got %q", lo, hi, s)
+		return def
+	}
+	return v
+}
+
+func floatVar(getenv func(string) string, name string, def float64, bad func(string, string, ...any)) float64 {
+	s := strings.TrimSpace(getenv(name))
+	if s == "" {
+		return def
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v <= 0 {
+		bad(name, "must be a positive number, got %q", s)
+		return def
+	}
+	return v
+}
+
+func durationVar(getenv func(string) string, name string, def time.Duration, bad func(string, string, ...any)) time.Duration {
+	s := strings.TrimSpace(getenv(name))
+	if s == "" {
+		return def
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		bad(name, "must be a positive duration like 10s, got %q", s)
+		return def
+	}
+	return v
+}

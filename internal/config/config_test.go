@@ -1,0 +1,77 @@
+package config_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dunningworks/billing/internal/config"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(env(map[string]string{"DATABASE_URL": "postgres://localhost/billing"}))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:8080", c.HTTPAddr)
+	require.Equal(t, config.RoleAll, c.Role)
+	require.Equal(t, []string{"sim"}, c.Gateways)
+	require.False(t, c.TestClock)
+	require.Equal(t, "https://api.tosspayments.com", c.TossAPIURL)
+}
+
+func TestEveryBadValueIsNamed(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(env(map[string]string{
+		"DATABASE_URL":            "mysql://x",
+		"BILLING_HTTP_ADDR":       "nope",
+		"BILLING_ROLE":            "boss",
+		"BILLING_BOOTSTRAP_KEYS":  "root:abcdefghijklmnopq,admin:short",
+		"BILLING_ENCRYPTION_KEYS": "1:bm90MzJieXRlcw==",
+		"BILLING_TEST_CLOCK":      "yes",
+		"BILLING_GATEWAYS":        "sim,paypal",
+		"BILLING_WORKERS":         "0",
+	}))
+	require.ErrorIs(t, err, config.ErrInvalid)
+	for _, name := range []string{"DATABASE_URL", "BILLING_HTTP_ADDR", "BILLING_ROLE", "BILLING_BOOTSTRAP_KEYS",
+		"BILLING_ENCRYPTION_KEYS", "BILLING_TEST_CLOCK", "BILLING_GATEWAYS", "BILLING_WORKERS"} {
+		require.Contains(t, err.Error(), name+":")
+	}
+}
+
+func TestProductionRefusesTestClockAndMissingKeys(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(env(map[string]string{
+		"DATABASE_URL": "postgres://localhost/billing", "BILLING_MODE": "production", "BILLING_TEST_CLOCK": "1",
+	}))
+	require.ErrorContains(t, err, "BILLING_TEST_CLOCK: the test clock is refused in production mode")
+	require.ErrorContains(t, err, "BILLING_ENCRYPTION_KEYS: required in production mode")
+}
+
+func TestSecretsDoNotPrint(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(env(map[string]string{
+		"DATABASE_URL":           "postgres://localhost/billing",
+		"BILLING_BOOTSTRAP_KEYS": "admin:supersecrettoken123",
+		"BILLING_GATEWAYS":       "toss",
+		"TOSS_SECRET_KEY":        "test_sk_topsecret",
+	}))
+	require.NoError(t, err)
+	out := fmt.Sprintf("%v %+v %#v %s", c, c, c, c.TossSecretKey)
+	require.NotContains(t, out, "supersecrettoken123")
+	require.NotContains(t, out, "test_sk_topsecret")
+	require.Equal(t, "supersecrettoken123", c.BootstrapKeys[0].Token.Reveal())
+}
+
+func TestEncryptionKeys(t *testing.T) {
+	t.Parallel()
+	k := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+	c, err := config.Load(env(map[string]string{"DATABASE_URL": "postgres://x/y", "BILLING_ENCRYPTION_KEYS": "1:" + k + ",2:" + k}))
+	require.NoError(t, err)
+	require.Len(t, c.EncryptionKeys, 2)
+	require.Len(t, c.EncryptionKeys[2], 32)
+}
