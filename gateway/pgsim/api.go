@@ -140,7 +140,7 @@ func (s *Server) handleIssue(w http.ResponseWriter, r *http.Request) {
 		}
 		s.keys[bk.BillingKey] = bk
 		s.issued[ik] = bk.BillingKey
-		s.log.Info("pgsim billing key issued", "customer_key", in.CustomerKey, "behavior", behavior)
+		s.log.Debug("pgsim billing key issued", "customer_key", in.CustomerKey, "behavior", behavior)
 	}
 	card := cardView{IssuerCode: bk.Issuer, AcquirerCode: bk.Issuer, Number: bk.Number, CardType: "신용", OwnerType: "개인"}
 	body := mustJSON(issueView{MID: mid, CustomerKey: bk.CustomerKey, AuthenticatedAt: fmtTime(s.now()), Method: "카드",
