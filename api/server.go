@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/clock"
 )
 
@@ -32,6 +33,8 @@ type Deps struct {
 	// TestClock is nil unless BILLING_TEST_CLOCK=1.
 	TestClock     *clock.TestClock
 	ClockAdvancer ClockAdvancer
+	// Billing is the billing domain service.
+	Billing *billing.Service
 	// HealthOnly serves only /healthz, /readyz and /metrics (BILLING_ROLE=worker).
 	HealthOnly bool
 }
@@ -94,6 +97,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 // mountV1 registers the authenticated API. One line per area; the handlers live in one file per endpoint.
 func (s *Server) mountV1(r chi.Router) {
 	s.mountTestClock(r)
+	s.mountCustomers(r)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -17,7 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/dunningworks/billing/api"
+	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/clock"
+	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/internal/config"
 	"github.com/dunningworks/billing/migrations"
 )
@@ -31,6 +33,10 @@ type App struct {
 	TestClock *clock.TestClock
 	Registry  *prometheus.Registry
 	API       *api.Server
+	Billing   *billing.Service
+	Gateways  Gateways
+	// Sim is the embedded gateway simulator (nil unless "sim" is enabled without BILLING_SIM_URL).
+	Sim *pgsim.Server
 
 	closers []func()
 }
@@ -74,6 +80,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		log.Warn("test clock enabled: domain time is the persisted test clock", "now", a.TestClock.Now())
 	}
 
+	a.Gateways, err = a.buildGateways()
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+
+	a.Billing = billing.New(billing.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Log: log})
+
 	var boot []api.BootstrapToken
 	for _, k := range cfg.BootstrapKeys {
 		boot = append(boot, api.BootstrapToken{Role: k.Role, Token: k.Token.Reveal()})
@@ -86,6 +100,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Bootstrap:  boot,
 		Ready:      a.Ready,
 		TestClock:  a.TestClock,
+		Billing:    a.Billing,
 		HealthOnly: cfg.Role == config.RoleWorker,
 	})
 	return a, nil

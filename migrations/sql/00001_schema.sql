@@ -20,6 +20,8 @@ CREATE TABLE billing_keys (
     id                 text PRIMARY KEY,
     customer_id        text NOT NULL REFERENCES customers (id),
     gateway            text NOT NULL,
+    -- the customer's key at the gateway (Toss customerKey); charges must send the one used at issuance.
+    customer_key       text NOT NULL,
     -- AES-256-GCM ciphertext (nonce || sealed) of the gateway's token; AAD binds it to (id, customer, version).
     ciphertext         bytea NOT NULL,
     key_version        integer NOT NULL,

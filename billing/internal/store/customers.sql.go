@@ -8,6 +8,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/shopspring/decimal"
 )
 
 const createCustomer = `-- name: CreateCustomer :one
@@ -39,6 +41,57 @@ func (q *Queries) CreateCustomer(ctx context.Context, arg CreateCustomerParams) 
 		&i.Name,
 		&i.CreatedAt,
 	)
+	return i, err
+}
+
+const customerAmountsDue = `-- name: CustomerAmountsDue :many
+SELECT currency, sum(amount_due)::numeric AS amount
+FROM invoices WHERE customer_id = $1 AND status IN ('open', 'uncollectible') AND amount_due > 0
+GROUP BY currency ORDER BY currency
+`
+
+type CustomerAmountsDueRow struct {
+	Currency string
+	Amount   decimal.Decimal
+}
+
+func (q *Queries) CustomerAmountsDue(ctx context.Context, customerID string) ([]CustomerAmountsDueRow, error) {
+	rows, err := q.db.Query(ctx, customerAmountsDue, customerID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CustomerAmountsDueRow
+	for rows.Next() {
+		var i CustomerAmountsDueRow
+		if err := rows.Scan(&i.Currency, &i.Amount); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const customerDelinquency = `-- name: CustomerDelinquency :one
+SELECT
+    coalesce(max(CASE status WHEN 'unpaid' THEN 3 WHEN 'suspended' THEN 2 WHEN 'past_due' THEN 1 ELSE 0 END), 0)::int AS severity,
+    min(past_due_since) FILTER (WHERE status IN ('past_due', 'suspended', 'unpaid')) AS since
+FROM subscriptions WHERE customer_id = $1
+`
+
+type CustomerDelinquencyRow struct {
+	Severity int32
+	Since    interface{}
+}
+
+// The worst delinquency among the customer's subscriptions (suspended/unpaid over past_due) and since when.
+func (q *Queries) CustomerDelinquency(ctx context.Context, customerID string) (CustomerDelinquencyRow, error) {
+	row := q.db.QueryRow(ctx, customerDelinquency, customerID)
+	var i CustomerDelinquencyRow
+	err := row.Scan(&i.Severity, &i.Since)
 	return i, err
 }
 

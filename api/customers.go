@@ -1,0 +1,43 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/dunningworks/billing/billing"
+)
+
+type createCustomerRequest struct {
+	ExternalID string `json:"external_id"`
+	Email      string `json:"email"`
+	Name       string `json:"name"`
+}
+
+func (s *Server) mountCustomers(r chi.Router) {
+	r.With(allow(RoleService)).Post("/v1/customers", s.createCustomer)
+	r.With(allow(RoleService, RoleSupport)).Get("/v1/customers/{id}", s.getCustomer)
+}
+
+func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request) {
+	var req createCustomerRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	c, err := s.Billing.CreateCustomer(r.Context(), billing.NewCustomer{ExternalID: req.ExternalID, Email: req.Email, Name: req.Name})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, c)
+}
+
+func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) {
+	c, err := s.Billing.GetCustomer(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}

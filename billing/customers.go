@@ -1,0 +1,126 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dunningworks/billing/billing/internal/store"
+	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/dbx"
+	"github.com/dunningworks/billing/internal/ids"
+	"github.com/dunningworks/billing/money"
+)
+
+// Customer is a merchant's customer.
+type Customer struct {
+	ID          string      `json:"id"`
+	ExternalID  string      `json:"external_id"`
+	Email       string      `json:"email"`
+	Name        string      `json:"name"`
+	Delinquency Delinquency `json:"delinquency"`
+	CreatedAt   time.Time   `json:"created_at"`
+}
+
+// Delinquency summarizes how far behind a customer is.
+type Delinquency struct {
+	// State is "none", "past_due", "suspended" or "unpaid": the worst among the customer's subscriptions.
+	State          string      `json:"state"`
+	DaysDelinquent int         `json:"days_delinquent"`
+	AmountsDue     []AmountDue `json:"amounts_due"`
+}
+
+// AmountDue is money owed in one currency.
+type AmountDue struct {
+	Amount   string `json:"amount"`
+	Currency string `json:"currency"`
+}
+
+// NewCustomer is the input of CreateCustomer.
+type NewCustomer struct {
+	ExternalID string
+	Email      string
+	Name       string
+}
+
+// CreateCustomer creates a customer; external_id is unique (409 on clash).
+func (s *Service) CreateCustomer(ctx context.Context, in NewCustomer) (Customer, error) {
+	var v apperr.Validation
+	in.ExternalID, in.Email, in.Name = strings.TrimSpace(in.ExternalID), strings.TrimSpace(in.Email), strings.TrimSpace(in.Name)
+	if in.ExternalID == "" || len(in.ExternalID) > 255 {
+		v.Add("external_id", "is required (at most 255 characters)")
+	}
+	if a, err := mail.ParseAddress(in.Email); err != nil || a.Address != in.Email || len(in.Email) > 320 {
+		v.Add("email", "must be an email address")
+	}
+	if in.Name == "" || len(in.Name) > 255 {
+		v.Add("name", "is required (at most 255 characters)")
+	}
+	if err := v.Err(); err != nil {
+		return Customer{}, err
+	}
+	row, err := s.q(s.pool).CreateCustomer(ctx, store.CreateCustomerParams{
+		ID: ids.New("cus"), ExternalID: in.ExternalID, Email: in.Email, Name: in.Name, CreatedAt: s.clock.Now(),
+	})
+	if dbx.IsUniqueViolation(err, "customers_external_id_key") {
+		return Customer{}, apperr.Conflict("external_id_taken", "a customer with external_id %q already exists", in.ExternalID)
+	}
+	if err != nil {
+		return Customer{}, err
+	}
+	return s.customerView(ctx, s.pool, row)
+}
+
+// GetCustomer returns a customer with its delinquency summary.
+func (s *Service) GetCustomer(ctx context.Context, id string) (Customer, error) {
+	row, err := s.q(s.pool).GetCustomer(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Customer{}, apperr.NotFound("customer", id)
+	}
+	if err != nil {
+		return Customer{}, err
+	}
+	return s.customerView(ctx, s.pool, row)
+}
+
+// requireCustomer returns apperr NotFound unless the customer exists.
+func (s *Service) requireCustomer(ctx context.Context, db dbx.DBTX, id string) error {
+	_, err := s.q(db).GetCustomer(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return apperr.NotFound("customer", id)
+	}
+	return err
+}
+
+func (s *Service) customerView(ctx context.Context, db dbx.DBTX, row store.Customer) (Customer, error) {
+	c := Customer{ID: row.ID, ExternalID: row.ExternalID, Email: row.Email, Name: row.Name, CreatedAt: row.CreatedAt,
+		Delinquency: Delinquency{State: "none", AmountsDue: []AmountDue{}}}
+	d, err := s.q(db).CustomerDelinquency(ctx, row.ID)
+	if err != nil {
+		return Customer{}, err
+	}
+	c.Delinquency.State = [...]string{"none", "past_due", "suspended", "unpaid"}[d.Severity]
+	if since, ok := d.Since.(time.Time); ok && c.Delinquency.State != "none" {
+		c.Delinquency.DaysDelinquent = daysBetween(since, s.clock.Now())
+	}
+	dues, err := s.q(db).CustomerAmountsDue(ctx, row.ID)
+	if err != nil {
+		return Customer{}, err
+	}
+	for _, due := range dues {
+		c.Delinquency.AmountsDue = append(c.Delinquency.AmountsDue, AmountDue{Amount: money.String(due.Amount, due.Currency), Currency: due.Currency})
+	}
+	return c, nil
+}
+
+func daysBetween(from, to time.Time) int {
+	if to.Before(from) {
+		return 0
+	}
+	return int(to.Sub(from) / (24 * time.Hour))
+}
+

@@ -1,0 +1,32 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/dunningworks/billing/gateway"
+	"github.com/dunningworks/billing/internal/dbx"
+)
+
+// KeyRef names a billing key and the gateway that issued it.
+type KeyRef struct {
+	ID          string
+	Gateway     string
+	CustomerKey string // the customer's key at the gateway
+}
+
+// ErrNoChargeableKey means the customer has no default, active billing key that may be charged (none
+// registered, all revoked, or the default was hard-declined and no new key has arrived).
+var ErrNoChargeableKey = errors.New("no chargeable billing key")
+
+// KeyVault is what billing needs from the billing-key vault (package billingkey implements it). Billing
+// never reads the billing_keys table itself.
+type KeyVault interface {
+	// ChargeableKey returns the customer's default active key unless it was hard-declined.
+	ChargeableKey(ctx context.Context, db dbx.DBTX, customerID string) (KeyRef, error)
+	// Token decrypts a key's token, for a charge only.
+	Token(ctx context.Context, db dbx.DBTX, keyID string) (gateway.BillingKeyToken, error)
+	// MarkHardDeclined stops charges on the key until the customer registers a new one.
+	MarkHardDeclined(ctx context.Context, db dbx.DBTX, keyID, code string, at time.Time) error
+}

@@ -1,0 +1,106 @@
+package billing
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dunningworks/billing/billing/internal/store"
+	"github.com/dunningworks/billing/clock"
+	"github.com/dunningworks/billing/dunning"
+	"github.com/dunningworks/billing/gateway"
+	"github.com/dunningworks/billing/internal/dbx"
+)
+
+// Gateways finds an enabled gateway by name.
+type Gateways interface {
+	Get(name string) (gateway.Gateway, bool)
+}
+
+// WorkKind names a kind of scheduled domain work.
+type WorkKind string
+
+const (
+	WorkRenew            WorkKind = "renew"             // a subscription's period ends: invoice and charge the next
+	WorkCollect          WorkKind = "collect"           // an open invoice's next charge attempt is due
+	WorkResolveAttempt   WorkKind = "resolve_attempt"   // an attempt in pending/unknown needs a lookup
+	WorkGraceEnd         WorkKind = "grace_end"         // a past_due subscription's grace period is over
+	WorkDunningEnd       WorkKind = "dunning_end"       // the dunning window is over: apply the final action
+	WorkExpireIncomplete WorkKind = "expire_incomplete" // an incomplete subscription was never paid
+)
+
+// Work is one unit of due domain work: what, for which entity, and when. The row's column is the truth;
+// Work is only the vehicle's ticket.
+type Work struct {
+	Kind WorkKind
+	ID   string    // subscription, invoice or attempt id
+	Key  string    // distinguishes steps of one entity (period start, attempt seq, ...) for uniqueness
+	At   time.Time // domain time it is due
+}
+
+// Scheduler enqueues Work in the caller's transaction (package jobs implements it with River's InsertTx).
+type Scheduler interface {
+	ScheduleTx(ctx context.Context, tx pgx.Tx, work ...Work) error
+}
+
+// Service is the billing domain.
+type Service struct {
+	pool     *pgxpool.Pool
+	clock    clock.Clock
+	gateways Gateways
+	vault    KeyVault
+	policies *dunning.Policies
+	sched    Scheduler
+	log      *slog.Logger
+	hooks    Hooks
+}
+
+// Hooks are test seams (failpoints) on the charge path. Production leaves them nil.
+type Hooks struct {
+	// BeforeCharge runs after the attempt is committed and before the gateway is called.
+	BeforeCharge func(attemptID string) error
+	// AfterCharge runs after the gateway answered and before the outcome is committed.
+	AfterCharge func(attemptID string, outcome gateway.Outcome) error
+}
+
+// Config is what a Service is built from.
+type Config struct {
+	Pool      *pgxpool.Pool
+	Clock     clock.Clock
+	Gateways  Gateways
+	Vault     KeyVault
+	Policies  *dunning.Policies
+	Scheduler Scheduler
+	Log       *slog.Logger
+	Hooks     Hooks
+}
+
+// New builds the billing service.
+func New(c Config) *Service {
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.Policies == nil {
+		c.Policies = dunning.NewPolicies(dunning.DefaultPolicy())
+	}
+	return &Service{pool: c.Pool, clock: c.Clock, gateways: c.Gateways, vault: c.Vault, policies: c.Policies,
+		sched: c.Scheduler, log: c.Log, hooks: c.Hooks}
+}
+
+// SetScheduler installs the scheduler (jobs needs the service to exist before it can schedule for it).
+func (s *Service) SetScheduler(sched Scheduler) { s.sched = sched }
+
+// SetVault installs the billing-key vault.
+func (s *Service) SetVault(v KeyVault) { s.vault = v }
+
+// Now is the domain clock's time.
+func (s *Service) Now() time.Time { return s.clock.Now() }
+
+func (s *Service) q(db dbx.DBTX) *store.Queries { return store.New(db) }
+
+func (s *Service) inTx(ctx context.Context, f func(tx pgx.Tx) error) error {
+	return dbx.InTx(ctx, s.pool, f)
+}

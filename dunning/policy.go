@@ -1,0 +1,242 @@
+package dunning
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FinalAction is what happens to a subscription when dunning is exhausted.
+type FinalAction string
+
+const (
+	FinalCancel FinalAction = "cancel"
+	FinalUnpaid FinalAction = "unpaid"
+)
+
+// Duration is a time.Duration that reads "36h", "1d" or "15d" from JSON/YAML.
+type Duration time.Duration
+
+// ParseDuration accepts Go durations plus a "d" (24h) unit.
+func ParseDuration(s string) (Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		var days int
+		if _, err := fmt.Sscanf(n, "%d", &days); err != nil || fmt.Sprint(days) != n {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		return Duration(time.Duration(days) * 24 * time.Hour), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad duration %q (use e.g. 90m, 36h or 7d)", s)
+	}
+	return Duration(d), nil
+}
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"7d\" or \"36h\"")
+	}
+	v, err := ParseDuration(s)
+	*d = v
+	return err
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	td := time.Duration(d)
+	if td%(24*time.Hour) == 0 && td > 0 {
+		return json.Marshal(fmt.Sprintf("%dd", td/(24*time.Hour)))
+	}
+	return json.Marshal(td.String())
+}
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Policy is one dunning policy. The zero value is not valid; start from DefaultPolicy.
+type Policy struct {
+	// Soft-decline retries: the k-th retry (k = 1..MaxRetries) waits RetryBase * RetryFactor^(k-1),
+	// moved by up to ±JitterPercent.
+	RetryBase     Duration `json:"retry_base"`
+	RetryFactor   int      `json:"retry_factor"`
+	MaxRetries    int      `json:"max_retries"`
+	JitterPercent int      `json:"jitter_percent"`
+	// Per-card cap: no more than MaxAttemptsPerCard charges on one billing key within CardWindow.
+	MaxAttemptsPerCard int      `json:"max_attempts_per_card"`
+	CardWindow         Duration `json:"card_window"`
+	// GracePeriod keeps service on (past_due) after the first failure; then the subscription is suspended.
+	GracePeriod Duration `json:"grace_period"`
+	// DunningWindow, counted from the first failure, bounds dunning even when no retry is possible
+	// (a hard decline and no new key): at its end the final action applies.
+	DunningWindow Duration    `json:"dunning_window"`
+	FinalAction   FinalAction `json:"final_action"`
+	// Technical backoff for gateway trouble: base doubling up to max; never counts as a retry.
+	TechnicalBase Duration `json:"technical_base"`
+	TechnicalMax  Duration `json:"technical_max"`
+	// IncompleteExpiry is how long a new subscription may stay incomplete before it expires.
+	IncompleteExpiry Duration `json:"incomplete_expiry"`
+}
+
+// DefaultPolicy is ARCHITECTURE.md's default: retries at +1d, +2d, +4d, +8d (±10 %), five attempts in about
+// fifteen days, at most 15 attempts per card in 30 days, 7 days of grace, then cancel.
+func DefaultPolicy() Policy {
+	day := Duration(24 * time.Hour)
+	return Policy{
+		RetryBase: day, RetryFactor: 2, MaxRetries: 4, JitterPercent: 10,
+		MaxAttemptsPerCard: 15, CardWindow: 30 * day,
+		GracePeriod: 7 * day, DunningWindow: 15 * day, FinalAction: FinalCancel,
+		TechnicalBase: Duration(5 * time.Minute), TechnicalMax: Duration(time.Hour),
+		IncompleteExpiry: Duration(23 * time.Hour),
+	}
+}
+
+// Validate reports every problem with the policy.
+func (p Policy) Validate() error {
+	var errs []string
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Sprintf(f, a...)) }
+	if p.RetryBase <= 0 {
+		bad("retry_base must be positive")
+	}
+	if p.RetryFactor < 1 || p.RetryFactor > 10 {
+		bad("retry_factor must be from 1 to 10")
+	}
+	if p.MaxRetries < 0 || p.MaxRetries > 30 {
+		bad("max_retries must be from 0 to 30")
+	}
+	if p.JitterPercent < 0 || p.JitterPercent > 50 {
+		bad("jitter_percent must be from 0 to 50")
+	}
+	if p.MaxAttemptsPerCard < 1 {
+		bad("max_attempts_per_card must be at least 1")
+	}
+	if p.CardWindow <= 0 {
+		bad("card_window must be positive")
+	}
+	if p.GracePeriod < 0 {
+		bad("grace_period must not be negative")
+	}
+	if p.DunningWindow < p.GracePeriod {
+		bad("dunning_window must be at least grace_period")
+	}
+	if p.FinalAction != FinalCancel && p.FinalAction != FinalUnpaid {
+		bad("final_action must be cancel or unpaid, got %q", p.FinalAction)
+	}
+	if p.TechnicalBase <= 0 || p.TechnicalMax < p.TechnicalBase {
+		bad("technical_base must be positive and technical_max at least technical_base")
+	}
+	if p.IncompleteExpiry <= 0 {
+		bad("incomplete_expiry must be positive")
+	}
+	if len(errs) > 0 {
+		return &PolicyError{Problems: errs}
+	}
+	return nil
+}
+
+// PolicyError lists what is wrong with a policy.
+type PolicyError struct{ Problems []string }
+
+func (e *PolicyError) Error() string { return "invalid dunning policy: " + strings.Join(e.Problems, "; ") }
+
+// ErrInvalidPolicy matches any *PolicyError.
+var ErrInvalidPolicy = errors.New("invalid dunning policy")
+
+// Is makes errors.Is(err, ErrInvalidPolicy) work.
+func (e *PolicyError) Is(target error) bool { return target == ErrInvalidPolicy }
+
+// RetryDelay is the wait before soft retry number k (1-based), with jitter drawn from rnd.
+func (p Policy) RetryDelay(k int, rnd *rand.Rand) time.Duration {
+	d := p.RetryBase.D()
+	for i := 1; i < k; i++ {
+		d *= time.Duration(p.RetryFactor)
+	}
+	if p.JitterPercent > 0 && rnd != nil {
+		span := int64(d) * int64(p.JitterPercent) / 100
+		d += time.Duration(rnd.Int64N(2*span+1) - span)
+	}
+	return d
+}
+
+// TechnicalDelay is the wait after the n-th consecutive technical failure (1-based).
+func (p Policy) TechnicalDelay(n int) time.Duration {
+	d := p.TechnicalBase.D()
+	for i := 1; i < n && d < p.TechnicalMax.D(); i++ {
+		d *= 2
+	}
+	return min(d, p.TechnicalMax.D())
+}
+
+// DeclineFacts are what a decision after a decline depends on.
+type DeclineFacts struct {
+	Hard bool // the decline class is hard: the key must not be charged again
+	// Declines is the number of declined attempts on the invoice, this one included.
+	Declines int
+	// CardAttempts is the number of charges on this billing key within the policy's card window.
+	CardAttempts int
+	// FirstFailedAt is when the invoice first failed (now, for the first failure).
+	FirstFailedAt time.Time
+	Now           time.Time
+}
+
+// Decision is what to do after a decline.
+type Decision struct {
+	// RetryAt is when to try again on the same key; zero means no retry on this key.
+	RetryAt time.Time
+	// WaitForNewKey is set when only a new billing key can heal (hard decline or card cap).
+	WaitForNewKey bool
+	// Exhausted is set when soft retries are used up: apply the final action now.
+	Exhausted bool
+	// Why, for the timeline.
+	Why string
+}
+
+// AfterDecline decides the next step after a declined attempt.
+func (p Policy) AfterDecline(f DeclineFacts, rnd *rand.Rand) Decision {
+	switch {
+	case f.Hard:
+		return Decision{WaitForNewKey: true, Why: "hard decline: no retry on this key until a new one is registered"}
+	case f.CardAttempts >= p.MaxAttemptsPerCard:
+		return Decision{WaitForNewKey: true, Why: fmt.Sprintf("card cap: %d attempts within %s", f.CardAttempts, p.CardWindow.D())}
+	case f.Declines > p.MaxRetries:
+		return Decision{Exhausted: true, Why: fmt.Sprintf("retries exhausted after %d attempts", f.Declines)}
+	}
+	at := f.Now.Add(p.RetryDelay(f.Declines, rnd))
+	return Decision{RetryAt: at, Why: fmt.Sprintf("soft decline: retry %d of %d", f.Declines, p.MaxRetries)}
+}
+
+// Policies holds the default policy and per-plan overrides.
+type Policies struct {
+	mu      sync.RWMutex
+	def     Policy
+	perPlan map[string]Policy
+}
+
+// NewPolicies makes a set with def as the default.
+func NewPolicies(def Policy) *Policies { return &Policies{def: def, perPlan: map[string]Policy{}} }
+
+// Default returns the service-wide policy.
+func (ps *Policies) Default() Policy {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	return ps.def
+}
+
+// For returns the plan's policy: override (a JSON document over the default) if it has one.
+func (ps *Policies) For(planOverride []byte) (Policy, error) {
+	p := ps.Default()
+	if len(planOverride) == 0 || string(planOverride) == "null" {
+		return p, nil
+	}
+	if err := json.Unmarshal(planOverride, &p); err != nil {
+		return ps.Default(), fmt.Errorf("plan dunning policy: %w", err)
+	}
+	return p, p.Validate()
+}

@@ -1,0 +1,66 @@
+package app
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/dunningworks/billing/gateway"
+	"github.com/dunningworks/billing/gateway/pgsim"
+	"github.com/dunningworks/billing/gateway/stripe"
+	"github.com/dunningworks/billing/gateway/toss"
+)
+
+// Gateways are the enabled gateways by name.
+type Gateways map[string]gateway.Gateway
+
+// Get returns the named gateway.
+func (g Gateways) Get(name string) (gateway.Gateway, bool) {
+	gw, ok := g[name]
+	return gw, ok
+}
+
+// buildGateways constructs the adapters of BILLING_GATEWAYS. "sim" is the toss adapter pointed at pgsim:
+// BILLING_SIM_URL when given, else a simulator embedded in this process on a loopback port, so billingd
+// runs with no gateway account and no second process.
+func (a *App) buildGateways() (Gateways, error) {
+	gws := Gateways{}
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+	for _, name := range a.Config.Gateways {
+		switch name {
+		case "sim":
+			url := a.Config.SimURL
+			if url == "" {
+				sim := pgsim.New(pgsim.Options{Seed: 1, SecretKey: a.Config.SimSecretKey.Reveal(), Logger: a.Log.With("component", "pgsim")})
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					return nil, fmt.Errorf("embedded pgsim: %w", err)
+				}
+				srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+				go func() { _ = srv.Serve(ln) }()
+				a.closers = append(a.closers, func() { _ = srv.Close(); sim.Close() })
+				url = "http://" + ln.Addr().String()
+				a.Sim = sim
+				a.Log.Info("embedded gateway simulator", "url", url)
+			}
+			gws[name] = toss.New(toss.Config{BaseURL: url, SecretKey: a.Config.SimSecretKey.Reveal(), Name: "sim",
+				HTTPClient: client, Timeout: a.Config.GatewayTimeout})
+		case "toss":
+			gws[name] = toss.New(toss.Config{BaseURL: a.Config.TossAPIURL, SecretKey: a.Config.TossSecretKey.Reveal(),
+				Name: "toss", HTTPClient: client, Timeout: a.Config.GatewayTimeout})
+		case "stripe":
+			gw, err := stripe.New(stripe.Config{APIURL: a.Config.StripeAPIURL, SecretKey: a.Config.StripeSecretKey.Reveal(),
+				WebhookSecret: a.Config.StripeWebhookKey.Reveal(), HTTPClient: client, Timeout: a.Config.GatewayTimeout})
+			if err != nil {
+				return nil, fmt.Errorf("stripe gateway: %w", err)
+			}
+			gws[name] = gw
+		}
+	}
+	return gws, nil
+}
