@@ -36,7 +36,7 @@ func (a *Adapter) Cancel(ctx context.Context, paymentKey, reason string, amt dec
 	if idempotencyKey == "" {
 		idempotencyKey = derivedKey("cancel", paymentKey, reason, amt.String())
 	}
-	ans, err := a.do(ctx, http.MethodPost, "/v1/payments/"+url.PathEscape(paymentKey)+"/cancel", idempotencyKey, body)
+	ans, err := a.do(ctx, http.MethodPost, "/v1/payments/"+url.PathEscape(paymentKey)+"/cancel", idempotencyKey, "", body)
 	if err != nil {
 		if !wasSent(err) {
 			return a.notSent(err)

@@ -49,7 +49,7 @@ func (a *Adapter) Charge(ctx context.Context, req gateway.ChargeRequest) (gatewa
 	if body.OrderName == "" {
 		body.OrderName = req.OrderID
 	}
-	ans, err := a.do(ctx, http.MethodPost, "/v1/billing/"+url.PathEscape(req.BillingKey.Reveal()), req.IdempotencyKey, body)
+	ans, err := a.do(ctx, http.MethodPost, "/v1/billing/"+url.PathEscape(req.BillingKey.Reveal()), req.IdempotencyKey, req.BillingKey.Reveal(), body)
 	if err != nil {
 		if !wasSent(err) {
 			return gateway.Outcome{}, a.notSent(err)

@@ -49,7 +49,7 @@ func (a *Adapter) IssueBillingKey(ctx context.Context, customerKey, authKey stri
 		return gateway.IssuedKey{}, fmt.Errorf("%w: empty customer key or auth key", ErrInvalidRequest)
 	}
 	idem := derivedKey("issue", customerKey, authKey)
-	ans, err := a.do(ctx, http.MethodPost, "/v1/billing/authorizations/issue", idem, issueBody{AuthKey: authKey, CustomerKey: customerKey})
+	ans, err := a.do(ctx, http.MethodPost, "/v1/billing/authorizations/issue", idem, "", issueBody{AuthKey: authKey, CustomerKey: customerKey})
 	if err != nil {
 		if !wasSent(err) {
 			return gateway.IssuedKey{}, a.notSent(err)

@@ -20,7 +20,7 @@ func (a *Adapter) Lookup(ctx context.Context, orderID string) (gateway.Outcome, 
 	if orderID == "" {
 		return gateway.Outcome{}, fmt.Errorf("%w: empty order id", ErrInvalidRequest)
 	}
-	ans, err := a.do(ctx, http.MethodGet, "/v1/payments/orders/"+url.PathEscape(orderID), "", nil)
+	ans, err := a.do(ctx, http.MethodGet, "/v1/payments/orders/"+url.PathEscape(orderID), "", "", nil)
 	if err != nil {
 		if !wasSent(err) {
 			return gateway.Outcome{}, a.notSent(err)

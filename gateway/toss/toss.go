@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -52,6 +53,8 @@ type Adapter struct {
 	name    gateway.Name
 	client  *http.Client
 	timeout time.Duration
+	// pageSize is the transaction list page; a field so tests can exercise paging with a few lines.
+	pageSize int
 }
 
 var _ gateway.Gateway = (*Adapter)(nil)
@@ -59,11 +62,12 @@ var _ gateway.Gateway = (*Adapter)(nil)
 // New returns an adapter. Missing fields take their documented defaults.
 func New(cfg Config) *Adapter {
 	a := &Adapter{
-		base:    strings.TrimRight(cfg.BaseURL, "/"),
-		auth:    "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.SecretKey+":")),
-		name:    cfg.Name,
-		client:  cfg.HTTPClient,
-		timeout: cfg.Timeout,
+		base:     strings.TrimRight(cfg.BaseURL, "/"),
+		auth:     "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.SecretKey+":")),
+		name:     cfg.Name,
+		client:   cfg.HTTPClient,
+		timeout:  cfg.Timeout,
+		pageSize: maxPageSize,
 	}
 	if a.base == "" {
 		a.base = DefaultBaseURL
@@ -116,7 +120,9 @@ func (e *sendError) Error() string { return e.err.Error() }
 func (e *sendError) Unwrap() error { return e.err }
 
 // do performs one request with the adapter's timeout. idemKey, when non-empty, is sent as Idempotency-Key.
-func (a *Adapter) do(ctx context.Context, method, path, idemKey string, in any) (answer, error) {
+// secret, when non-empty, is a path segment (the billing key) scrubbed from errors: net/http puts the URL
+// in its errors, and those end up in Outcome.Reason, which is stored and logged.
+func (a *Adapter) do(ctx context.Context, method, path, idemKey, secret string, in any) (answer, error) {
 	if err := ctx.Err(); err != nil {
 		return answer{}, &sendError{sent: false, err: err}
 	}
@@ -151,6 +157,10 @@ func (a *Adapter) do(ctx context.Context, method, path, idemKey string, in any) 
 	}
 	res, err := a.client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if secret != "" && errors.As(err, &ue) {
+			ue.URL = strings.ReplaceAll(ue.URL, url.PathEscape(secret), "[REDACTED]")
+		}
 		return answer{}, &sendError{sent: gotConn.Load(), err: err}
 	}
 	defer res.Body.Close()

@@ -12,8 +12,8 @@ import (
 	"github.com/dunningworks/billing/gateway"
 )
 
-// pageSize is Toss's maximum page for the transaction list.
-const pageSize = 10000
+// maxPageSize is Toss's maximum page for the transaction list.
+const maxPageSize = 10000
 
 type transaction struct {
 	TransactionKey string `json:"transactionKey"`
@@ -39,10 +39,10 @@ func (a *Adapter) Transactions(ctx context.Context, from, to time.Time) ([]gatew
 	q := url.Values{}
 	q.Set("startDate", queryTime(from.Add(-24*time.Hour)))
 	q.Set("endDate", queryTime(to.Add(24*time.Hour)))
-	q.Set("limit", strconv.Itoa(pageSize))
+	q.Set("limit", strconv.Itoa(a.pageSize))
 	var out []gateway.Transaction
 	for {
-		ans, err := a.do(ctx, http.MethodGet, "/v1/transactions?"+q.Encode(), "", nil)
+		ans, err := a.do(ctx, http.MethodGet, "/v1/transactions?"+q.Encode(), "", "", nil)
 		if err != nil {
 			if !wasSent(err) {
 				return nil, a.notSent(err)
@@ -82,7 +82,7 @@ func (a *Adapter) Transactions(ctx context.Context, from, to time.Time) ([]gatew
 				Currency:       cur,
 			})
 		}
-		if len(page) < pageSize {
+		if len(page) < a.pageSize {
 			return out, nil
 		}
 		q.Set("startingAfter", page[len(page)-1].TransactionKey)

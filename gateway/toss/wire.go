@@ -53,16 +53,14 @@ type payment struct {
 	Failure            *errorBody `json:"failure"`
 }
 
-// Toss payment statuses.
+// Toss payment statuses the adapter maps to definite outcomes; READY, IN_PROGRESS and
+// WAITING_FOR_DEPOSIT (and anything new) are Unknown.
 const (
-	statusReady             = "READY"
-	statusInProgress        = "IN_PROGRESS"
-	statusWaitingForDeposit = "WAITING_FOR_DEPOSIT"
-	statusDone              = "DONE"
-	statusCanceled          = "CANCELED"
-	statusPartialCanceled   = "PARTIAL_CANCELED"
-	statusAborted           = "ABORTED"
-	statusExpired           = "EXPIRED"
+	statusDone            = "DONE"
+	statusCanceled        = "CANCELED"
+	statusPartialCanceled = "PARTIAL_CANCELED"
+	statusAborted         = "ABORTED"
+	statusExpired         = "EXPIRED"
 )
 
 // parseTime reads a Toss timestamp. Toss sends RFC 3339 with an offset for payments; webhook createdAt and
