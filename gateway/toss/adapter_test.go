@@ -110,15 +110,17 @@ func TestChargeSendsNonKRWCurrencyAndEmail(t *testing.T) {
 func TestChargeUnknownAnswers(t *testing.T) {
 	t.Parallel()
 	cases := map[string]http.HandlerFunc{
-		"unparseable 200":        reply(http.StatusOK, `{"paymentKey":`),
-		"200 for another order":  reply(http.StatusOK, strings.Replace(donePayment, "order-0001", "order-9999", 1)),
-		"200 still in progress":  reply(http.StatusOK, `{"paymentKey":"pk_1","orderId":"order-0001","status":"IN_PROGRESS"}`),
-		"200 unknown status":     reply(http.StatusOK, `{"paymentKey":"pk_1","orderId":"order-0001","status":"SOMETHING"}`),
-		"500 with a hard code":   reply(http.StatusInternalServerError, `{"code":"INVALID_STOPPED_CARD","message":"x"}`),
-		"502 html":               reply(http.StatusBadGateway, `<html>bad gateway</html>`),
-		"503":                    reply(http.StatusServiceUnavailable, ``),
-		"400 without toss error": reply(http.StatusBadRequest, `<html>nope</html>`),
-		"302":                    reply(http.StatusFound, ``),
+		"unparseable 200":         reply(http.StatusOK, `{"paymentKey":`),
+		"200 for another order":   reply(http.StatusOK, strings.Replace(donePayment, "order-0001", "order-9999", 1)),
+		"200 still in progress":   reply(http.StatusOK, `{"paymentKey":"pk_1","orderId":"order-0001","status":"IN_PROGRESS"}`),
+		"200 unknown status":      reply(http.StatusOK, `{"paymentKey":"pk_1","orderId":"order-0001","status":"SOMETHING"}`),
+		"200 done without key":    reply(http.StatusOK, `{"orderId":"order-0001","status":"DONE","approvedAt":"2026-03-01T09:00:00+09:00"}`),
+		"200 done bad approvedAt": reply(http.StatusOK, `{"paymentKey":"pk_1","orderId":"order-0001","status":"DONE","approvedAt":"soon"}`),
+		"500 with a hard code":    reply(http.StatusInternalServerError, `{"code":"INVALID_STOPPED_CARD","message":"x"}`),
+		"502 html":                reply(http.StatusBadGateway, `<html>bad gateway</html>`),
+		"503":                     reply(http.StatusServiceUnavailable, ``),
+		"400 without toss error":  reply(http.StatusBadRequest, `<html>nope</html>`),
+		"302":                     reply(http.StatusFound, ``),
 		"timeout": func(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-time.After(2 * time.Second):

@@ -111,6 +111,9 @@ func (a *Adapter) classifyChargeError(ctx context.Context, orderID string, statu
 func paymentOutcome(p payment) gateway.Outcome {
 	switch p.Status {
 	case statusDone, statusCanceled, statusPartialCanceled:
+		if p.PaymentKey == "" {
+			return unknown("payment is %s but has no paymentKey", p.Status)
+		}
 		at, err := parseTime(p.ApprovedAt)
 		if err != nil {
 			return unknown("payment %s is %s but approvedAt is unreadable: %v", p.PaymentKey, p.Status, err)
