@@ -40,6 +40,7 @@ type BillingKey struct {
 	ID              string
 	CustomerID      string
 	Gateway         string
+	CustomerKey     string
 	Ciphertext      []byte
 	KeyVersion      int32
 	CardBrand       string

@@ -1,0 +1,75 @@
+package billingkey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dunningworks/billing/billing"
+	"github.com/dunningworks/billing/billingkey/internal/store"
+	"github.com/dunningworks/billing/gateway"
+	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/dbx"
+)
+
+var _ billing.KeyVault = (*Vault)(nil)
+
+// ChargeableKey returns the customer's default active key unless it was hard-declined; otherwise
+// billing.ErrNoChargeableKey.
+func (v *Vault) ChargeableKey(ctx context.Context, db dbx.DBTX, customerID string) (billing.KeyRef, error) {
+	row, err := v.q(db).ChargeableKey(ctx, customerID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return billing.KeyRef{}, billing.ErrNoChargeableKey
+	}
+	if err != nil {
+		return billing.KeyRef{}, fmt.Errorf("chargeable key of customer %s: %w", customerID, err)
+	}
+	return billing.KeyRef{ID: row.ID, Gateway: row.Gateway, CustomerKey: row.CustomerKey}, nil
+}
+
+// Token decrypts a key's token for a charge; it is the only place a token leaves its ciphertext. A revoked
+// key is refused (wrapping billing.ErrNoChargeableKey): revocation is the merchant saying "stop charging
+// this card", even for a charge that picked the key before it was revoked.
+func (v *Vault) Token(ctx context.Context, db dbx.DBTX, keyID string) (gateway.BillingKeyToken, error) {
+	row, err := v.q(db).KeySecret(ctx, keyID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return gateway.BillingKeyToken{}, apperr.NotFound("billing_key", keyID)
+	}
+	if err != nil {
+		return gateway.BillingKeyToken{}, fmt.Errorf("load billing key %s: %w", keyID, err)
+	}
+	if row.Status != StatusActive {
+		return gateway.BillingKeyToken{}, fmt.Errorf("billing key %s is %s: %w", keyID, row.Status, billing.ErrNoChargeableKey)
+	}
+	pt, err := v.ring.Open(row.Ciphertext, int(row.KeyVersion), binding(row.ID, row.CustomerID)...)
+	if err != nil {
+		v.log.ErrorContext(ctx, "billing key does not decrypt", "billing_key_id", keyID, "key_version", row.KeyVersion, "err", err)
+		return gateway.BillingKeyToken{}, fmt.Errorf("decrypt billing key %s: %w", keyID, err)
+	}
+	v.log.DebugContext(ctx, "billing key decrypted for charge", "billing_key_id", keyID, "customer_id", row.CustomerID)
+	return gateway.NewBillingKeyToken(string(pt)), nil
+}
+
+// MarkHardDeclined stops charges on the key until the customer registers a new one. The first decline is
+// kept; marking an already marked key is a no-op.
+func (v *Vault) MarkHardDeclined(ctx context.Context, db dbx.DBTX, keyID, code string, at time.Time) error {
+	n, err := v.q(db).MarkHardDeclined(ctx, store.MarkHardDeclinedParams{ID: keyID, Code: &code, At: &at})
+	if err != nil {
+		return fmt.Errorf("mark billing key %s hard-declined: %w", keyID, err)
+	}
+	if n == 0 {
+		exists, err := v.q(db).KeyExists(ctx, keyID)
+		if err != nil {
+			return fmt.Errorf("mark billing key %s hard-declined: %w", keyID, err)
+		}
+		if !exists {
+			return apperr.NotFound("billing_key", keyID)
+		}
+		return nil
+	}
+	v.log.InfoContext(ctx, "billing key hard-declined; no more charges on it", "billing_key_id", keyID, "decline_code", code)
+	return nil
+}

@@ -1,0 +1,153 @@
+package billingkey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dunningworks/billing/billingkey/internal/store"
+	"github.com/dunningworks/billing/gateway"
+	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/ids"
+)
+
+// Issue exchanges an auth key from the gateway's card-registration flow for a billing key and stores it
+// for the customer. The customer's first key (or any new key while they have no chargeable default: the
+// default was revoked or hard-declined) becomes the default, so a new card heals dunning without a second
+// call. OnKeyRegistered runs in the same transaction.
+//
+// The gateway is called outside any transaction: a slow gateway must not hold a customer lock or a
+// connection. If storing fails after the gateway issued the key, the caller may retry with the same auth
+// key; adapters derive their idempotency key from (customerKey, authKey) and get the same key back.
+func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, customerKey string) (Key, error) {
+	gatewayName, customerKey = strings.TrimSpace(gatewayName), strings.TrimSpace(customerKey)
+	var val apperr.Validation
+	var gw gateway.Gateway
+	switch {
+	case gatewayName == "":
+		val.Add("gateway", "is required")
+	default:
+		var ok bool
+		if v.gateways != nil {
+			gw, ok = v.gateways.Get(gatewayName)
+		}
+		if !ok {
+			val.Add("gateway", "%q is not an enabled gateway", gatewayName)
+		}
+	}
+	if authKey == "" || len(authKey) > 1024 || hasControl(authKey) {
+		val.Add("auth_key", "is required (at most 1024 printable characters)")
+	}
+	if customerKey == "" || len(customerKey) > 300 || hasControl(customerKey) {
+		val.Add("customer_key", "is required (at most 300 printable characters)")
+	}
+	if err := val.Err(); err != nil {
+		return Key{}, err
+	}
+	if err := v.requireCustomer(ctx, customerID); err != nil {
+		return Key{}, err
+	}
+
+	gctx, cancel := context.WithTimeout(ctx, v.issueTimeout)
+	issued, err := gw.IssueBillingKey(gctx, customerKey, authKey)
+	cancel()
+	if err != nil {
+		return Key{}, v.issueError(ctx, gatewayName, customerID, err)
+	}
+	if issued.Token.IsZero() {
+		return Key{}, &apperr.Error{Kind: apperr.KindGateway, Code: "gateway_unavailable",
+			Message: "the gateway answered without a billing key; nothing was stored"}
+	}
+
+	var row store.BillingKey
+	err = v.inTx(ctx, func(tx pgx.Tx) error {
+		if err := v.lockCustomer(ctx, tx, customerID); err != nil {
+			return err
+		}
+		makeDefault, err := v.takesDefault(ctx, tx, customerID)
+		if err != nil {
+			return err
+		}
+		id := ids.New("bk")
+		ct, version, err := v.ring.Seal([]byte(issued.Token.Reveal()), binding(id, customerID)...)
+		if err != nil {
+			return err
+		}
+		row, err = v.q(tx).InsertKey(ctx, store.InsertKeyParams{
+			ID: id, CustomerID: customerID, Gateway: gatewayName, CustomerKey: customerKey,
+			Ciphertext: ct, KeyVersion: int32(version), CardBrand: issued.Card.Brand,
+			MaskedNumber: issued.Card.MaskedNumber, IsDefault: makeDefault, CreatedAt: v.clock.Now(),
+		})
+		if err != nil {
+			return fmt.Errorf("store billing key: %w", err)
+		}
+		return v.registered(ctx, tx, customerID)
+	})
+	if err != nil {
+		return Key{}, err
+	}
+	v.log.InfoContext(ctx, "billing key registered", "customer_id", customerID, "billing_key_id", row.ID,
+		"gateway", gatewayName, "is_default", row.IsDefault)
+	return keyView(row), nil
+}
+
+// takesDefault reports whether a new key becomes the default: when the customer has none, or the current
+// one is hard-declined (it can never be charged again, so leaving it default would block the heal).
+// The caller holds the customer lock.
+func (v *Vault) takesDefault(ctx context.Context, tx pgx.Tx, customerID string) (bool, error) {
+	cur, err := v.q(tx).DefaultKey(ctx, customerID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("load default key: %w", err)
+	}
+	if cur.HardDeclinedAt == nil {
+		return false, nil
+	}
+	if err := v.q(tx).ClearDefault(ctx, customerID); err != nil {
+		return false, fmt.Errorf("clear default key: %w", err)
+	}
+	return true, nil
+}
+
+// issueError turns a gateway failure into what the client can act on: a refused card is the customer's
+// problem (422), anything else is ours or the gateway's (502/503), never a 500 and never "declined".
+func (v *Vault) issueError(ctx context.Context, gatewayName, customerID string, err error) error {
+	var decline *gateway.DeclineError
+	switch {
+	case errors.As(err, &decline):
+		return &apperr.Error{Kind: apperr.KindValidation, Code: "auth_key_rejected",
+			Message: "the gateway refused to issue a billing key for this auth key: " + decline.Message,
+			Fields:  []apperr.FieldError{{Field: "auth_key", Message: "refused by the gateway (" + decline.Code + ")"}},
+			Extra:   map[string]any{"gateway_code": decline.Code}, Err: err}
+	case errors.Is(err, gateway.ErrAuthKeyRejected):
+		return &apperr.Error{Kind: apperr.KindValidation, Code: "auth_key_rejected",
+			Message: "the gateway refused to issue a billing key for this auth key",
+			Fields:  []apperr.FieldError{{Field: "auth_key", Message: "refused by the gateway"}}, Err: err}
+	case ctx.Err() != nil:
+		// The client went away; there is nobody to answer.
+		return ctx.Err()
+	case errors.Is(err, gateway.ErrTryLater):
+		e := &apperr.Error{Kind: apperr.KindUnavailable, Code: "gateway_unavailable",
+			Message: "the gateway is not taking requests right now; nothing was stored, try again later", Err: err}
+		var tl *gateway.TryLaterError
+		if errors.As(err, &tl) && tl.RetryAfter > 0 {
+			e.Extra = map[string]any{"retry_after_seconds": int(tl.RetryAfter.Seconds() + 0.999)}
+		}
+		return e
+	default:
+		v.log.WarnContext(ctx, "billing key issuance failed at the gateway", "gateway", gatewayName,
+			"customer_id", customerID, "err", err)
+		return &apperr.Error{Kind: apperr.KindGateway, Code: "gateway_unavailable",
+			Message: "the gateway did not issue the billing key; nothing was stored, retry with the same auth key", Err: err}
+	}
+}
+
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, unicode.IsControl) >= 0
+}

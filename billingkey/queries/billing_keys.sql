@@ -1,0 +1,66 @@
+-- name: CustomerExists :one
+SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1);
+
+-- name: LockCustomer :one
+-- Serializes key changes per customer, so two concurrent first keys cannot both (or neither) become default.
+SELECT id FROM customers WHERE id = $1 FOR UPDATE;
+
+-- name: DefaultKey :one
+SELECT * FROM billing_keys WHERE customer_id = $1 AND is_default;
+
+-- name: InsertKey :one
+INSERT INTO billing_keys (id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number,
+                          status, is_default, created_at)
+VALUES (@id, @customer_id, @gateway, @customer_key, @ciphertext, @key_version, @card_brand, @masked_number,
+        'active', @is_default, @created_at)
+RETURNING *;
+
+-- name: ClearDefault :exec
+UPDATE billing_keys SET is_default = false WHERE customer_id = $1 AND is_default;
+
+-- name: SetDefault :one
+UPDATE billing_keys SET is_default = true WHERE id = $1 RETURNING *;
+
+-- name: CustomerKeyForUpdate :one
+SELECT * FROM billing_keys WHERE id = $1 AND customer_id = $2 FOR UPDATE;
+
+-- name: CustomerKey :one
+SELECT * FROM billing_keys WHERE id = $1 AND customer_id = $2;
+
+-- name: ListKeys :many
+SELECT * FROM billing_keys
+WHERE customer_id = @customer_id
+  AND (NOT @has_cursor::boolean OR (created_at, id) > (@after_time::timestamptz, @after_id::text))
+ORDER BY created_at, id
+LIMIT @lim;
+
+-- name: RevokeKey :one
+UPDATE billing_keys SET status = 'revoked', is_default = false, revoked_at = @revoked_at
+WHERE id = @id
+RETURNING *;
+
+-- name: ChargeableKey :one
+SELECT id, gateway, customer_key FROM billing_keys
+WHERE customer_id = $1 AND is_default AND status = 'active' AND hard_declined_at IS NULL;
+
+-- name: KeySecret :one
+SELECT id, customer_id, status, ciphertext, key_version FROM billing_keys WHERE id = $1;
+
+-- name: MarkHardDeclined :execrows
+-- The first hard decline is kept: a later one on the same key says nothing new.
+UPDATE billing_keys SET hard_declined_at = @at, hard_decline_code = @code
+WHERE id = @id AND hard_declined_at IS NULL;
+
+-- name: KeyExists :one
+SELECT EXISTS (SELECT 1 FROM billing_keys WHERE id = $1);
+
+-- name: StaleKeysForUpdate :many
+-- SKIP LOCKED lets rotation run beside live traffic and beside a second rotator without waiting on either.
+SELECT id, customer_id, ciphertext, key_version FROM billing_keys
+WHERE key_version < @current_version
+ORDER BY id
+LIMIT @lim
+FOR UPDATE SKIP LOCKED;
+
+-- name: Reencrypt :exec
+UPDATE billing_keys SET ciphertext = @ciphertext, key_version = @key_version WHERE id = @id;

@@ -1,2 +1,0 @@
--- name: Placeholder :one
-SELECT 1::int AS one;
