@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dunningworks/billing/billing"
+	"github.com/dunningworks/billing/billingkey"
 	"github.com/dunningworks/billing/clock"
 )
 
@@ -35,6 +36,8 @@ type Deps struct {
 	ClockAdvancer ClockAdvancer
 	// Billing is the billing domain service.
 	Billing *billing.Service
+	// Vault is the billing-key vault.
+	Vault *billingkey.Vault
 	// HealthOnly serves only /healthz, /readyz and /metrics (BILLING_ROLE=worker).
 	HealthOnly bool
 }
@@ -98,6 +101,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 func (s *Server) mountV1(r chi.Router) {
 	s.mountTestClock(r)
 	s.mountCustomers(r)
+	s.mountBillingKeys(r)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -3,8 +3,9 @@
 //	billingctl migrate                         apply migrations (same as billingd migrate)
 //	billingctl db-reset                        drop and recreate the database in DATABASE_URL, then migrate
 //	billingctl apikey create --role R [--name N]
+//	billingctl rotate-keys [--batch N]          re-encrypt billing keys under the newest key version
 //
-// It reads DATABASE_URL like billingd.
+// It reads DATABASE_URL (and, for rotate-keys, BILLING_ENCRYPTION_KEYS) like billingd.
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -20,6 +22,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dunningworks/billing/api"
+	"github.com/dunningworks/billing/billingkey"
+	"github.com/dunningworks/billing/clock"
+	"github.com/dunningworks/billing/internal/app"
+	"github.com/dunningworks/billing/internal/config"
 	"github.com/dunningworks/billing/migrations"
 )
 
@@ -33,7 +39,8 @@ func main() {
 const usage = `usage: billingctl <command>
   migrate                          apply the service's and River's migrations
   db-reset                         drop and recreate the database in DATABASE_URL, then migrate
-  apikey create --role R [--name N] create an API key (prints the token once)`
+  apikey create --role R [--name N] create an API key (prints the token once)
+  rotate-keys [--batch N]          re-encrypt billing keys under the newest BILLING_ENCRYPTION_KEYS version`
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
@@ -69,9 +76,42 @@ func run(ctx context.Context, args []string) error {
 			fmt.Printf("id:    %s\nrole:  %s\ntoken: %s\n(the token is shown once; only its hash is stored)\n", k.ID, k.Role, k.Token)
 			return nil
 		})
+	case "rotate-keys":
+		return rotateKeys(ctx, url, args[1:])
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}
+}
+
+// rotateKeys re-encrypts stored billing keys under the newest key version. It reads the keys through the
+// same config and ring builder as billingd, so the two cannot disagree on what the keys are.
+func rotateKeys(ctx context.Context, url string, args []string) error {
+	fs := flag.NewFlagSet("rotate-keys", flag.ContinueOnError)
+	batch := fs.Int("batch", billingkey.DefaultRotateBatch, "rows re-encrypted per transaction")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *batch < 1 {
+		return errors.New("--batch must be at least 1")
+	}
+	cfg, err := config.Load(nil)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ring, err := app.KeyRing(cfg, log)
+	if err != nil {
+		return err
+	}
+	return withPool(ctx, url, func(pool *pgxpool.Pool) error {
+		v := billingkey.New(billingkey.Config{Pool: pool, Clock: clock.System{}, KeyRing: ring, Log: log})
+		n, err := v.Rotate(ctx, *batch)
+		if err != nil {
+			return fmt.Errorf("rotated %d billing keys, then: %w", n, err)
+		}
+		fmt.Printf("rotated %d billing keys to key version %d\n", n, ring.Current())
+		return nil
+	})
 }
 
 func withPool(ctx context.Context, url string, f func(*pgxpool.Pool) error) error {

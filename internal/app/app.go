@@ -18,6 +18,7 @@ import (
 
 	"github.com/dunningworks/billing/api"
 	"github.com/dunningworks/billing/billing"
+	"github.com/dunningworks/billing/billingkey"
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/internal/config"
@@ -34,6 +35,7 @@ type App struct {
 	Registry  *prometheus.Registry
 	API       *api.Server
 	Billing   *billing.Service
+	Vault     *billingkey.Vault
 	Gateways  Gateways
 	// Sim is the embedded gateway simulator (nil unless "sim" is enabled without BILLING_SIM_URL).
 	Sim *pgsim.Server
@@ -87,6 +89,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 
 	a.Billing = billing.New(billing.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Log: log})
+	if a.Vault, err = a.buildVault(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Billing.SetVault(a.Vault)
 
 	var boot []api.BootstrapToken
 	for _, k := range cfg.BootstrapKeys {
@@ -101,6 +108,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		Ready:      a.Ready,
 		TestClock:  a.TestClock,
 		Billing:    a.Billing,
+		Vault:      a.Vault,
 		HealthOnly: cfg.Role == config.RoleWorker,
 	})
 	return a, nil
