@@ -123,4 +123,3 @@ func daysBetween(from, to time.Time) int {
 	}
 	return int(to.Sub(from) / (24 * time.Hour))
 }
-

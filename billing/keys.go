@@ -25,8 +25,9 @@ var ErrNoChargeableKey = errors.New("no chargeable billing key")
 type KeyVault interface {
 	// ChargeableKey returns the customer's default active key unless it was hard-declined.
 	ChargeableKey(ctx context.Context, db dbx.DBTX, customerID string) (KeyRef, error)
-	// Token decrypts a key's token, for a charge only.
-	Token(ctx context.Context, db dbx.DBTX, keyID string) (gateway.BillingKeyToken, error)
+	// Token decrypts a key's token, for a charge only, and returns the customer key it was issued for
+	// (the gateway refuses a charge with another one).
+	Token(ctx context.Context, db dbx.DBTX, keyID string) (token gateway.BillingKeyToken, customerKey string, err error)
 	// MarkHardDeclined stops charges on the key until the customer registers a new one.
 	MarkHardDeclined(ctx context.Context, db dbx.DBTX, keyID, code string, at time.Time) error
 }

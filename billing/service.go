@@ -37,8 +37,7 @@ const (
 type Work struct {
 	Kind WorkKind
 	ID   string    // subscription, invoice or attempt id
-	Key  string    // distinguishes steps of one entity (period start, attempt seq, ...) for uniqueness
-	At   time.Time // domain time it is due
+	At   time.Time // domain time it is due; (Kind, ID, At) identifies one step of one entity
 }
 
 // Scheduler enqueues Work in the caller's transaction (package jobs implements it with River's InsertTx).

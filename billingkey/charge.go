@@ -33,24 +33,24 @@ func (v *Vault) ChargeableKey(ctx context.Context, db dbx.DBTX, customerID strin
 // Token decrypts a key's token for a charge; it is the only place a token leaves its ciphertext. A revoked
 // key is refused (wrapping billing.ErrNoChargeableKey): revocation is the merchant saying "stop charging
 // this card", even for a charge that picked the key before it was revoked.
-func (v *Vault) Token(ctx context.Context, db dbx.DBTX, keyID string) (gateway.BillingKeyToken, error) {
+func (v *Vault) Token(ctx context.Context, db dbx.DBTX, keyID string) (gateway.BillingKeyToken, string, error) {
 	row, err := v.q(db).KeySecret(ctx, keyID)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return gateway.BillingKeyToken{}, apperr.NotFound("billing_key", keyID)
+		return gateway.BillingKeyToken{}, "", apperr.NotFound("billing_key", keyID)
 	}
 	if err != nil {
-		return gateway.BillingKeyToken{}, fmt.Errorf("load billing key %s: %w", keyID, err)
+		return gateway.BillingKeyToken{}, "", fmt.Errorf("load billing key %s: %w", keyID, err)
 	}
 	if row.Status != StatusActive {
-		return gateway.BillingKeyToken{}, fmt.Errorf("billing key %s is %s: %w", keyID, row.Status, billing.ErrNoChargeableKey)
+		return gateway.BillingKeyToken{}, "", fmt.Errorf("billing key %s is %s: %w", keyID, row.Status, billing.ErrNoChargeableKey)
 	}
 	pt, err := v.ring.Open(row.Ciphertext, int(row.KeyVersion), binding(row.ID, row.CustomerID)...)
 	if err != nil {
 		v.log.ErrorContext(ctx, "billing key does not decrypt", "billing_key_id", keyID, "key_version", row.KeyVersion, "err", err)
-		return gateway.BillingKeyToken{}, fmt.Errorf("decrypt billing key %s: %w", keyID, err)
+		return gateway.BillingKeyToken{}, "", fmt.Errorf("decrypt billing key %s: %w", keyID, err)
 	}
 	v.log.DebugContext(ctx, "billing key decrypted for charge", "billing_key_id", keyID, "customer_id", row.CustomerID)
-	return gateway.NewBillingKeyToken(string(pt)), nil
+	return gateway.NewBillingKeyToken(string(pt)), row.CustomerKey, nil
 }
 
 // MarkHardDeclined stops charges on the key until the customer registers a new one. The first decline is

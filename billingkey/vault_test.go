@@ -166,7 +166,7 @@ func TestIssueStoresEncryptedAndFirstKeyIsDefault(t *testing.T) {
 	ref, err := b.vault.ChargeableKey(ctx, b.pool, cus)
 	require.NoError(t, err)
 	require.Equal(t, billing.KeyRef{ID: k1.ID, Gateway: "fake", CustomerKey: "ck-" + cus}, ref)
-	tok, err := b.vault.Token(ctx, b.pool, k1.ID)
+	tok, _, err := b.vault.Token(ctx, b.pool, k1.ID)
 	require.NoError(t, err)
 	require.Equal(t, rawToken("ck-"+cus, "auth-1"), tok.Reveal())
 
@@ -281,18 +281,18 @@ func TestCiphertextMovedToAnotherRowDoesNotDecrypt(t *testing.T) {
 	// Someone with write access to the table pastes Alice's ciphertext onto Mallory's key.
 	_, err = b.pool.Exec(ctx, "UPDATE billing_keys SET ciphertext = (SELECT ciphertext FROM billing_keys WHERE id = $1) WHERE id = $2", ka.ID, km.ID)
 	require.NoError(t, err)
-	_, err = b.vault.Token(ctx, b.pool, km.ID)
+	_, _, err = b.vault.Token(ctx, b.pool, km.ID)
 	require.ErrorIs(t, err, billingkey.ErrDecrypt)
 
 	// Alice's own row still works.
-	tok, err := b.vault.Token(ctx, b.pool, ka.ID)
+	tok, _, err := b.vault.Token(ctx, b.pool, ka.ID)
 	require.NoError(t, err)
 	require.Equal(t, rawToken("ck-a", "auth-a"), tok.Reveal())
 
 	// Moving the whole row to another customer breaks it too.
 	_, err = b.pool.Exec(ctx, "UPDATE billing_keys SET customer_id = $1, is_default = false WHERE id = $2", mallory, ka.ID)
 	require.NoError(t, err)
-	_, err = b.vault.Token(ctx, b.pool, ka.ID)
+	_, _, err = b.vault.Token(ctx, b.pool, ka.ID)
 	require.ErrorIs(t, err, billingkey.ErrDecrypt)
 }
 
@@ -374,7 +374,7 @@ func TestMakeDefaultAndRevoke(t *testing.T) {
 	// Revoking the default leaves no default; nothing is charged until the merchant picks one.
 	_, err = b.vault.ChargeableKey(ctx, b.pool, cus)
 	require.ErrorIs(t, err, billing.ErrNoChargeableKey)
-	_, err = b.vault.Token(ctx, b.pool, k2.ID)
+	_, _, err = b.vault.Token(ctx, b.pool, k2.ID)
 	require.ErrorIs(t, err, billing.ErrNoChargeableKey)
 
 	b.clock.Advance(time.Minute)
@@ -439,7 +439,7 @@ func TestRotateReencryptsUnderTheNewestVersion(t *testing.T) {
 	require.NoError(t, err)
 	v3 := billingkey.New(billingkey.Config{Pool: b.pool, Clock: b.clock, KeyRing: only2, Log: slog.New(slog.DiscardHandler)})
 	for _, k := range keys {
-		tok, err := v3.Token(ctx, b.pool, k.id)
+		tok, _, err := v3.Token(ctx, b.pool, k.id)
 		require.NoError(t, err)
 		require.Equal(t, k.token, tok.Reveal())
 		var ct []byte
@@ -447,7 +447,7 @@ func TestRotateReencryptsUnderTheNewestVersion(t *testing.T) {
 		require.NotEqual(t, before[k.id], ct)
 	}
 	// The old ring can no longer read them.
-	_, err = b.vault.Token(ctx, b.pool, keys[0].id)
+	_, _, err = b.vault.Token(ctx, b.pool, keys[0].id)
 	require.ErrorIs(t, err, billingkey.ErrUnknownKeyVersion)
 
 	n, err = v2.Rotate(ctx, 3)

@@ -144,7 +144,9 @@ func (p Policy) Validate() error {
 // PolicyError lists what is wrong with a policy.
 type PolicyError struct{ Problems []string }
 
-func (e *PolicyError) Error() string { return "invalid dunning policy: " + strings.Join(e.Problems, "; ") }
+func (e *PolicyError) Error() string {
+	return "invalid dunning policy: " + strings.Join(e.Problems, "; ")
+}
 
 // ErrInvalidPolicy matches any *PolicyError.
 var ErrInvalidPolicy = errors.New("invalid dunning policy")

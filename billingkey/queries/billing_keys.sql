@@ -44,7 +44,7 @@ SELECT id, gateway, customer_key FROM billing_keys
 WHERE customer_id = $1 AND is_default AND status = 'active' AND hard_declined_at IS NULL;
 
 -- name: KeySecret :one
-SELECT id, customer_id, status, ciphertext, key_version FROM billing_keys WHERE id = $1;
+SELECT id, customer_id, customer_key, status, ciphertext, key_version FROM billing_keys WHERE id = $1;
 
 -- name: MarkHardDeclined :execrows
 -- The first hard decline is kept: a later one on the same key says nothing new.

@@ -22,6 +22,7 @@ import (
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/internal/config"
+	"github.com/dunningworks/billing/jobs"
 	"github.com/dunningworks/billing/migrations"
 )
 
@@ -35,6 +36,7 @@ type App struct {
 	Registry  *prometheus.Registry
 	API       *api.Server
 	Billing   *billing.Service
+	Jobs      *jobs.Runner
 	Vault     *billingkey.Vault
 	Gateways  Gateways
 	// Sim is the embedded gateway simulator (nil unless "sim" is enabled without BILLING_SIM_URL).
@@ -89,6 +91,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	}
 
 	a.Billing = billing.New(billing.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Log: log})
+	a.Jobs, err = jobs.New(jobs.Config{Pool: a.Pool, Billing: a.Billing, Clock: a.Clock, TestClock: cfg.TestClock,
+		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	var advancer api.ClockAdvancer
+	if a.TestClock != nil {
+		advancer = &jobs.Advancer{Clock: a.TestClock, Billing: a.Billing, Sweeper: a.Jobs.Sweeper, Pool: a.Pool, Log: log}
+	}
 	if a.Vault, err = a.buildVault(); err != nil {
 		a.Close()
 		return nil, err
@@ -100,16 +112,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		boot = append(boot, api.BootstrapToken{Role: k.Role, Token: k.Token.Reveal()})
 	}
 	a.API = api.New(api.Deps{
-		Pool:       a.Pool,
-		Log:        log,
-		Clock:      a.Clock,
-		Registry:   a.Registry,
-		Bootstrap:  boot,
-		Ready:      a.Ready,
-		TestClock:  a.TestClock,
-		Billing:    a.Billing,
-		Vault:      a.Vault,
-		HealthOnly: cfg.Role == config.RoleWorker,
+		Pool:          a.Pool,
+		Log:           log,
+		Clock:         a.Clock,
+		Registry:      a.Registry,
+		Bootstrap:     boot,
+		Ready:         a.Ready,
+		TestClock:     a.TestClock,
+		ClockAdvancer: advancer,
+		Billing:       a.Billing,
+		Vault:         a.Vault,
+		HealthOnly:    cfg.Role == config.RoleWorker,
 	})
 	return a, nil
 }
@@ -138,11 +151,19 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           a.API,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		// Advancing the test clock through months of billing can take a while.
+		WriteTimeout: 10 * time.Minute,
+		IdleTimeout:  120 * time.Second,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	works := a.Config.Role != config.RoleAPI
+	if works {
+		if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil { // a canceled start context would hard-stop River; Stop drains instead
+			_ = srv.Close()
+			return fmt.Errorf("start job workers: %w", err)
+		}
+	}
 	a.Log.Info("billingd serving", "addr", ln.Addr().String(), "role", a.Config.Role, "gateways", a.Config.Gateways)
 
 	select {
@@ -153,6 +174,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	a.Log.Info("shutting down", "timeout", a.Config.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
 	defer cancel()
+	if works {
+		if err := a.Jobs.Stop(shutdownCtx); err != nil {
+			a.Log.Warn("job workers stop", "err", err)
+		}
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		a.Log.Warn("http shutdown", "err", err)
 	}

@@ -31,7 +31,7 @@ func (a *App) buildVault() (*billingkey.Vault, error) {
 		Gateways: a.Gateways,
 		KeyRing:  ring,
 		Log:      a.Log.With("component", "billingkey"),
-		// TODO(heal): connect billing's "a key was registered, retry open invoices" hook here once billing
-		// has one (OnKeyRegistered / Vault.SetOnKeyRegistered).
+		// A new key heals: billing retries the customer's open invoices in the key's transaction.
+		OnKeyRegistered: a.Billing.KeyRegistered,
 	}), nil
 }

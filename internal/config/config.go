@@ -54,6 +54,22 @@ func (s Secret) GoString() string { return "[REDACTED]" }
 // MarshalText never shows the secret.
 func (s Secret) MarshalText() ([]byte, error) { return []byte("[REDACTED]"), nil }
 
+// EncryptionKeys maps a key version to its 32-byte AES key. It never prints its keys.
+type EncryptionKeys map[int][]byte
+
+// String shows only the versions.
+func (k EncryptionKeys) String() string {
+	vs := make([]int, 0, len(k))
+	for v := range k {
+		vs = append(vs, v)
+	}
+	sort.Ints(vs)
+	return fmt.Sprintf("EncryptionKeys(versions %v, [REDACTED])", vs)
+}
+
+// GoString never shows the keys, even with %#v.
+func (k EncryptionKeys) GoString() string { return k.String() }
+
 // Config is billingd's configuration.
 type Config struct {
 	DatabaseURL      string
@@ -61,7 +77,7 @@ type Config struct {
 	Role             Role
 	Mode             Mode
 	BootstrapKeys    []BootstrapKey
-	EncryptionKeys   map[int][]byte // version -> 32-byte AES key; the highest version encrypts
+	EncryptionKeys   EncryptionKeys // version -> 32-byte AES key; the highest version encrypts
 	TestClock        bool
 	Gateways         []string
 	TossAPIURL       string
@@ -155,7 +171,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 
-	c.EncryptionKeys = map[int][]byte{}
+	c.EncryptionKeys = EncryptionKeys{}
 	for _, part := range splitList(getenv("BILLING_ENCRYPTION_KEYS")) {
 		vs, b64, ok := strings.Cut(part, ":")
 		v, err := strconv.Atoi(vs)

@@ -74,4 +74,8 @@ func TestEncryptionKeys(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, c.EncryptionKeys, 2)
 	require.Len(t, c.EncryptionKeys[2], 32)
+	out := fmt.Sprintf("%v %+v %#v", c, c, c)
+	require.NotContains(t, out, "48, 49, 50") // the key's bytes
+	require.NotContains(t, out, "0123456789abcdef")
+	require.Contains(t, out, "[REDACTED]")
 }

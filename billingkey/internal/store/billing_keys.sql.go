@@ -202,15 +202,16 @@ func (q *Queries) KeyExists(ctx context.Context, id string) (bool, error) {
 }
 
 const keySecret = `-- name: KeySecret :one
-SELECT id, customer_id, status, ciphertext, key_version FROM billing_keys WHERE id = $1
+SELECT id, customer_id, customer_key, status, ciphertext, key_version FROM billing_keys WHERE id = $1
 `
 
 type KeySecretRow struct {
-	ID         string
-	CustomerID string
-	Status     string
-	Ciphertext []byte
-	KeyVersion int32
+	ID          string
+	CustomerID  string
+	CustomerKey string
+	Status      string
+	Ciphertext  []byte
+	KeyVersion  int32
 }
 
 func (q *Queries) KeySecret(ctx context.Context, id string) (KeySecretRow, error) {
@@ -219,6 +220,7 @@ func (q *Queries) KeySecret(ctx context.Context, id string) (KeySecretRow, error
 	err := row.Scan(
 		&i.ID,
 		&i.CustomerID,
+		&i.CustomerKey,
 		&i.Status,
 		&i.Ciphertext,
 		&i.KeyVersion,

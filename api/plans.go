@@ -1,0 +1,67 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/dunningworks/billing/billing"
+	"github.com/dunningworks/billing/internal/page"
+)
+
+type createPlanRequest struct {
+	Code          string          `json:"code"`
+	Name          string          `json:"name"`
+	Amount        string          `json:"amount"`
+	Currency      string          `json:"currency"`
+	Interval      string          `json:"interval"`
+	IntervalCount int             `json:"interval_count"`
+	TrialDays     int             `json:"trial_days"`
+	DunningPolicy json.RawMessage `json:"dunning_policy"`
+}
+
+func (s *Server) mountPlans(r chi.Router) {
+	r.With(allow()).Post("/v1/plans", s.createPlan)
+	r.With(allow(RoleService, RoleSupport)).Get("/v1/plans", s.listPlans)
+	r.With(allow(RoleService, RoleSupport)).Get("/v1/plans/{id}", s.getPlan)
+}
+
+func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) {
+	var req createPlanRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	p, err := s.Billing.CreatePlan(r.Context(), billing.NewPlan{Code: req.Code, Name: req.Name, Amount: req.Amount,
+		Currency: req.Currency, Interval: req.Interval, IntervalCount: req.IntervalCount, TrialDays: req.TrialDays,
+		DunningPolicy: req.DunningPolicy})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, p)
+}
+
+func (s *Server) listPlans(w http.ResponseWriter, r *http.Request) {
+	p, err := page.Parse(r.URL.Query())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	list, err := s.Billing.ListPlans(r.Context(), p)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) {
+	p, err := s.Billing.GetPlan(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}

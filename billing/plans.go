@@ -1,0 +1,133 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dunningworks/billing/billing/internal/store"
+	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/dbx"
+	"github.com/dunningworks/billing/internal/ids"
+	"github.com/dunningworks/billing/internal/page"
+	"github.com/dunningworks/billing/money"
+)
+
+// Plan is a price for a recurring interval.
+type Plan struct {
+	ID            string          `json:"id"`
+	Code          string          `json:"code"`
+	Name          string          `json:"name"`
+	Amount        string          `json:"amount"`
+	Currency      string          `json:"currency"`
+	Interval      Interval        `json:"interval"`
+	IntervalCount int             `json:"interval_count"`
+	TrialDays     int             `json:"trial_days"`
+	DunningPolicy json.RawMessage `json:"dunning_policy,omitempty"`
+	CreatedAt     time.Time       `json:"created_at"`
+}
+
+// NewPlan is the input of CreatePlan.
+type NewPlan struct {
+	Code          string
+	Name          string
+	Amount        string
+	Currency      string
+	Interval      string
+	IntervalCount int
+	TrialDays     int
+	DunningPolicy json.RawMessage
+}
+
+var planCode = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// CreatePlan validates and stores a plan. Its amount, currency and interval become immutable once a
+// subscription uses it (the database refuses the update).
+func (s *Service) CreatePlan(ctx context.Context, in NewPlan) (Plan, error) {
+	var v apperr.Validation
+	if !planCode.MatchString(in.Code) {
+		v.Add("code", "must be 1-64 letters, digits, '_', '.' or '-'")
+	}
+	if in.Name == "" || len(in.Name) > 255 {
+		v.Add("name", "is required (at most 255 characters)")
+	}
+	amount, err := money.ParseNonNegative(in.Amount, in.Currency)
+	switch {
+	case errors.Is(err, money.ErrUnknownCurrency):
+		v.Add("currency", "must be a supported ISO 4217 code (e.g. KRW, USD, JPY, EUR)")
+	case err != nil:
+		v.Add("amount", "%v", err)
+	}
+	if !Interval(in.Interval).Valid() {
+		v.Add("interval", "must be day, week, month or year")
+	}
+	if in.IntervalCount == 0 {
+		in.IntervalCount = 1
+	}
+	if in.IntervalCount < 1 || in.IntervalCount > 365 {
+		v.Add("interval_count", "must be from 1 to 365")
+	}
+	if in.TrialDays < 0 || in.TrialDays > 730 {
+		v.Add("trial_days", "must be from 0 to 730")
+	}
+	if len(in.DunningPolicy) > 0 {
+		if _, err := s.policies.For(in.DunningPolicy); err != nil {
+			v.Add("dunning_policy", "%v", err)
+		}
+	}
+	if err := v.Err(); err != nil {
+		return Plan{}, err
+	}
+	row, err := s.q(s.pool).CreatePlan(ctx, store.CreatePlanParams{
+		ID: ids.New("plan"), Code: in.Code, Name: in.Name, Amount: amount, Currency: in.Currency,
+		Interval: in.Interval, IntervalCount: int32(in.IntervalCount), TrialDays: int32(in.TrialDays),
+		DunningPolicy: in.DunningPolicy, CreatedAt: s.clock.Now(),
+	})
+	if dbx.IsUniqueViolation(err, "plans_code_key") {
+		return Plan{}, apperr.Conflict("plan_code_taken", "a plan with code %q already exists", in.Code)
+	}
+	if err != nil {
+		return Plan{}, err
+	}
+	return planView(row), nil
+}
+
+// GetPlan returns a plan.
+func (s *Service) GetPlan(ctx context.Context, id string) (Plan, error) {
+	row, err := s.getPlan(ctx, s.pool, id)
+	if err != nil {
+		return Plan{}, err
+	}
+	return planView(row), nil
+}
+
+func (s *Service) getPlan(ctx context.Context, db dbx.DBTX, id string) (store.Plan, error) {
+	row, err := s.q(db).GetPlan(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return row, apperr.NotFound("plan", id)
+	}
+	return row, err
+}
+
+// ListPlans lists plans, oldest first.
+func (s *Service) ListPlans(ctx context.Context, p page.Request) (page.List[Plan], error) {
+	rows, err := s.q(s.pool).ListPlans(ctx, store.ListPlansParams{Limit: int32(p.Limit + 1), HasCursor: p.HasCursor(), AfterTime: p.AfterTime, AfterID: p.AfterID})
+	if err != nil {
+		return page.List[Plan]{}, err
+	}
+	out := make([]Plan, len(rows))
+	for i, r := range rows {
+		out[i] = planView(r)
+	}
+	return page.Build(out, p.Limit, func(p Plan) (time.Time, string) { return p.CreatedAt, p.ID }), nil
+}
+
+func planView(r store.Plan) Plan {
+	return Plan{ID: r.ID, Code: r.Code, Name: r.Name, Amount: money.String(r.Amount, r.Currency), Currency: r.Currency,
+		Interval: Interval(r.Interval), IntervalCount: int(r.IntervalCount), TrialDays: int(r.TrialDays),
+		DunningPolicy: r.DunningPolicy, CreatedAt: r.CreatedAt}
+}

@@ -1,0 +1,56 @@
+-- name: CreateInvoice :one
+INSERT INTO invoices (id, customer_id, subscription_id, kind, status, currency, period_start, period_end,
+    subtotal, total, amount_due, created_at)
+VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: GetInvoiceForPeriod :one
+SELECT * FROM invoices WHERE subscription_id = $1 AND period_start = $2 AND kind IN ('initial', 'renewal');
+
+-- name: AddInvoiceLine :exec
+INSERT INTO invoice_lines (invoice_id, description, plan_id, quantity, unit_amount, amount, period_start, period_end, proration)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+
+-- name: GetInvoice :one
+SELECT * FROM invoices WHERE id = $1;
+
+-- name: LockInvoice :one
+SELECT * FROM invoices WHERE id = $1 FOR UPDATE;
+
+-- name: InvoiceLines :many
+SELECT * FROM invoice_lines WHERE invoice_id = $1 ORDER BY id;
+
+-- name: UpdateInvoice :one
+UPDATE invoices SET
+    status = @status, amount_due = @amount_due, amount_paid = @amount_paid, attempt_count = @attempt_count,
+    next_attempt_at = @next_attempt_at, first_failed_at = @first_failed_at,
+    finalized_at = @finalized_at, paid_at = @paid_at, voided_at = @voided_at, version = version + 1
+WHERE id = @id AND version = @version
+RETURNING *;
+
+-- name: ListInvoices :many
+SELECT * FROM invoices
+WHERE (sqlc.narg(customer_id)::text IS NULL OR customer_id = sqlc.narg(customer_id))
+  AND (sqlc.narg(subscription_id)::text IS NULL OR subscription_id = sqlc.narg(subscription_id))
+  AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status))
+  AND (NOT @has_cursor::boolean OR (created_at, id) > (@after_time::timestamptz, @after_id::text))
+ORDER BY created_at, id
+LIMIT @max;
+
+-- name: OpenInvoicesForSubscription :many
+SELECT * FROM invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at, id;
+
+-- name: OpenInvoicesForCustomer :many
+SELECT * FROM invoices WHERE customer_id = $1 AND status = 'open' ORDER BY created_at, id;
+
+-- name: DueCollections :many
+SELECT id, next_attempt_at::timestamptz AS due_at FROM invoices
+WHERE status = 'open' AND next_attempt_at <= @now
+ORDER BY next_attempt_at LIMIT @max;
+
+-- name: RetryOpenInvoicesNow :many
+-- A new billing key heals: every open invoice of the customer is due for a charge now.
+UPDATE invoices SET next_attempt_at = @now, version = version + 1
+WHERE customer_id = @customer_id AND status = 'open' AND amount_due > 0
+RETURNING id;

@@ -1,0 +1,120 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dunningworks/billing/billing/internal/store"
+	"github.com/dunningworks/billing/gateway"
+	"github.com/dunningworks/billing/statemachine"
+)
+
+// ResolveOptions tune ResolveAttempt.
+type ResolveOptions struct {
+	// Now resolves at once instead of waiting for the attempt's next lookup time (a customer is looking:
+	// the "stuck cart" read, or a webhook hint).
+	Now bool
+}
+
+// ResolveAttempt settles an attempt whose outcome is pending or unknown by asking the gateway for the
+// order. If the gateway never saw the order, the same attempt is resent with the same order id and
+// idempotency key: the gateway charges an order id at most once, so a resend can never double-charge,
+// and an attempt is never abandoned while money might have moved.
+func (s *Service) ResolveAttempt(ctx context.Context, attemptID string, opts ResolveOptions) (ChargeResult, error) {
+	att, err := s.q(s.pool).GetAttempt(ctx, attemptID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ChargeResult{}, nil
+	}
+	if err != nil {
+		return ChargeResult{}, err
+	}
+	if att.Status != string(statemachine.AttemptPending) && att.Status != string(statemachine.AttemptUnknown) {
+		return resultFromAttempt(att), nil
+	}
+	if !opts.Now && att.NextLookupAt != nil && att.NextLookupAt.After(s.clock.Now()) {
+		return resultFromAttempt(att), nil
+	}
+	gw, ok := s.gateways.Get(att.Gateway)
+	if !ok {
+		return s.bumpLookup(ctx, att, "gateway "+att.Gateway+" is not enabled")
+	}
+	out, err := gw.Lookup(ctx, att.OrderID)
+	if err != nil {
+		return s.bumpLookup(ctx, att, "lookup failed: "+err.Error())
+	}
+	switch out.Kind {
+	case gateway.Succeeded, gateway.Declined, gateway.Canceled:
+		return s.recordOutcome(ctx, att.ID, out)
+	case gateway.NotFound:
+		// The gateway has no such order: the request never arrived (or is still on its way, in which
+		// case the resend is refused as a duplicate and looked up). Resend the same attempt.
+		s.log.Info("attempt not found at gateway; resending the same order", "attempt_id", att.ID, "order_id", att.OrderID)
+		res, err := s.resend(ctx, att)
+		if err != nil {
+			return res, err
+		}
+		return res, nil
+	default:
+		return s.bumpLookup(ctx, att, "lookup inconclusive: "+out.Reason)
+	}
+}
+
+func (s *Service) resend(ctx context.Context, att store.PaymentAttempt) (ChargeResult, error) {
+	out, err := s.charge(ctx, att)
+	if err != nil {
+		return s.recordNotSent(ctx, att.ID, err)
+	}
+	return s.recordOutcome(ctx, att.ID, out)
+}
+
+// bumpLookup schedules the next lookup of an unresolved attempt on the reconciler's backoff.
+func (s *Service) bumpLookup(ctx context.Context, att store.PaymentAttempt, reason string) (ChargeResult, error) {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		now := s.clock.Now()
+		lc, err := s.lockForOutcome(ctx, tx, att.ID)
+		if err != nil {
+			return err
+		}
+		if lc.att.Status != string(statemachine.AttemptPending) && lc.att.Status != string(statemachine.AttemptUnknown) {
+			return nil
+		}
+		lc.att.LookupCount++
+		return s.applyUnknown(ctx, tx, lc, reason, now)
+	})
+	if err != nil {
+		return ChargeResult{}, fmt.Errorf("reschedule lookup of %s: %w", att.ID, err)
+	}
+	return ChargeResult{AttemptID: att.ID, Outcome: gateway.Unknown}, nil
+}
+
+// ResolveStuckForSubscription looks up, at once, any unresolved attempt of the subscription: a customer
+// who closed the app mid-payment sees the true state when they come back.
+func (s *Service) ResolveStuckForSubscription(ctx context.Context, subID string) error {
+	atts, err := s.q(s.pool).UnresolvedAttemptsForSubscription(ctx, &subID)
+	if err != nil {
+		return err
+	}
+	for _, a := range atts {
+		if _, err := s.ResolveAttempt(ctx, a.ID, ResolveOptions{Now: true}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ResolveStuckForCustomer is ResolveStuckForSubscription for all of a customer's attempts.
+func (s *Service) ResolveStuckForCustomer(ctx context.Context, customerID string) error {
+	atts, err := s.q(s.pool).UnresolvedAttemptsForCustomer(ctx, customerID)
+	if err != nil {
+		return err
+	}
+	for _, a := range atts {
+		if _, err := s.ResolveAttempt(ctx, a.ID, ResolveOptions{Now: true}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

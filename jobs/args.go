@@ -1,0 +1,93 @@
+package jobs
+
+import (
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/dunningworks/billing/billing"
+)
+
+// uniqueness: one job per (kind, entity, due time) among jobs that are waiting or running. Completed jobs
+// do not block a new one: the row says whether work is still due, so a rerun is a no-op, and a job that
+// completed early (or was lost) can always be recreated by the sweeper.
+var uniqueness = river.UniqueOpts{
+	ByArgs: true,
+	ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+		rivertype.JobStateScheduled, rivertype.JobStateRetryable},
+}
+
+// WorkArgs are the arguments of every domain job: which entity, and the due time that identifies the step.
+type WorkArgs struct {
+	ID  string    `json:"id"`
+	Due time.Time `json:"due"`
+}
+
+// RenewArgs renews a subscription.
+type RenewArgs WorkArgs
+
+// Kind is River's job kind.
+func (RenewArgs) Kind() string { return string(billing.WorkRenew) }
+
+// InsertOpts makes the job unique per (subscription, period end).
+func (RenewArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{UniqueOpts: uniqueness} }
+
+// CollectArgs retries an invoice's charge.
+type CollectArgs WorkArgs
+
+func (CollectArgs) Kind() string                 { return string(billing.WorkCollect) }
+func (CollectArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{UniqueOpts: uniqueness} }
+
+// ResolveAttemptArgs looks up an attempt whose outcome is pending or unknown.
+type ResolveAttemptArgs WorkArgs
+
+func (ResolveAttemptArgs) Kind() string { return string(billing.WorkResolveAttempt) }
+func (ResolveAttemptArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: uniqueness}
+}
+
+// GraceEndArgs suspends a subscription whose grace is over.
+type GraceEndArgs WorkArgs
+
+func (GraceEndArgs) Kind() string                 { return string(billing.WorkGraceEnd) }
+func (GraceEndArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{UniqueOpts: uniqueness} }
+
+// DunningEndArgs applies the final action when the dunning window is over.
+type DunningEndArgs WorkArgs
+
+func (DunningEndArgs) Kind() string                 { return string(billing.WorkDunningEnd) }
+func (DunningEndArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{UniqueOpts: uniqueness} }
+
+// ExpireIncompleteArgs expires a subscription whose first payment never succeeded.
+type ExpireIncompleteArgs WorkArgs
+
+func (ExpireIncompleteArgs) Kind() string { return string(billing.WorkExpireIncomplete) }
+func (ExpireIncompleteArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: uniqueness}
+}
+
+// SweepArgs is the periodic sweeper's job.
+type SweepArgs struct{}
+
+func (SweepArgs) Kind() string { return "sweep" }
+
+// argsFor maps billing's Work to River job arguments.
+func argsFor(w billing.Work) river.JobArgs {
+	a := WorkArgs{ID: w.ID, Due: w.At.UTC()}
+	switch w.Kind {
+	case billing.WorkRenew:
+		return RenewArgs(a)
+	case billing.WorkCollect:
+		return CollectArgs(a)
+	case billing.WorkResolveAttempt:
+		return ResolveAttemptArgs(a)
+	case billing.WorkGraceEnd:
+		return GraceEndArgs(a)
+	case billing.WorkDunningEnd:
+		return DunningEndArgs(a)
+	case billing.WorkExpireIncomplete:
+		return ExpireIncompleteArgs(a)
+	}
+	panic("jobs: unknown work kind " + string(w.Kind))
+}

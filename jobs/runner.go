@@ -1,0 +1,179 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/dunningworks/billing/billing"
+	"github.com/dunningworks/billing/clock"
+	"github.com/dunningworks/billing/internal/dbx"
+)
+
+// Config builds the job runner.
+type Config struct {
+	Pool    *pgxpool.Pool
+	Billing *billing.Service
+	Clock   clock.Clock
+	// TestClock is set when domain time is the persisted test clock: then work due in the future is not
+	// put on River's wall-clock schedule; the advancer enqueues it when the test clock reaches it.
+	TestClock     bool
+	Log           *slog.Logger
+	Workers       int
+	FetchCooldown time.Duration
+	// SweepInterval is how often the leader sweeps for due work whose job is missing.
+	SweepInterval time.Duration
+}
+
+// Runner owns the River client.
+type Runner struct {
+	Client  *river.Client[pgx.Tx]
+	Sweeper *Sweeper
+	cfg     Config
+}
+
+// New builds the River client with every worker registered and the scheduler installed in billing.
+func New(cfg Config) (*Runner, error) {
+	if cfg.Workers == 0 {
+		cfg.Workers = 100
+	}
+	if cfg.SweepInterval == 0 {
+		cfg.SweepInterval = 5 * time.Second
+	}
+	if cfg.FetchCooldown == 0 {
+		cfg.FetchCooldown = 5 * time.Millisecond
+	}
+	r := &Runner{cfg: cfg}
+	r.Sweeper = &Sweeper{billing: cfg.Billing, clock: cfg.Clock, pool: cfg.Pool, log: cfg.Log}
+
+	workers := river.NewWorkers()
+	b, c := cfg.Billing, cfg.Clock
+	river.AddWorker(workers, &renewWorker{b: b, c: c})
+	river.AddWorker(workers, &collectWorker{b: b, c: c})
+	river.AddWorker(workers, &resolveWorker{b: b, c: c})
+	river.AddWorker(workers, &graceEndWorker{b: b, c: c})
+	river.AddWorker(workers, &dunningEndWorker{b: b, c: c})
+	river.AddWorker(workers, &expireWorker{b: b, c: c})
+	river.AddWorker(workers, &sweepWorker{s: r.Sweeper})
+
+	logger := cfg.Log
+	if logger == nil {
+		logger = slog.Default()
+	}
+	client, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
+		Queues:        map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Workers:       workers,
+		FetchCooldown: cfg.FetchCooldown,
+		// Jobs are inserted with LISTEN/NOTIFY wake-ups; polling is only the fallback.
+		FetchPollInterval: 200 * time.Millisecond,
+		JobTimeout:        time.Minute,
+		// A job left running by a killed replica is rescued quickly; the work it carried is idempotent.
+		RescueStuckJobsAfter: 2 * time.Minute,
+		Logger:               logger.With("component", "river"),
+		PeriodicJobs: []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.SweepInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	r.Client = client
+	r.Sweeper.sched = r.Scheduler()
+	cfg.Billing.SetScheduler(r.Scheduler())
+	return r, nil
+}
+
+// Scheduler returns billing's view of the queue.
+func (r *Runner) Scheduler() *Scheduler {
+	return &Scheduler{client: r.Client, clock: r.cfg.Clock, testClock: r.cfg.TestClock}
+}
+
+// Start works jobs until Stop.
+func (r *Runner) Start(ctx context.Context) error { return r.Client.Start(ctx) }
+
+// Stop stops fetching, lets running jobs finish within ctx's deadline, then cancels what is left (the
+// work is idempotent and its row still says it is due, so a cancelled job is simply done again).
+func (r *Runner) Stop(ctx context.Context) error {
+	err := r.Client.Stop(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return r.Client.StopAndCancel(cctx)
+	}
+	return err
+}
+
+// Scheduler implements billing.Scheduler with River's InsertManyTx.
+type Scheduler struct {
+	client    *river.Client[pgx.Tx]
+	clock     clock.Clock
+	testClock bool
+}
+
+var _ billing.Scheduler = (*Scheduler)(nil)
+
+// ScheduleTx enqueues work in tx. Work already queued is not duplicated.
+func (s *Scheduler) ScheduleTx(ctx context.Context, tx pgx.Tx, work ...billing.Work) error {
+	if len(work) == 0 {
+		return nil
+	}
+	now := s.clock.Now()
+	params := make([]river.InsertManyParams, 0, len(work))
+	for _, w := range work {
+		opts := &river.InsertOpts{UniqueOpts: uniqueness}
+		if s.testClock {
+			if w.At.After(now) {
+				continue // the test clock's advance enqueues it when it falls due
+			}
+		} else if w.At.After(now) {
+			opts.ScheduledAt = w.At
+		}
+		params = append(params, river.InsertManyParams{Args: argsFor(w), InsertOpts: opts})
+	}
+	if len(params) == 0 {
+		return nil
+	}
+	if _, err := s.client.InsertManyTx(ctx, tx, params); err != nil {
+		return fmt.Errorf("enqueue %d jobs: %w", len(params), err)
+	}
+	return nil
+}
+
+// Sweeper re-enqueues due work from the tables (the source of truth).
+type Sweeper struct {
+	billing *billing.Service
+	clock   clock.Clock
+	pool    *pgxpool.Pool
+	sched   *Scheduler
+	log     *slog.Logger
+}
+
+// Sweep enqueues everything due now and returns how many items were due.
+func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
+	return s.SweepAt(ctx, s.clock.Now())
+}
+
+// SweepAt enqueues everything due at now, in batches.
+func (s *Sweeper) SweepAt(ctx context.Context, now time.Time) (int, error) {
+	const batch = 2000
+	work, err := s.billing.DueWork(ctx, now, batch)
+	if err != nil {
+		return 0, fmt.Errorf("sweep: %w", err)
+	}
+	for i := 0; i < len(work); i += 500 {
+		chunk := work[i:min(i+500, len(work))]
+		if err := dbx.InTx(ctx, s.pool, func(tx pgx.Tx) error { return s.sched.ScheduleTx(ctx, tx, chunk...) }); err != nil {
+			return 0, err
+		}
+	}
+	return len(work), nil
+}
