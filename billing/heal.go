@@ -23,3 +23,9 @@ func (s *Service) KeyRegistered(ctx context.Context, tx pgx.Tx, customerID strin
 	}
 	return s.sched.ScheduleTx(ctx, tx, work...)
 }
+
+// Delinquent reports whether the customer has an open invoice whose charge failed (the vault then makes
+// a newly registered key the default).
+func (s *Service) Delinquent(ctx context.Context, tx pgx.Tx, customerID string) (bool, error) {
+	return s.q(tx).HasFailedOpenInvoice(ctx, customerID)
+}

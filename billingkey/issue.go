@@ -95,8 +95,9 @@ func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, cus
 	return keyView(row), nil
 }
 
-// takesDefault reports whether a new key becomes the default: when the customer has none, or the current
-// one is hard-declined (it can never be charged again, so leaving it default would block the heal).
+// takesDefault reports whether a new key becomes the default: when the customer has none, the current
+// one is hard-declined (it can never be charged again, so leaving it default would block the heal), or the
+// customer is delinquent (a failed invoice is open).
 // The caller holds the customer lock.
 func (v *Vault) takesDefault(ctx context.Context, tx pgx.Tx, customerID string) (bool, error) {
 	cur, err := v.q(tx).DefaultKey(ctx, customerID)
@@ -107,7 +108,15 @@ func (v *Vault) takesDefault(ctx context.Context, tx pgx.Tx, customerID string) 
 		return false, fmt.Errorf("load default key: %w", err)
 	}
 	if cur.HardDeclinedAt == nil {
-		return false, nil
+		// A customer in dunning who registers a card means to pay with it: retrying the card that just
+		// failed would not heal anything.
+		if v.delinquent == nil {
+			return false, nil
+		}
+		late, err := v.delinquent(ctx, tx, customerID)
+		if err != nil || !late {
+			return false, err
+		}
 	}
 	if err := v.q(tx).ClearDefault(ctx, customerID); err != nil {
 		return false, fmt.Errorf("clear default key: %w", err)

@@ -36,6 +36,9 @@ type Config struct {
 	Log      *slog.Logger
 	// OnKeyRegistered is the heal hook; nil means nothing reacts to new keys.
 	OnKeyRegistered KeyRegisteredFunc
+	// Delinquent reports whether the customer has a failed invoice open; a new key then becomes the
+	// default. Nil means never.
+	Delinquent func(ctx context.Context, tx pgx.Tx, customerID string) (bool, error)
 	// IssueTimeout bounds the gateway call that issues a key (default 30s); the adapter has its own,
 	// usually shorter, per-request timeout.
 	IssueTimeout time.Duration
@@ -49,6 +52,7 @@ type Vault struct {
 	ring         *KeyRing
 	log          *slog.Logger
 	onRegistered KeyRegisteredFunc
+	delinquent   func(ctx context.Context, tx pgx.Tx, customerID string) (bool, error)
 	issueTimeout time.Duration
 }
 
@@ -64,7 +68,7 @@ func New(c Config) *Vault {
 		c.IssueTimeout = 30 * time.Second
 	}
 	return &Vault{pool: c.Pool, clock: c.Clock, gateways: c.Gateways, ring: c.KeyRing, log: c.Log,
-		onRegistered: c.OnKeyRegistered, issueTimeout: c.IssueTimeout}
+		onRegistered: c.OnKeyRegistered, issueTimeout: c.IssueTimeout, delinquent: c.Delinquent}
 }
 
 // SetOnKeyRegistered installs the heal hook after construction (billing may be built after the vault).

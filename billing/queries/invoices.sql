@@ -54,3 +54,6 @@ ORDER BY next_attempt_at LIMIT @max;
 UPDATE invoices SET next_attempt_at = @now, version = version + 1
 WHERE customer_id = @customer_id AND status = 'open' AND amount_due > 0
 RETURNING id;
+
+-- name: HasFailedOpenInvoice :one
+SELECT EXISTS (SELECT 1 FROM invoices WHERE customer_id = $1 AND status = 'open' AND first_failed_at IS NOT NULL);

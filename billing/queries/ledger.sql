@@ -9,8 +9,8 @@ INSERT INTO ledger_entries (transaction_id, account, currency, amount) VALUES ($
 
 -- name: TrialBalance :many
 SELECT account, currency, sum(amount)::numeric AS balance,
-       sum(amount) FILTER (WHERE amount > 0)::numeric AS debits,
-       (-sum(amount) FILTER (WHERE amount < 0))::numeric AS credits
+       coalesce(sum(amount) FILTER (WHERE amount > 0), 0)::numeric AS debits,
+       coalesce(-sum(amount) FILTER (WHERE amount < 0), 0)::numeric AS credits
 FROM ledger_entries GROUP BY account, currency ORDER BY currency, account;
 
 -- name: AccountBalances :many

@@ -39,14 +39,26 @@ type App struct {
 	Jobs      *jobs.Runner
 	Vault     *billingkey.Vault
 	Gateways  Gateways
-	// Sim is the embedded gateway simulator (nil unless "sim" is enabled without BILLING_SIM_URL).
-	Sim *pgsim.Server
+	// Sim is the embedded gateway simulator (nil unless "sim" is enabled without BILLING_SIM_URL), and
+	// SimURL the simulator the "sim" gateway talks to.
+	Sim    *pgsim.Server
+	SimURL string
 
 	closers []func()
 }
 
+// Options are test seams; production passes none.
+type Options struct {
+	// Hooks are failpoints on the charge path.
+	Hooks billing.Hooks
+}
+
 // New connects to the database (which must be migrated) and builds every component.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Options) (*App, error) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -90,7 +102,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, err
 	}
 
-	a.Billing = billing.New(billing.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Log: log})
+	a.Billing = billing.New(billing.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Log: log, Hooks: o.Hooks})
 	a.Jobs, err = jobs.New(jobs.Config{Pool: a.Pool, Billing: a.Billing, Clock: a.Clock, TestClock: cfg.TestClock,
 		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown})
 	if err != nil {

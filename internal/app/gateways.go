@@ -48,6 +48,7 @@ func (a *App) buildGateways() (Gateways, error) {
 				a.Sim = sim
 				a.Log.Info("embedded gateway simulator", "url", url)
 			}
+			a.SimURL = url
 			gws[name] = toss.New(toss.Config{BaseURL: url, SecretKey: a.Config.SimSecretKey.Reveal(), Name: "sim",
 				HTTPClient: client, Timeout: a.Config.GatewayTimeout})
 		case "toss":

@@ -33,5 +33,6 @@ func (a *App) buildVault() (*billingkey.Vault, error) {
 		Log:      a.Log.With("component", "billingkey"),
 		// A new key heals: billing retries the customer's open invoices in the key's transaction.
 		OnKeyRegistered: a.Billing.KeyRegistered,
+		Delinquent:      a.Billing.Delinquent,
 	}), nil
 }

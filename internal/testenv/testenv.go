@@ -45,6 +45,10 @@ type Options struct {
 	Env map[string]string
 	// DBURL reuses an existing database (e.g. a second replica); empty creates a fresh one.
 	DBURL string
+	// SimURL points the "sim" gateway at a running pgsim (e.g. another Env's) instead of an embedded one.
+	SimURL string
+	// App are failpoints and other seams.
+	App app.Options
 }
 
 // New starts a billingd for t and stops it when t ends.
@@ -66,6 +70,9 @@ func New(t testing.TB, opts ...Options) *Env {
 		"BILLING_LOG_LEVEL":        "warn",
 		"BILLING_SHUTDOWN_TIMEOUT": "5s",
 	}
+	if o.SimURL != "" {
+		vars["BILLING_SIM_URL"] = o.SimURL
+	}
 	for k, v := range o.Env {
 		vars[k] = v
 	}
@@ -78,7 +85,7 @@ func New(t testing.TB, opts ...Options) *Env {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, log)
+	a, err := app.New(ctx, cfg, log, o.App)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

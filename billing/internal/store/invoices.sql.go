@@ -211,6 +211,17 @@ func (q *Queries) GetInvoiceForPeriod(ctx context.Context, arg GetInvoiceForPeri
 	return i, err
 }
 
+const hasFailedOpenInvoice = `-- name: HasFailedOpenInvoice :one
+SELECT EXISTS (SELECT 1 FROM invoices WHERE customer_id = $1 AND status = 'open' AND first_failed_at IS NOT NULL)
+`
+
+func (q *Queries) HasFailedOpenInvoice(ctx context.Context, customerID string) (bool, error) {
+	row := q.db.QueryRow(ctx, hasFailedOpenInvoice, customerID)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
+}
+
 const invoiceLines = `-- name: InvoiceLines :many
 SELECT id, invoice_id, description, plan_id, quantity, unit_amount, amount, period_start, period_end, proration FROM invoice_lines WHERE invoice_id = $1 ORDER BY id
 `

@@ -93,8 +93,8 @@ func (q *Queries) CreateLedgerTransaction(ctx context.Context, arg CreateLedgerT
 
 const trialBalance = `-- name: TrialBalance :many
 SELECT account, currency, sum(amount)::numeric AS balance,
-       sum(amount) FILTER (WHERE amount > 0)::numeric AS debits,
-       (-sum(amount) FILTER (WHERE amount < 0))::numeric AS credits
+       coalesce(sum(amount) FILTER (WHERE amount > 0), 0)::numeric AS debits,
+       coalesce(-sum(amount) FILTER (WHERE amount < 0), 0)::numeric AS credits
 FROM ledger_entries GROUP BY account, currency ORDER BY currency, account
 `
 
