@@ -111,7 +111,9 @@ func start() (string, error) {
 		_ = os.RemoveAll(tempDir)
 		return "", err
 	}
-	cmd.Stderr = os.Stderr
+	// stderr stays unset (/dev/null): handing it the test binary's stderr would let a leftover process
+	// keep go test waiting on the pipe.
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		_ = os.RemoveAll(tempDir)
 		return "", fmt.Errorf("start %s: %w", bin, err)
