@@ -141,11 +141,18 @@ func (p Policy) Validate() error {
 	return nil
 }
 
-// PolicyError lists what is wrong with a policy.
-type PolicyError struct{ Problems []string }
+// PolicyError lists everything that is wrong with a policy (and, for a file, which file).
+type PolicyError struct {
+	Source   string // the file the policy came from; empty for a policy built in code or a plan override
+	Problems []string
+}
 
 func (e *PolicyError) Error() string {
-	return "invalid dunning policy: " + strings.Join(e.Problems, "; ")
+	where := ""
+	if e.Source != "" {
+		where = " in " + e.Source
+	}
+	return "invalid dunning policy" + where + ": " + strings.Join(e.Problems, "; ")
 }
 
 // ErrInvalidPolicy matches any *PolicyError.
@@ -231,14 +238,12 @@ func (ps *Policies) Default() Policy {
 	return ps.def
 }
 
-// For returns the plan's policy: override (a JSON document over the default) if it has one.
+// For returns the plan's policy: its override (a JSON document over the default, read as strictly as
+// the policy file: unknown keys refused) if it has one.
 func (ps *Policies) For(planOverride []byte) (Policy, error) {
 	p := ps.Default()
 	if len(planOverride) == 0 || string(planOverride) == "null" {
 		return p, nil
 	}
-	if err := json.Unmarshal(planOverride, &p); err != nil {
-		return ps.Default(), fmt.Errorf("plan dunning policy: %w", err)
-	}
-	return p, p.Validate()
+	return ParsePolicy(planOverride, p)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dunningworks/billing/dunning"
 	"github.com/dunningworks/billing/internal/app"
 	"github.com/dunningworks/billing/internal/config"
 	"github.com/dunningworks/billing/migrations"
@@ -56,7 +57,7 @@ func serve() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	a, err := app.New(ctx, cfg, log)
-	if errors.Is(err, migrations.ErrNotMigrated) {
+	if errors.Is(err, migrations.ErrNotMigrated) || errors.Is(err, dunning.ErrInvalidPolicy) {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
 	if err != nil {

@@ -59,6 +59,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if len(opts) > 0 {
 		o = opts[0]
 	}
+	// The policy file is checked before anything connects: a bad file refuses the start at once.
+	policies, err := DunningPolicies(cfg)
+	if err != nil {
+		return nil, err
+	}
 	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry()}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -102,7 +107,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 
-	a.Billing = billing.New(billing.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Log: log, Hooks: o.Hooks})
+	a.Billing = billing.New(billing.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Log: log, Hooks: o.Hooks, Policies: policies})
 	a.Jobs, err = jobs.New(jobs.Config{Pool: a.Pool, Billing: a.Billing, Clock: a.Clock, TestClock: cfg.TestClock,
 		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown})
 	if err != nil {
