@@ -132,6 +132,11 @@ func (s *Service) createFinalizedInvoice(ctx context.Context, tx pgx.Tx, d draft
 		return row, false, err
 	}
 	row, err = s.finalizeInvoice(ctx, tx, row, now)
+	if err != nil {
+		return row, true, err
+	}
+	// Credit on the customer's balance (an immediate downgrade's) is spent before any card is charged.
+	row, err = s.applyCredit(ctx, tx, row, now)
 	return row, true, err
 }
 

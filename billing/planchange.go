@@ -1,0 +1,320 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"github.com/dunningworks/billing/billing/internal/store"
+	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/money"
+	"github.com/dunningworks/billing/statemachine"
+)
+
+// ChangeTiming says when a plan change takes effect.
+type ChangeTiming string
+
+const (
+	TimingImmediate ChangeTiming = "immediate"  // now, prorated by the seconds left in the period
+	TimingPeriodEnd ChangeTiming = "period_end" // stored as the pending change; the renewal applies it
+)
+
+// ProrationBehavior says whether an immediate change is prorated.
+type ProrationBehavior string
+
+const (
+	ProrationCreate ProrationBehavior = "create_prorations"
+	ProrationNone   ProrationBehavior = "none" // switch now, settle nothing; the next renewal charges the new price
+)
+
+// Events of plan changes and customer credit, besides the subscription.* ones in events.go.
+const (
+	EvtCustomerCreditGranted = "customer.credit_granted"
+	EvtInvoiceCreditApplied  = "invoice.credit_applied"
+)
+
+// PlanChange is the input of ChangePlan.
+type PlanChange struct {
+	PlanID string
+	// Quantity 0 keeps the subscription's quantity.
+	Quantity int
+	// Timing "" decides by direction: a change that costs more per period (an upgrade) or the same is
+	// immediate, one that costs less (a downgrade) waits for the period end.
+	Timing ChangeTiming
+	// Proration "" is ProrationCreate.
+	Proration ProrationBehavior
+	// ExpectVersion, when not 0, is the version the caller last saw (If-Match): a mismatch is 412.
+	ExpectVersion int
+}
+
+// PlanChanged is what ChangePlan did. Invoice is the proration invoice charged now (nil when nothing is
+// charged now); Credit is what an immediate downgrade put on the customer's balance.
+type PlanChanged struct {
+	Subscription Subscription   `json:"subscription"`
+	Invoice      *Invoice       `json:"invoice"`
+	Credit       *CreditGranted `json:"credit"`
+	Charge       ChargeResult   `json:"-"`
+}
+
+// CreditGranted is credit put on the customer's balance; the next invoices in its currency spend it.
+type CreditGranted struct {
+	Amount    string `json:"amount"`
+	Currency  string `json:"currency"`
+	InvoiceID string `json:"invoice_id"` // the proration invoice (negative total) that records the lines
+}
+
+// changeable are the statuses whose plan may change. A delinquent subscription settles what it owes
+// first: crediting unused time of a period that was never paid would hand out money.
+func changeable(status string) bool {
+	switch statemachine.SubscriptionStatus(status) {
+	case statemachine.SubscriptionActive, statemachine.SubscriptionTrialing:
+		return true
+	}
+	return false
+}
+
+// ChangePlan moves a subscription to another plan or quantity. An immediate change in an active
+// subscription is prorated: a positive net is a proration invoice finalized and charged now through the
+// ordinary charge path (a decline walks dunning like any invoice), a negative net is credit on the
+// customer's balance that the next invoices spend. A trialing subscription switches without proration:
+// nothing was paid for the trial.
+func (s *Service) ChangePlan(ctx context.Context, subID string, in PlanChange) (PlanChanged, error) {
+	var v apperr.Validation
+	if in.PlanID == "" {
+		v.Add("plan_id", "is required")
+	}
+	if in.Quantity != 0 && (in.Quantity < 1 || in.Quantity > 100000) {
+		v.Add("quantity", "must be from 1 to 100000")
+	}
+	switch in.Timing {
+	case "", TimingImmediate, TimingPeriodEnd:
+	default:
+		v.Add("timing", "must be immediate or period_end")
+	}
+	switch in.Proration {
+	case "":
+		in.Proration = ProrationCreate
+	case ProrationCreate, ProrationNone:
+	default:
+		v.Add("proration", "must be create_prorations or none")
+	}
+	if err := v.Err(); err != nil {
+		return PlanChanged{}, err
+	}
+	next, err := s.getPlan(ctx, s.pool, in.PlanID)
+	if apperr.IsKind(err, apperr.KindNotFound) {
+		return PlanChanged{}, apperr.Invalid("plan_id", "plan %s does not exist", in.PlanID)
+	}
+	if err != nil {
+		return PlanChanged{}, err
+	}
+
+	var att store.PaymentAttempt
+	var invID string
+	var credit *CreditGranted
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		now := s.clock.Now()
+		sub, err := s.lockSubscriptionFor(ctx, tx, subID, in.ExpectVersion)
+		if err != nil {
+			return err
+		}
+		if !changeable(sub.Status) {
+			return notAllowedIn(sub, "plan_change_not_allowed", "the plan of a %s subscription cannot change", sub.Status)
+		}
+		old, err := s.q(tx).GetPlan(ctx, sub.PlanID)
+		if err != nil {
+			return err
+		}
+		if old.Currency != next.Currency {
+			return &apperr.Error{Kind: apperr.KindValidation, Code: "plan_currency_mismatch",
+				Message: fmt.Sprintf("plan %s is in %s; the subscription pays in %s", next.ID, next.Currency, old.Currency),
+				Fields:  []apperr.FieldError{{Field: "plan_id", Message: "must be in " + old.Currency}}}
+		}
+		if old.Interval != next.Interval || old.IntervalCount != next.IntervalCount {
+			return &apperr.Error{Kind: apperr.KindValidation, Code: "plan_interval_mismatch",
+				Message: fmt.Sprintf("plan %s bills every %d %s; the subscription every %d %s", next.ID, next.IntervalCount, next.Interval, old.IntervalCount, old.Interval),
+				Fields:  []apperr.FieldError{{Field: "plan_id", Message: fmt.Sprintf("must bill every %d %s", old.IntervalCount, old.Interval)}}}
+		}
+		qty := int32(in.Quantity)
+		if qty == 0 {
+			qty = sub.Quantity
+		}
+		refs := Refs{CustomerID: sub.CustomerID, SubscriptionID: sub.ID}
+		sp := subParams(sub, now)
+		if next.ID == sub.PlanID && qty == sub.Quantity {
+			if sub.PendingPlanID == nil {
+				return &apperr.Error{Kind: apperr.KindValidation, Code: "no_change",
+					Message: "the subscription is already on this plan and quantity; nothing to change"}
+			}
+			// Asking for what is already in force withdraws the change that was waiting for the period end.
+			sp.PendingPlanID, sp.PendingQuantity = nil, nil
+			if _, err := s.saveSubscription(ctx, tx, sp); err != nil {
+				return err
+			}
+			return s.emit(ctx, tx, EvtSubscriptionUpdated, refs, now, map[string]any{"why": "pending change withdrawn",
+				"withdrawn_plan_id": *sub.PendingPlanID})
+		}
+
+		oldPrice := Price{PlanID: old.ID, Name: old.Name, UnitAmount: old.Amount, Quantity: int(sub.Quantity), Currency: old.Currency}
+		newPrice := Price{PlanID: next.ID, Name: next.Name, UnitAmount: next.Amount, Quantity: int(qty), Currency: next.Currency}
+		timing := in.Timing
+		if timing == "" {
+			timing = TimingImmediate
+			if newPrice.PerPeriod().LessThan(oldPrice.PerPeriod()) {
+				timing = TimingPeriodEnd
+			}
+		}
+		if timing == TimingPeriodEnd {
+			sp.PendingPlanID, sp.PendingQuantity = &next.ID, &qty
+			if _, err := s.saveSubscription(ctx, tx, sp); err != nil {
+				return err
+			}
+			return s.emit(ctx, tx, EvtSubscriptionUpdated, refs, now, map[string]any{"why": "plan change scheduled for the period end",
+				"pending_plan_id": next.ID, "pending_quantity": qty, "effective_at": sub.CurrentPeriodEnd})
+		}
+
+		sp.PlanID, sp.Quantity = next.ID, qty
+		sp.PendingPlanID, sp.PendingQuantity = nil, nil
+		if _, err := s.saveSubscription(ctx, tx, sp); err != nil {
+			return err
+		}
+		if err := s.emit(ctx, tx, EvtSubscriptionUpdated, refs, now, map[string]any{"why": "plan changed",
+			"plan_id": next.ID, "quantity": qty, "previous_plan_id": old.ID, "previous_quantity": sub.Quantity,
+			"proration": string(in.Proration)}); err != nil {
+			return err
+		}
+		if in.Proration == ProrationNone || sub.Status == string(statemachine.SubscriptionTrialing) {
+			return nil
+		}
+		p, err := Prorate(oldPrice, newPrice, sub.CurrentPeriodStart, sub.CurrentPeriodEnd, now)
+		if err != nil {
+			return err
+		}
+		lines := prorationLines(p, oldPrice, newPrice)
+		net := linesTotal(lines)
+		if net.IsZero() {
+			return nil
+		}
+		inv, _, err := s.createFinalizedInvoice(ctx, tx, draftInvoice{CustomerID: sub.CustomerID, SubscriptionID: sub.ID,
+			Kind: "proration", Currency: p.Currency, PeriodStart: now, PeriodEnd: sub.CurrentPeriodEnd, Lines: lines}, now)
+		if err != nil {
+			return err
+		}
+		invID = inv.ID
+		if net.IsNegative() {
+			// Nothing to charge: the unused time is the customer's, held as credit for the next invoices.
+			credit = &CreditGranted{Amount: money.String(net.Neg(), p.Currency), Currency: p.Currency, InvoiceID: inv.ID}
+			return s.grantCredit(ctx, tx, inv, net.Neg(), now)
+		}
+		if inv.Status != string(statemachine.InvoiceOpen) {
+			return nil // the customer's credit paid it
+		}
+		att, _, err = s.newAttempt(ctx, tx, inv, now)
+		return err
+	})
+	if err != nil {
+		return PlanChanged{}, err
+	}
+	var out PlanChanged
+	if att.ID != "" {
+		if out.Charge, err = s.send(ctx, att); err != nil {
+			return out, err
+		}
+	}
+	if out.Subscription, err = s.GetSubscription(ctx, subID); err != nil {
+		return out, err
+	}
+	out.Credit = credit
+	if invID != "" && credit == nil {
+		inv, err := s.GetInvoice(ctx, invID)
+		if err != nil {
+			return out, err
+		}
+		out.Invoice = &inv
+	}
+	return out, nil
+}
+
+// lockSubscriptionFor locks a subscription for a change the API asked for: 404 when it does not exist,
+// 412 when the caller's expected version is stale.
+func (s *Service) lockSubscriptionFor(ctx context.Context, tx pgx.Tx, subID string, expectVersion int) (store.Subscription, error) {
+	sub, err := s.q(tx).LockSubscription(ctx, subID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sub, apperr.NotFound("subscription", subID)
+	}
+	if err != nil {
+		return sub, err
+	}
+	if expectVersion != 0 && int(sub.Version) != expectVersion {
+		return sub, &apperr.Error{Kind: apperr.KindPrecondition, Code: "version_mismatch",
+			Message: fmt.Sprintf("subscription %s is at version %d, not %d", sub.ID, sub.Version, expectVersion),
+			Extra:   map[string]any{"version": sub.Version}}
+	}
+	return sub, nil
+}
+
+// notAllowedIn is the 409 for an action the subscription's state does not allow; like the state
+// machine's own refusals it names the state and the actions allowed from it.
+func notAllowedIn(sub store.Subscription, code, format string, args ...any) error {
+	allowed := []string{}
+	for _, t := range statemachine.AllowedSubscriptionTriggers(statemachine.SubscriptionStatus(sub.Status)) {
+		allowed = append(allowed, string(t))
+	}
+	e := apperr.Conflict(code, format, args...)
+	e.Extra = map[string]any{"state": sub.Status, "allowed": allowed}
+	return e
+}
+
+// grantCredit records a negative proration invoice's amount as customer credit: revenue is reduced and
+// the credit account (a liability) grows.
+func (s *Service) grantCredit(ctx context.Context, tx pgx.Tx, inv store.Invoice, amount decimal.Decimal, now time.Time) error {
+	if err := s.post(ctx, tx, "proration_credit", inv.ID, inv.CustomerID, "credit for unused time "+inv.ID, now,
+		Entry{Account: AccountRevenue, Currency: inv.Currency, Amount: amount},
+		Entry{Account: CreditAccount(inv.CustomerID), Currency: inv.Currency, Amount: amount.Neg()}); err != nil {
+		return err
+	}
+	return s.emit(ctx, tx, EvtCustomerCreditGranted, Refs{CustomerID: inv.CustomerID, SubscriptionID: deref(inv.SubscriptionID), InvoiceID: inv.ID}, now,
+		map[string]any{"amount": money.String(amount, inv.Currency), "currency": inv.Currency})
+}
+
+// applyCredit spends the customer's credit in the invoice's currency on a just-finalized open invoice:
+// the credit account pays the receivable, and the invoice's amount due drops by what was applied (its
+// lines and total stay as they are). Called from createFinalizedInvoice, so every kind of invoice uses
+// credit before a card is charged.
+func (s *Service) applyCredit(ctx context.Context, tx pgx.Tx, inv store.Invoice, now time.Time) (store.Invoice, error) {
+	if inv.Status != string(statemachine.InvoiceOpen) || !inv.AmountDue.IsPositive() {
+		return inv, nil
+	}
+	account := CreditAccount(inv.CustomerID)
+	if err := s.q(tx).LockCustomerCredit(ctx, account); err != nil {
+		return inv, err
+	}
+	balance, err := s.q(tx).CreditBalance(ctx, store.CreditBalanceParams{Account: account, Currency: inv.Currency})
+	if err != nil {
+		return inv, err
+	}
+	held := balance.Neg()
+	if !held.IsPositive() {
+		return inv, nil
+	}
+	applied := decimal.Min(held, inv.AmountDue)
+	if err := s.post(ctx, tx, "credit_applied", inv.ID, inv.CustomerID, "credit applied to "+inv.ID, now,
+		Entry{Account: account, Currency: inv.Currency, Amount: applied},
+		Entry{Account: ReceivableAccount(inv.CustomerID), Currency: inv.Currency, Amount: applied.Neg()}); err != nil {
+		return inv, err
+	}
+	refs := Refs{CustomerID: inv.CustomerID, SubscriptionID: deref(inv.SubscriptionID), InvoiceID: inv.ID}
+	if err := s.emit(ctx, tx, EvtInvoiceCreditApplied, refs, now, map[string]any{"amount": money.String(applied, inv.Currency), "currency": inv.Currency}); err != nil {
+		return inv, err
+	}
+	// Credit counts as paid (amount_paid), so a fully covered invoice is paid like any other. The
+	// subscription is left to the caller, which handles a paid invoice already (free plans).
+	if err := s.applyInvoicePayment(ctx, tx, nil, inv, applied, now); err != nil {
+		return inv, err
+	}
+	return s.q(tx).GetInvoice(ctx, inv.ID)
+}
