@@ -105,6 +105,7 @@ func (s *Server) mountV1(r chi.Router) {
 	s.mountCustomers(r)
 	s.mountPlans(r)
 	s.mountSubscriptions(r)
+	s.mountSubscriptionLifecycle(r)
 	s.mountInvoices(r)
 	s.mountLedger(r)
 	s.mountBillingKeys(r)

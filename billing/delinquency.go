@@ -73,6 +73,12 @@ func (s *Service) afterFailure(ctx context.Context, tx pgx.Tx, sub *store.Subscr
 		_, err := s.q(tx).UpdateInvoice(ctx, p)
 		return err
 	}
+	if sub != nil && (sub.Status == string(statemachine.SubscriptionCanceled) || sub.Status == string(statemachine.SubscriptionIncompleteExpired)) {
+		// The subscription ended while this charge was in flight: no retries and no dunning walk (its final
+		// action would fire on a terminal state); the invoice stays open for support to settle.
+		_, err := s.q(tx).UpdateInvoice(ctx, p)
+		return err
+	}
 	var decision dunning.Decision
 	if f.code == "no_chargeable_billing_key" {
 		decision = dunning.Decision{WaitForNewKey: true, Why: "no chargeable billing key"}

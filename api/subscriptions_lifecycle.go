@@ -1,0 +1,72 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/dunningworks/billing/billing"
+)
+
+// mountSubscriptionLifecycle registers the calls that change a running subscription: plan changes,
+// cancel and its undo, pause and resume.
+func (s *Server) mountSubscriptionLifecycle(r chi.Router) {
+	r.With(allow(RoleService)).Post("/v1/subscriptions/{id}/change-plan", s.changePlan)
+	r.With(allow(RoleService, RoleSupport)).Post("/v1/subscriptions/{id}/cancel", s.cancelSubscription)
+	r.With(allow(RoleService)).Post("/v1/subscriptions/{id}/resume-cancel", s.resumeCancelSubscription)
+	r.With(allow(RoleService)).Post("/v1/subscriptions/{id}/pause", s.pauseSubscription)
+	r.With(allow(RoleService)).Post("/v1/subscriptions/{id}/resume", s.resumeSubscription)
+}
+
+type cancelRequest struct {
+	AtPeriodEnd bool   `json:"at_period_end"`
+	Reason      string `json:"reason"`
+}
+
+// cancelSubscription cancels now (an empty body, or at_period_end false) or at the period end.
+func (s *Server) cancelSubscription(w http.ResponseWriter, r *http.Request) {
+	var req cancelRequest
+	if err := decodeOptional(r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sub, err := s.Billing.Cancel(r.Context(), chi.URLParam(r, "id"), billing.CancelRequest{AtPeriodEnd: req.AtPeriodEnd, Reason: req.Reason})
+	writeSubscription(w, r, sub, err)
+}
+
+func (s *Server) resumeCancelSubscription(w http.ResponseWriter, r *http.Request) {
+	if err := decodeOptional(r, &struct{}{}); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sub, err := s.Billing.ResumeCancel(r.Context(), chi.URLParam(r, "id"), 0)
+	writeSubscription(w, r, sub, err)
+}
+
+func (s *Server) pauseSubscription(w http.ResponseWriter, r *http.Request) {
+	if err := decodeOptional(r, &struct{}{}); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sub, err := s.Billing.Pause(r.Context(), chi.URLParam(r, "id"), 0)
+	writeSubscription(w, r, sub, err)
+}
+
+func (s *Server) resumeSubscription(w http.ResponseWriter, r *http.Request) {
+	if err := decodeOptional(r, &struct{}{}); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sub, err := s.Billing.Resume(r.Context(), chi.URLParam(r, "id"), 0)
+	writeSubscription(w, r, sub, err)
+}
+
+// writeSubscription answers a lifecycle call: the subscription with its ETag, or the problem.
+func writeSubscription(w http.ResponseWriter, r *http.Request, sub billing.Subscription, err error) {
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(sub.Version))
+	writeJSON(w, http.StatusOK, sub)
+}
