@@ -40,6 +40,8 @@ type Deps struct {
 	Vault *billingkey.Vault
 	// HealthOnly serves only /healthz, /readyz and /metrics (BILLING_ROLE=worker).
 	HealthOnly bool
+	// RateLimit is the requests per second allowed per API token (BILLING_API_RATE); 0 means no limit.
+	RateLimit float64
 }
 
 // BootstrapToken is a configured token and its role.
@@ -56,6 +58,8 @@ type Server struct {
 	bootstrap []bootstrapToken
 	metrics   httpMetrics
 	router    chi.Router
+	limiter   *rateLimiter
+	idemLock  time.Duration
 }
 
 // New builds the API's router.
@@ -71,6 +75,8 @@ func New(d Deps) *Server {
 		s.bootstrap = append(s.bootstrap, bootstrapToken{role: b.Role, hash: HashToken(b.Token)})
 	}
 	s.metrics = newHTTPMetrics(s.Registry)
+	s.limiter = newRateLimiter(d.RateLimit, time.Now)
+	s.idemLock = defaultIdempotencyLock
 
 	r := chi.NewRouter()
 	r.Use(requestID, s.accessLog, recoverer)
@@ -88,7 +94,9 @@ func New(d Deps) *Server {
 
 	if !d.HealthOnly {
 		r.Group(func(r chi.Router) {
-			r.Use(limitBody, s.authenticate)
+			// Order matters: keys and buckets are per token, a rate-limited request never claims an
+			// idempotency key, and a replay is answered before any handler runs.
+			r.Use(limitBody, s.authenticate, s.rateLimit, s.idempotency)
 			s.mountV1(r)
 		})
 	}
@@ -98,6 +106,9 @@ func New(d Deps) *Server {
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// Router exposes the routes, so tests can walk them (the OpenAPI coverage test does).
+func (s *Server) Router() chi.Router { return s.router }
 
 // mountV1 registers the authenticated API. One line per area; the handlers live in one file per endpoint.
 func (s *Server) mountV1(r chi.Router) {

@@ -1,0 +1,332 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/dunningworks/billing/api/internal/store"
+	"github.com/dunningworks/billing/internal/apperr"
+)
+
+// Idempotency keys (API.md, docs/idempotency.md). A POST with an Idempotency-Key runs at most once per
+// (token, method, path, key): the first request claims the key in Postgres and its answer is stored;
+// a replay gets that answer back with Idempotent-Replayed: true.
+const (
+	// IdempotencyHeader is the request header that carries the key.
+	IdempotencyHeader = "Idempotency-Key"
+	// ReplayedHeader marks an answer that was stored, not computed now.
+	ReplayedHeader = "Idempotent-Replayed"
+	// IdempotencyRetention is how long a key is kept; the reaper deletes older ones.
+	IdempotencyRetention = 24 * time.Hour
+
+	maxIdempotencyKey = 255
+)
+
+// defaultIdempotencyLock is how long a claim stays valid without a heartbeat. The request that owns a
+// key extends it every third of that while its handler runs, so an expired lock means the owner died (the
+// process was killed, or lost its database) — never that it was merely slow.
+const defaultIdempotencyLock = 30 * time.Second
+
+// rerunSafe are the POST routes whose handler can run a second time after a first run that took effect
+// without making a second effect: creations guarded by a unique natural key (a re-run answers 409) and
+// state-guarded changes (a re-run is refused by the state machine or changes nothing). Only for these is
+// a key released after a 5xx or taken over after its owner died; every other route — above all
+// POST /v1/subscriptions, whose re-run would open and charge a second subscription — keeps the first
+// outcome, whatever it was. A new route is unsafe until it is listed here.
+var rerunSafe = map[string]bool{
+	"/v1/customers": true, // external_id is unique
+	"/v1/plans":     true, // code is unique
+	"/v1/customers/{id}/billing-keys/{key_id}/default": true,
+	"/v1/subscriptions/{id}/cancel":                    true,
+	"/v1/subscriptions/{id}/resume-cancel":             true,
+	"/v1/subscriptions/{id}/pause":                     true,
+	"/v1/subscriptions/{id}/resume":                    true,
+	"/v1/support/invoices/{id}/retry":                  true, // a paid invoice is never charged again
+	"/v1/support/invoices/{id}/mark-paid":              true,
+	"/v1/support/invoices/{id}/void":                   true,
+	"/v1/support/invoices/{id}/write-off":              true,
+	"/v1/support/subscriptions/{id}/extend-grace":      true,
+	"/v1/support/subscriptions/{id}/pause-dunning":     true,
+	"/v1/support/subscriptions/{id}/resume-dunning":    true,
+}
+
+// replayedHeaders are the response headers stored with an answer and sent again on a replay.
+var replayedHeaders = []string{"Content-Type", "ETag", "Location", "Retry-After"}
+
+type idemKey struct {
+	params store.GetIdempotencyKeyParams
+	hash   []byte
+	safe   bool
+}
+
+func (k idemKey) claimParams(now time.Time, lock time.Duration) store.ClaimIdempotencyKeyParams {
+	until := now.Add(lock)
+	return store.ClaimIdempotencyKeyParams{Scope: k.params.Scope, Method: k.params.Method, Path: k.params.Path,
+		Key: k.params.Key, RequestHash: k.hash, LockedUntil: &until, CreatedAt: now}
+}
+
+// idempotency is the middleware of every authenticated POST. It must run after authenticate (keys are
+// scoped per token) and before the handler; chi resolves the route before a group's middlewares run, so
+// the route pattern is known here.
+func (s *Server) idempotency(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get(IdempotencyHeader)
+		if r.Method != http.MethodPost || key == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if n := utf8.RuneCountInString(key); n > maxIdempotencyKey || !utf8.ValidString(key) {
+			writeError(w, r, &apperr.Error{Kind: apperr.KindValidation, Code: "idempotency_key_invalid",
+				Message: "Idempotency-Key must be 1 to 255 characters of UTF-8",
+				Fields:  []apperr.FieldError{{Field: IdempotencyHeader, Message: "must be 1 to 255 characters"}}})
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			writeError(w, r, decodeError(err))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		p, _ := PrincipalFrom(r.Context())
+		route := chi.RouteContext(r.Context()).RoutePattern()
+		k := idemKey{
+			params: store.GetIdempotencyKeyParams{Scope: p.Scope, Method: r.Method, Path: r.URL.Path, Key: key},
+			hash:   requestHash(r.URL.RawQuery, body),
+			safe:   rerunSafe[route],
+		}
+		q := store.New(s.pool)
+		for range 3 {
+			now := time.Now().UTC()
+			claimed, err := q.ClaimIdempotencyKey(r.Context(), k.claimParams(now, s.idemLock))
+			if err != nil {
+				writeError(w, r, idempotencyUnavailable(err))
+				return
+			}
+			if claimed == 1 {
+				s.runOwned(w, r, next, k)
+				return
+			}
+			row, err := q.GetIdempotencyKey(r.Context(), k.params)
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue // released (a 5xx) or reaped between our claim and our read: claim again
+			}
+			if err != nil {
+				writeError(w, r, idempotencyUnavailable(err))
+				return
+			}
+			switch {
+			case !bytes.Equal(row.RequestHash, k.hash):
+				writeError(w, r, &apperr.Error{Kind: apperr.KindValidation, Code: "idempotency_key_reused",
+					Message: "this Idempotency-Key was used with a different request body; use a new key for a new request"})
+			case row.Status == "completed":
+				replay(w, row)
+			case row.LockedUntil != nil && row.LockedUntil.After(now):
+				writeError(w, r, apperr.Conflict("idempotency_key_in_use",
+					"a request with this Idempotency-Key is still running; retry after it answers"))
+			case k.safe:
+				// The owner died mid-request. Re-running is safe here, and exactly one retry wins the row.
+				until := now.Add(s.idemLock)
+				n, err := q.TakeOverIdempotencyKey(r.Context(), store.TakeOverIdempotencyKeyParams{Scope: k.params.Scope,
+					Method: k.params.Method, Path: k.params.Path, Key: k.params.Key, LockedUntil: &until, Now: &now})
+				if err != nil {
+					writeError(w, r, idempotencyUnavailable(err))
+					return
+				}
+				if n == 0 {
+					continue // another retry took it over (or it completed meanwhile): look again
+				}
+				s.runOwned(w, r, next, k)
+			default:
+				writeError(w, r, &apperr.Error{Kind: apperr.KindConflict, Code: "idempotency_key_interrupted",
+					Message: "the first request with this Idempotency-Key was interrupted before it answered, so whether it " +
+						"took effect is unknown; look the resource up before retrying with a new key"})
+			}
+			return
+		}
+		writeError(w, r, apperr.Conflict("idempotency_key_in_use", "this Idempotency-Key is contended; retry shortly"))
+	})
+}
+
+// runOwned runs the handler for a key this request holds, keeps the lock alive meanwhile, and stores the
+// answer (or releases the key after a 5xx on a route that is safe to re-run).
+func (s *Server) runOwned(w http.ResponseWriter, r *http.Request, next http.Handler, k idemKey) {
+	stop := s.heartbeat(r.Context(), k)
+	rec := &recorder{ResponseWriter: w}
+	finished := false
+	defer func() {
+		stop()
+		if finished {
+			return
+		}
+		// The handler panicked: the recoverer answers 500 further out. Treat it like any 5xx.
+		if k.safe {
+			s.releaseKey(r, k)
+		}
+	}()
+	next.ServeHTTP(rec, r)
+	finished = true
+	stop()
+
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if status >= 500 && k.safe {
+		s.releaseKey(r, k)
+		return
+	}
+	headers := map[string]string{}
+	for _, h := range replayedHeaders {
+		if v := rec.Header().Get(h); v != "" {
+			headers[h] = v
+		}
+	}
+	rawHeaders, _ := json.Marshal(headers)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	now := time.Now().UTC()
+	err := store.New(s.pool).CompleteIdempotencyKey(ctx, store.CompleteIdempotencyKeyParams{
+		Scope: k.params.Scope, Method: k.params.Method, Path: k.params.Path, Key: k.params.Key,
+		ResponseStatus: ptr(int32(status)), ResponseBody: rec.body.Bytes(), ResponseHeaders: rawHeaders, CompletedAt: &now,
+	})
+	if err != nil {
+		// The client has its answer; the key stays in progress and, once its lock lapses, is treated like
+		// a request whose owner died.
+		loggerFrom(r).Error("store idempotent response", "err", err, "path", k.params.Path)
+	}
+}
+
+// heartbeat extends the key's lock until stop is called.
+func (s *Server) heartbeat(ctx context.Context, k idemKey) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.idemLock / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				until := time.Now().UTC().Add(s.idemLock)
+				_ = store.New(s.pool).ExtendIdempotencyLock(ctx, store.ExtendIdempotencyLockParams{Scope: k.params.Scope,
+					Method: k.params.Method, Path: k.params.Path, Key: k.params.Key, LockedUntil: &until})
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func (s *Server) releaseKey(r *http.Request, k idemKey) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if err := store.New(s.pool).ReleaseIdempotencyKey(ctx, store.ReleaseIdempotencyKeyParams(k.params)); err != nil {
+		loggerFrom(r).Warn("release idempotency key", "err", err, "path", k.params.Path)
+	}
+}
+
+func replay(w http.ResponseWriter, row store.GetIdempotencyKeyRow) {
+	var headers map[string]string
+	_ = json.Unmarshal(row.ResponseHeaders, &headers)
+	for k, v := range headers {
+		w.Header().Set(k, v)
+	}
+	w.Header().Set(ReplayedHeader, "true")
+	status := http.StatusOK
+	if row.ResponseStatus != nil {
+		status = int(*row.ResponseStatus)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(row.ResponseBody)
+}
+
+// requestHash identifies a request's content. JSON bodies are hashed in a canonical form (keys sorted,
+// insignificant whitespace dropped), so a client that re-encodes the same request is not refused.
+func requestHash(rawQuery string, body []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(rawQuery))
+	h.Write([]byte{0})
+	if canon, ok := canonicalJSON(body); ok {
+		h.Write([]byte("json\x00"))
+		h.Write(canon)
+	} else {
+		h.Write([]byte("raw\x00"))
+		h.Write(body)
+	}
+	return h.Sum(nil)
+}
+
+func canonicalJSON(body []byte) ([]byte, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, false
+	}
+	out, err := json.Marshal(v)
+	return out, err == nil
+}
+
+func idempotencyUnavailable(err error) error {
+	return &apperr.Error{Kind: apperr.KindUnavailable, Code: "idempotency_unavailable",
+		Message: "cannot check the Idempotency-Key right now; retry with the same key", Err: err}
+}
+
+// recorder passes the answer through and keeps a copy to store.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (c *recorder) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *recorder) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	c.body.Write(b)
+	return c.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (c *recorder) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+func ptr[T any](v T) *T { return &v }
+
+// ReapIdempotencyKeys deletes keys created before before, in batches, and returns how many went. The
+// jobs package runs it periodically with before = now - IdempotencyRetention.
+func ReapIdempotencyKeys(ctx context.Context, pool *pgxpool.Pool, before time.Time) (int64, error) {
+	const batch = 5000
+	var total int64
+	for {
+		n, err := store.New(pool).ReapIdempotencyKeys(ctx, store.ReapIdempotencyKeysParams{Before: before, Batch: batch})
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < batch {
+			return total, nil
+		}
+	}
+}

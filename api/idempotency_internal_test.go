@@ -1,0 +1,245 @@
+package api
+
+import (
+	"context"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dunningworks/billing/internal/testdb"
+)
+
+// These tests drive the idempotency middleware with stand-in handlers on real route patterns, to make
+// outcomes (5xx, panics, dead owners, slow owners) that the real handlers cannot be made to produce on
+// demand. The end-to-end behavior with the real handlers is in idempotency_test.go.
+
+const idemToken = "svc_idem_internal_token_0123"
+
+type idemFixture struct {
+	t    *testing.T
+	s    *Server
+	pool *pgxpool.Pool
+	h    http.Handler
+}
+
+// newIdemFixture mounts handlers (pattern -> handler) behind the production middleware chain.
+func newIdemFixture(t *testing.T, handlers map[string]http.HandlerFunc) *idemFixture {
+	t.Helper()
+	pool := testdb.New(t)
+	s := New(Deps{Pool: pool, Bootstrap: []BootstrapToken{{Role: RoleService, Token: idemToken}}})
+	r := chi.NewRouter()
+	r.Use(recoverer)
+	r.Group(func(r chi.Router) {
+		r.Use(limitBody, s.authenticate, s.rateLimit, s.idempotency)
+		for pattern, h := range handlers {
+			r.Post(pattern, h)
+		}
+	})
+	return &idemFixture{t: t, s: s, pool: pool, h: r}
+}
+
+func (f *idemFixture) post(path, key, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+idemToken)
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set(IdempotencyHeader, key)
+	}
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req)
+	return rec
+}
+
+// abandon leaves behind what a process killed mid-request leaves: the key in progress, its lock lapsed.
+func (f *idemFixture) abandon(path, key, body string) {
+	f.t.Helper()
+	scope := HashToken(idemToken)
+	_, err := f.pool.Exec(context.Background(), `INSERT INTO idempotency_keys
+		(scope, method, path, key, request_hash, status, locked_until, created_at)
+		VALUES ($1, 'POST', $2, $3, $4, 'in_progress', now() - interval '1 second', now() - interval '1 minute')`,
+		hex.EncodeToString(scope[:12]), path, key, requestHash("", []byte(body)))
+	require.NoError(f.t, err)
+}
+
+func counting(calls *atomic.Int32, statuses ...int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n := int(calls.Add(1))
+		status := statuses[min(n, len(statuses))-1]
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("ETag", `"7"`)
+		writeJSON(w, status, map[string]any{"call": n})
+	}
+}
+
+func TestIdempotencyReleasesA5xxOnlyWhereARerunIsSafe(t *testing.T) {
+	t.Parallel()
+	var safe, unsafe atomic.Int32
+	f := newIdemFixture(t, map[string]http.HandlerFunc{
+		"/v1/customers":     counting(&safe, 503, 201),
+		"/v1/subscriptions": counting(&unsafe, 500, 201),
+	})
+
+	// Safe route: the 503 is not stored, so the retry with the same key runs the handler again.
+	require.Equal(t, 503, f.post("/v1/customers", "k1", `{"a":1}`).Code)
+	res := f.post("/v1/customers", "k1", `{"a":1}`)
+	require.Equal(t, 201, res.Code)
+	require.Empty(t, res.Header().Get(ReplayedHeader))
+	res = f.post("/v1/customers", "k1", `{"a":1}`)
+	require.Equal(t, 201, res.Code)
+	require.Equal(t, "true", res.Header().Get(ReplayedHeader))
+	require.JSONEq(t, `{"call":2}`, res.Body.String())
+	require.Equal(t, `"7"`, res.Header().Get("ETag"))
+	require.EqualValues(t, 2, safe.Load())
+
+	// Unsafe route: the first run may have taken effect before failing, so its 500 is the answer for good.
+	require.Equal(t, 500, f.post("/v1/subscriptions", "k1", `{"a":1}`).Code)
+	res = f.post("/v1/subscriptions", "k1", `{"a":1}`)
+	require.Equal(t, 500, res.Code)
+	require.Equal(t, "true", res.Header().Get(ReplayedHeader))
+	require.EqualValues(t, 1, unsafe.Load())
+}
+
+func TestIdempotencyAfterTheOwnerDied(t *testing.T) {
+	t.Parallel()
+	var safe, unsafe atomic.Int32
+	f := newIdemFixture(t, map[string]http.HandlerFunc{
+		"/v1/customers":     counting(&safe, 201),
+		"/v1/subscriptions": counting(&unsafe, 201),
+	})
+
+	// Safe to re-run: the retry takes the key over, runs the handler, and its answer is stored.
+	f.abandon("/v1/customers", "dead", `{"x":"y"}`)
+	res := f.post("/v1/customers", "dead", `{"x":"y"}`)
+	require.Equal(t, 201, res.Code, res.Body.String())
+	require.Empty(t, res.Header().Get(ReplayedHeader))
+	require.Equal(t, "true", f.post("/v1/customers", "dead", `{"x":"y"}`).Header().Get(ReplayedHeader))
+	require.EqualValues(t, 1, safe.Load())
+
+	// Not safe: the handler is never run again; the caller is told the outcome is unknown.
+	f.abandon("/v1/subscriptions", "dead", `{"x":"y"}`)
+	res = f.post("/v1/subscriptions", "dead", `{"x":"y"}`)
+	require.Equal(t, 409, res.Code)
+	require.Contains(t, res.Body.String(), `"code":"idempotency_key_interrupted"`)
+	require.Equal(t, "application/problem+json", res.Header().Get("Content-Type"))
+	require.Zero(t, unsafe.Load())
+
+	// Another body under the dead key is still a reuse.
+	require.Contains(t, f.post("/v1/customers", "dead", `{"x":"z"}`).Body.String(), `"code":"idempotency_key_reused"`)
+}
+
+func TestIdempotencyHeartbeatKeepsASlowRequestItsKey(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var calls atomic.Int32
+	f := newIdemFixture(t, map[string]http.HandlerFunc{
+		"/v1/customers": func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			close(started)
+			<-release
+			writeJSON(w, 201, map[string]string{"id": "cus_1"})
+		},
+	})
+	f.s.idemLock = 150 * time.Millisecond
+
+	first := make(chan *httptest.ResponseRecorder)
+	go func() { first <- f.post("/v1/customers", "slow", `{}`) }()
+	<-started
+	// Well past the lock's length: only the heartbeat keeps the key from looking abandoned.
+	time.Sleep(400 * time.Millisecond)
+	res := f.post("/v1/customers", "slow", `{}`)
+	require.Equal(t, 409, res.Code)
+	require.Contains(t, res.Body.String(), `"code":"idempotency_key_in_use"`)
+	close(release)
+	require.Equal(t, 201, (<-first).Code)
+
+	res = f.post("/v1/customers", "slow", `{}`)
+	require.Equal(t, 201, res.Code)
+	require.Equal(t, "true", res.Header().Get(ReplayedHeader))
+	require.EqualValues(t, 1, calls.Load())
+}
+
+func TestIdempotencyPanicReleasesTheKeyOfASafeRoute(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	f := newIdemFixture(t, map[string]http.HandlerFunc{
+		"/v1/customers": func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) == 1 {
+				panic("boom")
+			}
+			writeJSON(w, 201, map[string]string{"id": "cus_1"})
+		},
+	})
+	res := f.post("/v1/customers", "p", `{}`)
+	require.Equal(t, 500, res.Code)
+	require.NotContains(t, res.Body.String(), "boom")
+	require.Equal(t, 201, f.post("/v1/customers", "p", `{}`).Code)
+	require.EqualValues(t, 2, calls.Load())
+}
+
+func TestIdempotencyKeyLengthAndCanonicalBodies(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	f := newIdemFixture(t, map[string]http.HandlerFunc{"/v1/customers": counting(&calls, 201)})
+
+	res := f.post("/v1/customers", strings.Repeat("k", 256), `{}`)
+	require.Equal(t, 422, res.Code)
+	require.Contains(t, res.Body.String(), `"code":"idempotency_key_invalid"`)
+	require.Zero(t, calls.Load())
+	// 255 characters is the limit, counted in characters, not bytes.
+	require.Equal(t, 201, f.post("/v1/customers", strings.Repeat("é", 255), `{}`).Code)
+
+	// The same JSON, re-encoded with other key order and spacing, is the same request.
+	require.Equal(t, 201, f.post("/v1/customers", "c", `{"a":1,"b":[true,null]}`).Code)
+	res = f.post("/v1/customers", "c", "{ \"b\": [true, null],\n \"a\": 1 }")
+	require.Equal(t, 201, res.Code)
+	require.Equal(t, "true", res.Header().Get(ReplayedHeader))
+	// A different number is a different request, even if it is numerically equal as a float.
+	require.Equal(t, 422, f.post("/v1/customers", "c", `{"a":1.0,"b":[true,null]}`).Code)
+	require.EqualValues(t, 2, calls.Load())
+}
+
+func TestRequestsWithoutAKeyAreNotRecorded(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	f := newIdemFixture(t, map[string]http.HandlerFunc{"/v1/customers": counting(&calls, 201)})
+	require.Equal(t, 201, f.post("/v1/customers", "", `{}`).Code)
+	require.Equal(t, 201, f.post("/v1/customers", "", `{}`).Code)
+	require.EqualValues(t, 2, calls.Load())
+	var n int
+	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FROM idempotency_keys`).Scan(&n))
+	require.Zero(t, n)
+}
+
+func TestReapIdempotencyKeys(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	f := newIdemFixture(t, map[string]http.HandlerFunc{"/v1/customers": counting(&calls, 201)})
+	require.Equal(t, 201, f.post("/v1/customers", "fresh", `{}`).Code)
+	f.abandon("/v1/customers", "old", `{}`)
+	_, err := f.pool.Exec(context.Background(), `UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'old'`)
+	require.NoError(t, err)
+
+	n, err := ReapIdempotencyKeys(context.Background(), f.pool, time.Now().Add(-IdempotencyRetention))
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	var keys []string
+	rows, err := f.pool.Query(context.Background(), `SELECT key FROM idempotency_keys`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var k string
+		require.NoError(t, rows.Scan(&k))
+		keys = append(keys, k)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"fresh"}, keys)
+}
