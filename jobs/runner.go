@@ -62,6 +62,7 @@ func New(cfg Config) (*Runner, error) {
 	river.AddWorker(workers, &dunningEndWorker{b: b, c: c})
 	river.AddWorker(workers, &expireWorker{b: b, c: c})
 	river.AddWorker(workers, &sweepWorker{s: r.Sweeper})
+	river.AddWorker(workers, newIdempotencyReapWorker(cfg.Pool))
 
 	logger := cfg.Log
 	if logger == nil {
@@ -81,6 +82,7 @@ func New(cfg Config) (*Runner, error) {
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.SweepInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
+			idempotencyReapJob(),
 		},
 	})
 	if err != nil {
