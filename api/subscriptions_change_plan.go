@@ -25,8 +25,14 @@ func (s *Server) changePlan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	expect, err := ifMatchVersion(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
 	out, err := s.Billing.ChangePlan(r.Context(), chi.URLParam(r, "id"), billing.PlanChange{PlanID: req.PlanID,
-		Quantity: req.Quantity, Timing: billing.ChangeTiming(req.Timing), Proration: billing.ProrationBehavior(req.Proration)})
+		Quantity: req.Quantity, Timing: billing.ChangeTiming(req.Timing), Proration: billing.ProrationBehavior(req.Proration),
+		ExpectVersion: expect})
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -30,7 +30,13 @@ func (s *Server) cancelSubscription(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	sub, err := s.Billing.Cancel(r.Context(), chi.URLParam(r, "id"), billing.CancelRequest{AtPeriodEnd: req.AtPeriodEnd, Reason: req.Reason})
+	expect, err := ifMatchVersion(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sub, err := s.Billing.Cancel(r.Context(), chi.URLParam(r, "id"), billing.CancelRequest{AtPeriodEnd: req.AtPeriodEnd, Reason: req.Reason,
+		ExpectVersion: expect})
 	writeSubscription(w, r, sub, err)
 }
 
@@ -39,7 +45,12 @@ func (s *Server) resumeCancelSubscription(w http.ResponseWriter, r *http.Request
 		writeError(w, r, err)
 		return
 	}
-	sub, err := s.Billing.ResumeCancel(r.Context(), chi.URLParam(r, "id"), 0)
+	expect, err := ifMatchVersion(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sub, err := s.Billing.ResumeCancel(r.Context(), chi.URLParam(r, "id"), expect)
 	writeSubscription(w, r, sub, err)
 }
 
@@ -48,7 +59,12 @@ func (s *Server) pauseSubscription(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	sub, err := s.Billing.Pause(r.Context(), chi.URLParam(r, "id"), 0)
+	expect, err := ifMatchVersion(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sub, err := s.Billing.Pause(r.Context(), chi.URLParam(r, "id"), expect)
 	writeSubscription(w, r, sub, err)
 }
 
@@ -57,7 +73,12 @@ func (s *Server) resumeSubscription(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	sub, err := s.Billing.Resume(r.Context(), chi.URLParam(r, "id"), 0)
+	expect, err := ifMatchVersion(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sub, err := s.Billing.Resume(r.Context(), chi.URLParam(r, "id"), expect)
 	writeSubscription(w, r, sub, err)
 }
 
