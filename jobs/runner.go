@@ -15,6 +15,7 @@ import (
 	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/internal/dbx"
+	"github.com/dunningworks/billing/notify"
 )
 
 // Config builds the job runner.
@@ -30,6 +31,8 @@ type Config struct {
 	FetchCooldown time.Duration
 	// SweepInterval is how often the leader sweeps for due work whose job is missing.
 	SweepInterval time.Duration
+	// Notify delivers outgoing webhooks (nil: no webhook workers).
+	Notify *notify.Service
 }
 
 // Runner owns the River client.
@@ -63,6 +66,7 @@ func New(cfg Config) (*Runner, error) {
 	river.AddWorker(workers, &expireWorker{b: b, c: c})
 	river.AddWorker(workers, &sweepWorker{s: r.Sweeper})
 	river.AddWorker(workers, newIdempotencyReapWorker(cfg.Pool))
+	notifyJobs := addNotifyWorkers(workers, cfg.Notify)
 
 	logger := cfg.Log
 	if logger == nil {
@@ -78,17 +82,18 @@ func New(cfg Config) (*Runner, error) {
 		// A job left running by a killed replica is rescued quickly; the work it carried is idempotent.
 		RescueStuckJobsAfter: 2 * time.Minute,
 		Logger:               logger.With("component", "river"),
-		PeriodicJobs: []*river.PeriodicJob{
+		PeriodicJobs: append([]*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.SweepInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 			idempotencyReapJob(),
-		},
+		}, notifyJobs...),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	r.Client = client
+	installNotify(client, cfg.Notify)
 	r.Sweeper.sched = r.Scheduler()
 	cfg.Billing.SetScheduler(r.Scheduler())
 	return r, nil
