@@ -250,7 +250,7 @@ func (s *Service) lockSubscriptionFor(ctx context.Context, tx pgx.Tx, subID stri
 		return sub, err
 	}
 	if expectVersion != 0 && int(sub.Version) != expectVersion {
-		return sub, &apperr.Error{Kind: apperr.KindPrecondition, Code: "version_mismatch",
+		return sub, &apperr.Error{Kind: apperr.KindPrecondition, Code: "precondition_failed",
 			Message: fmt.Sprintf("subscription %s is at version %d, not %d", sub.ID, sub.Version, expectVersion),
 			Extra:   map[string]any{"version": sub.Version}}
 	}
