@@ -55,7 +55,7 @@ func (s *Service) Collect(ctx context.Context, invoiceID string, opts CollectOpt
 	var res ChargeResult
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		now := s.clock.Now()
-		_, inv, err := s.lockInvoiceChain(ctx, tx, invoiceID)
+		sub, inv, err := s.lockInvoiceChain(ctx, tx, invoiceID)
 		if err != nil {
 			return err
 		}
@@ -64,6 +64,9 @@ func (s *Service) Collect(ctx context.Context, invoiceID string, opts CollectOpt
 		}
 		if !opts.Force && (inv.NextAttemptAt == nil || inv.NextAttemptAt.After(now)) {
 			return nil
+		}
+		if !opts.Force && sub != nil && dunningPaused(*sub, now) {
+			return nil // support paused dunning; resuming moves the retry on
 		}
 		att, res, err = s.newAttempt(ctx, tx, inv, now)
 		return err

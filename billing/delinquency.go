@@ -284,6 +284,10 @@ func (s *Service) EndDunning(ctx context.Context, subID string) error {
 		if err != nil {
 			return err
 		}
+		// A support pause whose time is up ends here: the pause scheduled this step for its end.
+		if sub, err = s.resumeDue(ctx, tx, sub, now); err != nil {
+			return err
+		}
 		st := statemachine.SubscriptionStatus(sub.Status)
 		if (st != statemachine.SubscriptionPastDue && st != statemachine.SubscriptionSuspended) || sub.DunningEndsAt == nil || sub.DunningEndsAt.After(now) || sub.DunningPaused {
 			return nil

@@ -45,8 +45,10 @@ SELECT * FROM invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY c
 SELECT * FROM invoices WHERE customer_id = $1 AND status = 'open' ORDER BY created_at, id;
 
 -- name: DueCollections :many
+-- Not while support has paused the subscription's dunning (resuming moves next_attempt_at on).
 SELECT id, next_attempt_at::timestamptz AS due_at FROM invoices
 WHERE status = 'open' AND next_attempt_at <= @now
+  AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = invoices.subscription_id AND s.dunning_paused)
 ORDER BY next_attempt_at LIMIT @max;
 
 -- name: RetryOpenInvoicesNow :many

@@ -45,9 +45,12 @@ WHERE status = 'past_due' AND grace_ends_at <= @now AND NOT dunning_paused
 ORDER BY grace_ends_at LIMIT @max;
 
 -- name: DueDunningEnds :many
-SELECT id, dunning_ends_at::timestamptz AS due_at FROM subscriptions
-WHERE status IN ('past_due', 'suspended') AND dunning_ends_at <= @now AND NOT dunning_paused
-ORDER BY dunning_ends_at LIMIT @max;
+-- Also the ends of support's timed dunning pauses (the dunning-end step resumes them first).
+SELECT id, (CASE WHEN dunning_paused THEN dunning_paused_until ELSE dunning_ends_at END)::timestamptz AS due_at
+FROM subscriptions
+WHERE status IN ('past_due', 'suspended')
+  AND ((NOT dunning_paused AND dunning_ends_at <= @now) OR (dunning_paused AND dunning_paused_until <= @now))
+ORDER BY 2 LIMIT @max;
 
 -- name: DueIncompleteExpiries :many
 SELECT id, incomplete_expires_at::timestamptz AS due_at FROM subscriptions
@@ -61,6 +64,7 @@ SELECT coalesce(least(
     (SELECT min(s.next_renewal_at) FROM subscriptions s WHERE s.next_renewal_at > @after AND s.status IN ('active', 'trialing', 'past_due')),
     (SELECT min(s.grace_ends_at) FROM subscriptions s WHERE s.status = 'past_due' AND s.grace_ends_at > @after AND NOT s.dunning_paused),
     (SELECT min(s.dunning_ends_at) FROM subscriptions s WHERE s.status IN ('past_due', 'suspended') AND s.dunning_ends_at > @after AND NOT s.dunning_paused),
+    (SELECT min(s.dunning_paused_until) FROM subscriptions s WHERE s.status IN ('past_due', 'suspended') AND s.dunning_paused AND s.dunning_paused_until > @after),
     (SELECT min(s.incomplete_expires_at) FROM subscriptions s WHERE s.status = 'incomplete' AND s.incomplete_expires_at > @after),
     (SELECT min(i.next_attempt_at) FROM invoices i WHERE i.status = 'open' AND i.next_attempt_at > @after),
     (SELECT min(a.next_lookup_at) FROM payment_attempts a WHERE a.status IN ('pending', 'unknown') AND a.next_lookup_at > @after)

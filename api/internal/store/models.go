@@ -237,6 +237,7 @@ type Subscription struct {
 	Version             int32
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+	DunningPausedAt     *time.Time
 }
 
 type TestClock struct {

@@ -109,6 +109,7 @@ func (q *Queries) CreateInvoice(ctx context.Context, arg CreateInvoiceParams) (I
 const dueCollections = `-- name: DueCollections :many
 SELECT id, next_attempt_at::timestamptz AS due_at FROM invoices
 WHERE status = 'open' AND next_attempt_at <= $1
+  AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.id = invoices.subscription_id AND s.dunning_paused)
 ORDER BY next_attempt_at LIMIT $2
 `
 
@@ -122,6 +123,7 @@ type DueCollectionsRow struct {
 	DueAt time.Time
 }
 
+// Not while support has paused the subscription's dunning (resuming moves next_attempt_at on).
 func (q *Queries) DueCollections(ctx context.Context, arg DueCollectionsParams) ([]DueCollectionsRow, error) {
 	rows, err := q.db.Query(ctx, dueCollections, arg.Now, arg.Max)
 	if err != nil {

@@ -14,7 +14,7 @@ const createSubscription = `-- name: CreateSubscription :one
 INSERT INTO subscriptions (id, customer_id, plan_id, quantity, status, billing_anchor, current_period_start,
     current_period_end, next_renewal_at, trial_end, incomplete_expires_at, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
-RETURNING id, customer_id, plan_id, quantity, status, billing_anchor, current_period_start, current_period_end, next_renewal_at, trial_end, cancel_at_period_end, canceled_at, cancel_reason, pending_plan_id, pending_quantity, paused_at, incomplete_expires_at, past_due_since, grace_ends_at, dunning_ends_at, dunning_paused, dunning_paused_until, version, created_at, updated_at
+RETURNING id, customer_id, plan_id, quantity, status, billing_anchor, current_period_start, current_period_end, next_renewal_at, trial_end, cancel_at_period_end, canceled_at, cancel_reason, pending_plan_id, pending_quantity, paused_at, incomplete_expires_at, past_due_since, grace_ends_at, dunning_ends_at, dunning_paused, dunning_paused_until, version, created_at, updated_at, dunning_paused_at
 `
 
 type CreateSubscriptionParams struct {
@@ -74,14 +74,17 @@ func (q *Queries) CreateSubscription(ctx context.Context, arg CreateSubscription
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DunningPausedAt,
 	)
 	return i, err
 }
 
 const dueDunningEnds = `-- name: DueDunningEnds :many
-SELECT id, dunning_ends_at::timestamptz AS due_at FROM subscriptions
-WHERE status IN ('past_due', 'suspended') AND dunning_ends_at <= $1 AND NOT dunning_paused
-ORDER BY dunning_ends_at LIMIT $2
+SELECT id, (CASE WHEN dunning_paused THEN dunning_paused_until ELSE dunning_ends_at END)::timestamptz AS due_at
+FROM subscriptions
+WHERE status IN ('past_due', 'suspended')
+  AND ((NOT dunning_paused AND dunning_ends_at <= $1) OR (dunning_paused AND dunning_paused_until <= $1))
+ORDER BY 2 LIMIT $2
 `
 
 type DueDunningEndsParams struct {
@@ -94,6 +97,7 @@ type DueDunningEndsRow struct {
 	DueAt time.Time
 }
 
+// Also the ends of support's timed dunning pauses (the dunning-end step resumes them first).
 func (q *Queries) DueDunningEnds(ctx context.Context, arg DueDunningEndsParams) ([]DueDunningEndsRow, error) {
 	rows, err := q.db.Query(ctx, dueDunningEnds, arg.Now, arg.Max)
 	if err != nil {
@@ -225,7 +229,7 @@ func (q *Queries) DueRenewals(ctx context.Context, arg DueRenewalsParams) ([]Due
 }
 
 const getSubscription = `-- name: GetSubscription :one
-SELECT id, customer_id, plan_id, quantity, status, billing_anchor, current_period_start, current_period_end, next_renewal_at, trial_end, cancel_at_period_end, canceled_at, cancel_reason, pending_plan_id, pending_quantity, paused_at, incomplete_expires_at, past_due_since, grace_ends_at, dunning_ends_at, dunning_paused, dunning_paused_until, version, created_at, updated_at FROM subscriptions WHERE id = $1
+SELECT id, customer_id, plan_id, quantity, status, billing_anchor, current_period_start, current_period_end, next_renewal_at, trial_end, cancel_at_period_end, canceled_at, cancel_reason, pending_plan_id, pending_quantity, paused_at, incomplete_expires_at, past_due_since, grace_ends_at, dunning_ends_at, dunning_paused, dunning_paused_until, version, created_at, updated_at, dunning_paused_at FROM subscriptions WHERE id = $1
 `
 
 func (q *Queries) GetSubscription(ctx context.Context, id string) (Subscription, error) {
@@ -257,12 +261,13 @@ func (q *Queries) GetSubscription(ctx context.Context, id string) (Subscription,
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DunningPausedAt,
 	)
 	return i, err
 }
 
 const listCustomerSubscriptions = `-- name: ListCustomerSubscriptions :many
-SELECT id, customer_id, plan_id, quantity, status, billing_anchor, current_period_start, current_period_end, next_renewal_at, trial_end, cancel_at_period_end, canceled_at, cancel_reason, pending_plan_id, pending_quantity, paused_at, incomplete_expires_at, past_due_since, grace_ends_at, dunning_ends_at, dunning_paused, dunning_paused_until, version, created_at, updated_at FROM subscriptions
+SELECT id, customer_id, plan_id, quantity, status, billing_anchor, current_period_start, current_period_end, next_renewal_at, trial_end, cancel_at_period_end, canceled_at, cancel_reason, pending_plan_id, pending_quantity, paused_at, incomplete_expires_at, past_due_since, grace_ends_at, dunning_ends_at, dunning_paused, dunning_paused_until, version, created_at, updated_at, dunning_paused_at FROM subscriptions
 WHERE customer_id = $1
   AND (NOT $3::boolean OR (created_at, id) > ($4::timestamptz, $5::text))
 ORDER BY created_at, id
@@ -318,6 +323,7 @@ func (q *Queries) ListCustomerSubscriptions(ctx context.Context, arg ListCustome
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.DunningPausedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -330,7 +336,7 @@ func (q *Queries) ListCustomerSubscriptions(ctx context.Context, arg ListCustome
 }
 
 const lockSubscription = `-- name: LockSubscription :one
-SELECT id, customer_id, plan_id, quantity, status, billing_anchor, current_period_start, current_period_end, next_renewal_at, trial_end, cancel_at_period_end, canceled_at, cancel_reason, pending_plan_id, pending_quantity, paused_at, incomplete_expires_at, past_due_since, grace_ends_at, dunning_ends_at, dunning_paused, dunning_paused_until, version, created_at, updated_at FROM subscriptions WHERE id = $1 FOR UPDATE
+SELECT id, customer_id, plan_id, quantity, status, billing_anchor, current_period_start, current_period_end, next_renewal_at, trial_end, cancel_at_period_end, canceled_at, cancel_reason, pending_plan_id, pending_quantity, paused_at, incomplete_expires_at, past_due_since, grace_ends_at, dunning_ends_at, dunning_paused, dunning_paused_until, version, created_at, updated_at, dunning_paused_at FROM subscriptions WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) LockSubscription(ctx context.Context, id string) (Subscription, error) {
@@ -362,6 +368,7 @@ func (q *Queries) LockSubscription(ctx context.Context, id string) (Subscription
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DunningPausedAt,
 	)
 	return i, err
 }
@@ -371,6 +378,7 @@ SELECT coalesce(least(
     (SELECT min(s.next_renewal_at) FROM subscriptions s WHERE s.next_renewal_at > $1 AND s.status IN ('active', 'trialing', 'past_due')),
     (SELECT min(s.grace_ends_at) FROM subscriptions s WHERE s.status = 'past_due' AND s.grace_ends_at > $1 AND NOT s.dunning_paused),
     (SELECT min(s.dunning_ends_at) FROM subscriptions s WHERE s.status IN ('past_due', 'suspended') AND s.dunning_ends_at > $1 AND NOT s.dunning_paused),
+    (SELECT min(s.dunning_paused_until) FROM subscriptions s WHERE s.status IN ('past_due', 'suspended') AND s.dunning_paused AND s.dunning_paused_until > $1),
     (SELECT min(s.incomplete_expires_at) FROM subscriptions s WHERE s.status = 'incomplete' AND s.incomplete_expires_at > $1),
     (SELECT min(i.next_attempt_at) FROM invoices i WHERE i.status = 'open' AND i.next_attempt_at > $1),
     (SELECT min(a.next_lookup_at) FROM payment_attempts a WHERE a.status IN ('pending', 'unknown') AND a.next_lookup_at > $1)
@@ -421,7 +429,7 @@ UPDATE subscriptions SET
     dunning_paused = $19, dunning_paused_until = $20,
     version = version + 1, updated_at = $21
 WHERE id = $22 AND version = $23
-RETURNING id, customer_id, plan_id, quantity, status, billing_anchor, current_period_start, current_period_end, next_renewal_at, trial_end, cancel_at_period_end, canceled_at, cancel_reason, pending_plan_id, pending_quantity, paused_at, incomplete_expires_at, past_due_since, grace_ends_at, dunning_ends_at, dunning_paused, dunning_paused_until, version, created_at, updated_at
+RETURNING id, customer_id, plan_id, quantity, status, billing_anchor, current_period_start, current_period_end, next_renewal_at, trial_end, cancel_at_period_end, canceled_at, cancel_reason, pending_plan_id, pending_quantity, paused_at, incomplete_expires_at, past_due_since, grace_ends_at, dunning_ends_at, dunning_paused, dunning_paused_until, version, created_at, updated_at, dunning_paused_at
 `
 
 type UpdateSubscriptionParams struct {
@@ -504,6 +512,7 @@ func (q *Queries) UpdateSubscription(ctx context.Context, arg UpdateSubscription
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.DunningPausedAt,
 	)
 	return i, err
 }
