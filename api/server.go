@@ -120,6 +120,8 @@ func (s *Server) mountV1(r chi.Router) {
 	s.mountInvoices(r)
 	s.mountLedger(r)
 	s.mountBillingKeys(r)
+	s.mountSupport(r)
+	s.mountAudit(r)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
