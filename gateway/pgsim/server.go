@@ -74,7 +74,7 @@ func New(opts Options) *Server {
 		s.now = func() time.Time { return time.Now().UTC() }
 	}
 	s.resetLocked()
-	s.hooks = newWebhooks(opts.WebhookURL, opts.WebhookClient, s.log)
+	s.hooks = newWebhooks(opts.WebhookClient, s.log)
 	s.routes()
 	return s
 }

@@ -35,6 +35,7 @@ type WebhookDelivery struct {
 
 // hookPlan is one status change to announce: the payload and one delay per copy.
 type hookPlan struct {
+	url     string // fixed when the change happens, so SetWebhookURL never races a delivery
 	payload []byte
 	orderID string
 	status  string
@@ -59,6 +60,7 @@ func (s *Server) webhookLocked(c *charge) *hookPlan {
 		return nil
 	}
 	p := &hookPlan{
+		url:     s.opts.WebhookURL,
 		payload: mustJSON(webhookView{EventType: eventTypePayment, CreatedAt: fmtWebhookTime(s.now()), Data: s.view(c)}),
 		orderID: c.OrderID,
 		status:  c.Status,
@@ -72,6 +74,15 @@ func (s *Server) webhookLocked(c *charge) *hookPlan {
 		p.delays = append(p.delays, d)
 	}
 	return p
+}
+
+// SetWebhookURL points webhook deliveries at url ("" turns them off) for status changes from now on;
+// deliveries already planned keep the URL they were planned with. A process that embeds the simulator and
+// wants its own webhooks learns its address only once it listens, after the simulator was built.
+func (s *Server) SetWebhookURL(url string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.WebhookURL = url
 }
 
 // WebhookPayload returns the body pgsim would send now for orderID's payment, or an error if it has none.
@@ -96,7 +107,6 @@ func (s *Server) Webhooks() []WebhookDelivery {
 }
 
 type webhooks struct {
-	url    string
 	client *http.Client
 	logger *slog.Logger
 	ctx    context.Context
@@ -109,12 +119,12 @@ type webhooks struct {
 	log    []WebhookDelivery
 }
 
-func newWebhooks(url string, client *http.Client, logger *slog.Logger) *webhooks {
+func newWebhooks(client *http.Client, logger *slog.Logger) *webhooks {
 	if client == nil {
 		client = &http.Client{Timeout: 2 * time.Second}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &webhooks{url: url, client: client, logger: logger, ctx: ctx, cancel: cancel, sem: make(chan struct{}, webhookConcurrency)}
+	return &webhooks{client: client, logger: logger, ctx: ctx, cancel: cancel, sem: make(chan struct{}, webhookConcurrency)}
 }
 
 // deliver schedules every copy of p. It never blocks the caller: each copy waits out its delay on its own
@@ -149,7 +159,7 @@ func (h *webhooks) send(p *hookPlan, copyNo int, delay time.Duration) {
 	backoff := webhookBackoff
 	for attempt := 1; attempt <= webhookAttempts; attempt++ {
 		rec.Attempts = attempt
-		status, err := h.post(p.payload)
+		status, err := h.post(p.url, p.payload)
 		rec.LastStatus = status
 		rec.Error = ""
 		if err != nil {
@@ -175,8 +185,8 @@ func (h *webhooks) send(p *hookPlan, copyNo int, delay time.Duration) {
 	h.mu.Unlock()
 }
 
-func (h *webhooks) post(payload []byte) (int, error) {
-	req, err := http.NewRequestWithContext(h.ctx, http.MethodPost, h.url, bytes.NewReader(payload))
+func (h *webhooks) post(url string, payload []byte) (int, error) {
+	req, err := http.NewRequestWithContext(h.ctx, http.MethodPost, url, bytes.NewReader(payload))
 	if err != nil {
 		return 0, err
 	}

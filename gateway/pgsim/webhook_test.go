@@ -171,3 +171,21 @@ func TestWebhookPayload(t *testing.T) {
 	_, err = b.sim.WebhookPayload("order-none")
 	require.Error(t, err)
 }
+
+// A process that embeds the simulator learns its own address after building it: the URL can be set (and
+// cleared) later, and applies from the next status change on.
+func TestSetWebhookURLAppliesToLaterChanges(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t, 0)
+	b := setup(t, pgsim.Options{Seed: 1})
+	bk := b.issue(t, "cust-1", "ok")
+	b.charge(t, bk, "cust-1", "order-0001", "", 100)
+	b.sim.SetWebhookURL(rcv.srv.URL)
+	b.charge(t, bk, "cust-1", "order-0002", "", 100)
+	require.Eventually(t, func() bool { return rcv.count() == 1 }, 2*time.Second, 5*time.Millisecond)
+	b.sim.SetWebhookURL("")
+	b.charge(t, bk, "cust-1", "order-0003", "", 100)
+	time.Sleep(30 * time.Millisecond)
+	require.Equal(t, 1, rcv.count(), "cleared: no more deliveries")
+	require.Equal(t, "order-0002", rcv.events(t)[0].Data.OrderID)
+}
