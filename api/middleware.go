@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -125,4 +126,18 @@ func newHTTPMetrics(reg prometheus.Registerer) httpMetrics {
 	}
 	reg.MustRegister(m.requests, m.latency)
 	return m
+}
+
+// methodNotAllowed is the 405 problem, with the Allow header RFC 9110 requires (chi sets it only in its
+// own default handler).
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if s.router.Match(chi.NewRouteContext(), m, r.URL.Path) {
+			allowed = append(allowed, m)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	writeProblem(w, Problem{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+		Detail: r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + strings.Join(allowed, ", ")})
 }

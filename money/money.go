@@ -31,6 +31,15 @@ var ErrNotAnAmount = errors.New("not a decimal amount")
 // ErrNegative is returned where an amount must not be negative.
 var ErrNegative = errors.New("amount must not be negative")
 
+// ErrTooLarge is returned for an amount the ledger cannot hold.
+var ErrTooLarge = errors.New("amount is too large")
+
+// MaxIntegerDigits is how many digits an amount may have before its decimal point: every amount column is
+// numeric(20, 4), so a larger amount would be refused by the database — after validation, as a 500.
+const MaxIntegerDigits = 16
+
+var maxAmount = decimal.New(1, MaxIntegerDigits)
+
 // MinorUnit returns the number of decimals of currency, or ErrUnknownCurrency.
 func MinorUnit(currency string) (int32, error) {
 	d, ok := minorUnits[currency]
@@ -71,6 +80,9 @@ func Parse(s, currency string) (decimal.Decimal, error) {
 	}
 	if !v.Round(d).Equal(v) {
 		return decimal.Decimal{}, fmt.Errorf("%w: %s allows %d decimals", ErrTooPrecise, currency, d)
+	}
+	if v.Abs().GreaterThanOrEqual(maxAmount) {
+		return decimal.Decimal{}, fmt.Errorf("%w: at most %d digits before the decimal point", ErrTooLarge, MaxIntegerDigits)
 	}
 	return v, nil
 }

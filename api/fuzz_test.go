@@ -1,0 +1,133 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dunningworks/billing/internal/page"
+)
+
+// Fuzz targets for what the API reads from strangers: request bodies and list cursors. `go test` runs the
+// seeds (f.Add and testdata/fuzz/<Target>); `go test -fuzz=FuzzDecode ./api` explores further.
+
+// fuzzBodyLimit is small so the fuzzer reaches the 413 path too.
+const fuzzBodyLimit = 256
+
+func FuzzDecode(f *testing.F) {
+	for _, seed := range []struct{ ct, body string }{
+		{"application/json", `{"code":"basic","name":"Basic","amount":"9900","currency":"KRW","interval":"month","interval_count":1}`},
+		{"application/json; charset=utf-8", `{"customer_id":"cus_1","plan_id":"plan_1","quantity":2,"trial_days":7}`},
+		{"", `{"to":"2026-01-01T00:00:00Z"}`},
+		{"", `{"by":"720h"}`},
+		{"text/plain", `{}`},
+		{"", ``},
+		{"", `null`},
+		{"", `{"interval_count": 1e400}`},
+		{"", `{"quantity": 9223372036854775808}`},
+		{"", `{"trial_days": -1.5}`},
+		{"", `{"dunning_policy": {"steps": [1,2,3]}}`},
+		{"", `{"to": "yesterday"}`},
+		{"", `{"a":1}{"a":2}`},
+		{"", "\xef\xbb\xbf{}"},
+		{"", "{\"name\":\"\xff\xfe\"}"},
+		{"", `[` + string(bytes.Repeat([]byte("["), 20000))},
+	} {
+		f.Add(seed.ct, []byte(seed.body))
+	}
+	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		targets := []func() any{
+			func() any { return &createPlanRequest{} },
+			func() any { return &createSubscriptionRequest{} },
+			func() any { return &advanceRequest{} },
+			func() any { return &struct{}{} },
+		}
+		for _, newDst := range targets {
+			for _, optional := range []bool{false, true} {
+				rec := httptest.NewRecorder()
+				r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+				r.Header.Set("Content-Type", contentType)
+				r.Body = http.MaxBytesReader(rec, r.Body, fuzzBodyLimit)
+				dst := newDst()
+				var err error
+				if optional {
+					err = decodeOptional(r, dst)
+				} else {
+					err = decode(r, dst)
+				}
+				if err == nil {
+					// decodeOptional takes a body of JSON whitespace only as no body.
+					if !optional || len(bytes.Trim(body, " \t\r\n")) > 0 {
+						require.True(t, json.Valid(body), "accepted a body that is not JSON: %q", body)
+					}
+					continue
+				}
+				p := problemFor(err)
+				require.Contains(t, []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge}, p.Status,
+					"%T %q: %v -> %d", dst, body, err, p.Status)
+				require.NotEmpty(t, p.Code)
+			}
+		}
+	})
+}
+
+func FuzzPageParse(f *testing.F) {
+	for _, seed := range []struct{ limit, cursor string }{
+		{"", ""},
+		{"50", page.Cursor(time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC), "plan_abc")},
+		{"500", page.Cursor(time.Unix(0, 0), "a|b")},
+		{"0", ""}, {"501", ""}, {"-1", ""}, {"1e3", ""}, {"99999999999999999999", ""},
+		{"", "not-base64!"}, {"", "MjAyNg"}, {"", "fA"}, {"", "MjAyNi0wMS0wMlQwMzowNDowNVp8"},
+	} {
+		f.Add(seed.limit, seed.cursor)
+	}
+	f.Fuzz(func(t *testing.T, limit, cursor string) {
+		q := url.Values{}
+		if limit != "" {
+			q.Set("limit", limit)
+		}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		p, err := page.Parse(q)
+		if err != nil {
+			require.Equal(t, http.StatusUnprocessableEntity, problemFor(err).Status, "%q %q: %v", limit, cursor, err)
+			return
+		}
+		require.GreaterOrEqual(t, p.Limit, 1)
+		require.LessOrEqual(t, p.Limit, page.Max)
+		if limit == "" {
+			require.Equal(t, page.Default, p.Limit)
+		}
+		require.Equal(t, cursor != "", p.HasCursor())
+		if p.HasCursor() && p.AfterTime.Year() >= 0 && p.AfterTime.Year() <= 9999 {
+			again, err := page.Parse(url.Values{"cursor": {page.Cursor(p.AfterTime, p.AfterID)}})
+			require.NoError(t, err)
+			require.True(t, again.AfterTime.Equal(p.AfterTime))
+			require.Equal(t, p.AfterID, again.AfterID)
+		}
+	})
+}
+
+// Every position the API hands out as a cursor reads back as the same position.
+func FuzzCursorRoundTrip(f *testing.F) {
+	f.Add(int64(1767225600), int64(123456789), "sub_0123")
+	f.Add(int64(0), int64(0), "|")
+	f.Add(int64(253402300799), int64(999999999), "\xff")
+	f.Fuzz(func(t *testing.T, sec, nsec int64, id string) {
+		if id == "" || sec < 0 || sec > 253402300799 || nsec < 0 || nsec > 999999999 {
+			t.Skip("not a position a row can have")
+		}
+		at := time.Unix(sec, nsec)
+		p, err := page.Parse(url.Values{"cursor": {page.Cursor(at, id)}})
+		require.NoError(t, err)
+		require.True(t, p.AfterTime.Equal(at))
+		require.Equal(t, id, p.AfterID)
+	})
+}
