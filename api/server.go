@@ -14,6 +14,7 @@ import (
 	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/billingkey"
 	"github.com/dunningworks/billing/clock"
+	"github.com/dunningworks/billing/notify"
 )
 
 // ClockAdvancer moves the test clock and enqueues the work that falls due on the way.
@@ -38,6 +39,8 @@ type Deps struct {
 	Billing *billing.Service
 	// Vault is the billing-key vault.
 	Vault *billingkey.Vault
+	// Notify owns outgoing webhook endpoints and their deliveries.
+	Notify *notify.Service
 	// HealthOnly serves only /healthz, /readyz and /metrics (BILLING_ROLE=worker).
 	HealthOnly bool
 	// RateLimit is the requests per second allowed per API token (BILLING_API_RATE); 0 means no limit.
@@ -118,6 +121,7 @@ func (s *Server) mountV1(r chi.Router) {
 	s.mountInvoices(r)
 	s.mountLedger(r)
 	s.mountBillingKeys(r)
+	s.mountWebhookEndpoints(r)
 	s.mountSupport(r)
 	s.mountAudit(r)
 }

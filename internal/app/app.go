@@ -24,6 +24,7 @@ import (
 	"github.com/dunningworks/billing/internal/config"
 	"github.com/dunningworks/billing/jobs"
 	"github.com/dunningworks/billing/migrations"
+	"github.com/dunningworks/billing/notify"
 )
 
 // App is one billingd process.
@@ -38,6 +39,7 @@ type App struct {
 	Billing   *billing.Service
 	Jobs      *jobs.Runner
 	Vault     *billingkey.Vault
+	Notify    *notify.Service
 	Gateways  Gateways
 	// Sim is the embedded gateway simulator (nil unless "sim" is enabled without BILLING_SIM_URL), and
 	// SimURL the simulator the "sim" gateway talks to.
@@ -51,6 +53,8 @@ type App struct {
 type Options struct {
 	// Hooks are failpoints on the charge path.
 	Hooks billing.Hooks
+	// Notify tunes webhook fan-out and delivery (tests shrink the interval and the backoff).
+	Notify notify.Tuning
 }
 
 // New connects to the database (which must be migrated) and builds every component.
@@ -108,7 +112,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 
 	a.Billing = billing.New(billing.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Log: log, Hooks: o.Hooks, Policies: policies})
-	a.Jobs, err = jobs.New(jobs.Config{Pool: a.Pool, Billing: a.Billing, Clock: a.Clock, TestClock: cfg.TestClock,
+	// Webhook delivery keeps the wall clock even under the test clock: its retries are HTTP, not domain time.
+	a.Notify = notify.New(notify.Config{Pool: a.Pool, Registry: a.Registry, Log: log.With("component", "notify"), Tuning: o.Notify})
+	a.Jobs, err = jobs.New(jobs.Config{Pool: a.Pool, Billing: a.Billing, Notify: a.Notify, Clock: a.Clock, TestClock: cfg.TestClock,
 		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown})
 	if err != nil {
 		a.Close()
@@ -123,6 +129,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	a.Billing.SetVault(a.Vault)
+	a.Notify.SetKeyRing(a.Vault.KeyRing())
 
 	var boot []api.BootstrapToken
 	for _, k := range cfg.BootstrapKeys {
@@ -139,6 +146,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		ClockAdvancer: advancer,
 		Billing:       a.Billing,
 		Vault:         a.Vault,
+		Notify:        a.Notify,
 		HealthOnly:    cfg.Role == config.RoleWorker,
 	})
 	return a, nil
