@@ -4,6 +4,7 @@
 //	billingctl db-reset                        drop and recreate the database in DATABASE_URL, then migrate
 //	billingctl apikey create --role R [--name N]
 //	billingctl rotate-keys [--batch N]          re-encrypt billing keys under the newest key version
+//	billingctl delinquent | retry | mark-paid | write-off   support actions (see support.go), audited
 //
 // It reads DATABASE_URL (and, for rotate-keys, BILLING_ENCRYPTION_KEYS) like billingd.
 package main
@@ -40,7 +41,8 @@ const usage = `usage: billingctl <command>
   migrate                          apply the service's and River's migrations
   db-reset                         drop and recreate the database in DATABASE_URL, then migrate
   apikey create --role R [--name N] create an API key (prints the token once)
-  rotate-keys [--batch N]          re-encrypt billing keys under the newest BILLING_ENCRYPTION_KEYS version`
+  rotate-keys [--batch N]          re-encrypt billing keys under the newest BILLING_ENCRYPTION_KEYS version
+` + supportUsage
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
@@ -78,6 +80,8 @@ func run(ctx context.Context, args []string) error {
 		})
 	case "rotate-keys":
 		return rotateKeys(ctx, url, args[1:])
+	case "delinquent", "retry", "mark-paid", "write-off":
+		return runSupport(ctx, cli{getenv: os.Getenv, out: os.Stdout}, args)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}
