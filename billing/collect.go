@@ -162,7 +162,11 @@ func (s *Service) send(ctx context.Context, att store.PaymentAttempt) (ChargeRes
 			return ChargeResult{AttemptID: att.ID}, err
 		}
 	}
-	return s.recordOutcome(ctx, att.ID, outcome)
+	res, err := s.recordOutcome(ctx, att.ID, outcome)
+	if err == nil && s.hooks.AfterRecord != nil {
+		err = s.hooks.AfterRecord(att.ID)
+	}
+	return res, err
 }
 
 // charge sends the attempt to its gateway. A returned error means the request was certainly not sent.

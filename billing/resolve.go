@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -37,13 +38,26 @@ func (s *Service) ResolveAttempt(ctx context.Context, attemptID string, opts Res
 	if !opts.Now && att.NextLookupAt != nil && att.NextLookupAt.After(s.clock.Now()) {
 		return resultFromAttempt(att), nil
 	}
+	// An extra lookup (a customer is looking, a webhook hinted) that is inconclusive leaves the
+	// reconciler's schedule as it was.
+	inconclusive := func(reason string) (ChargeResult, error) {
+		if opts.Now {
+			return resultFromAttempt(att), nil
+		}
+		return s.bumpLookup(ctx, att, reason)
+	}
 	gw, ok := s.gateways.Get(att.Gateway)
 	if !ok {
-		return s.bumpLookup(ctx, att, "gateway "+att.Gateway+" is not enabled")
+		return inconclusive("gateway " + att.Gateway + " is not enabled")
 	}
 	out, err := gw.Lookup(ctx, att.OrderID)
+	if errors.Is(err, gateway.ErrTryLater) && !opts.Now {
+		// The lookup was never sent (open circuit, rate limit): it does not count as one of the
+		// schedule's lookups; try again shortly.
+		return s.deferLookup(ctx, att, time.Minute, "lookup not sent: "+err.Error())
+	}
 	if err != nil {
-		return s.bumpLookup(ctx, att, "lookup failed: "+err.Error())
+		return inconclusive("lookup failed: " + err.Error())
 	}
 	switch out.Kind {
 	case gateway.Succeeded, gateway.Declined, gateway.Canceled:
@@ -58,7 +72,7 @@ func (s *Service) ResolveAttempt(ctx context.Context, attemptID string, opts Res
 		}
 		return res, nil
 	default:
-		return s.bumpLookup(ctx, att, "lookup inconclusive: "+out.Reason)
+		return inconclusive("lookup inconclusive: " + out.Reason)
 	}
 }
 
@@ -117,4 +131,25 @@ func (s *Service) ResolveStuckForCustomer(ctx context.Context, customerID string
 		}
 	}
 	return nil
+}
+
+// deferLookup moves an unresolved attempt's next lookup to now+after without advancing its schedule.
+func (s *Service) deferLookup(ctx context.Context, att store.PaymentAttempt, after time.Duration, reason string) (ChargeResult, error) {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		now := s.clock.Now()
+		lc, err := s.lockForOutcome(ctx, tx, att.ID)
+		if err != nil {
+			return err
+		}
+		if lc.att.Status != string(statemachine.AttemptPending) && lc.att.Status != string(statemachine.AttemptUnknown) {
+			return nil
+		}
+		next := now.Add(after)
+		if _, err := s.q(tx).ResolveAttempt(ctx, store.ResolveAttemptParams{ID: att.ID, FromStatus: lc.att.Status, Status: lc.att.Status,
+			FailureReason: &reason, NextLookupAt: &next, LookupCount: lc.att.LookupCount}); err != nil {
+			return err
+		}
+		return s.sched.ScheduleTx(ctx, tx, Work{Kind: WorkResolveAttempt, ID: att.ID, At: next})
+	})
+	return ChargeResult{AttemptID: att.ID, Outcome: gateway.Unknown}, err
 }

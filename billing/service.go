@@ -63,6 +63,8 @@ type Hooks struct {
 	BeforeCharge func(attemptID string) error
 	// AfterCharge runs after the gateway answered and before the outcome is committed.
 	AfterCharge func(attemptID string, outcome gateway.Outcome) error
+	// AfterRecord runs after the outcome is committed and before the caller (a job) returns.
+	AfterRecord func(attemptID string) error
 }
 
 // Config is what a Service is built from.

@@ -27,14 +27,26 @@ type TestClock struct {
 	last time.Time
 }
 
-// NewTestClock loads (creating on first use) the persisted test clock.
+// NewTestClock loads (creating on first use) the persisted test clock. It reads through a small pool of
+// its own: domain code asks for the time while holding a transaction, and if the clock shared the
+// service's pool, a full pool of transactions would each wait for one more connection to read the clock.
 func NewTestClock(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) (*TestClock, error) {
-	now, err := store.New(pool).InitTestClock(ctx, time.Now().UTC().Truncate(time.Second))
+	cfg := pool.Config().Copy()
+	cfg.MaxConns, cfg.MinConns = 4, 1
+	own, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
+		return nil, fmt.Errorf("test clock pool: %w", err)
+	}
+	now, err := store.New(own).InitTestClock(ctx, time.Now().UTC().Truncate(time.Second))
+	if err != nil {
+		own.Close()
 		return nil, fmt.Errorf("init test clock: %w", err)
 	}
-	return &TestClock{pool: pool, log: log, last: now.UTC()}, nil
+	return &TestClock{pool: own, log: log, last: now.UTC()}, nil
 }
+
+// Close releases the clock's connections.
+func (c *TestClock) Close() { c.pool.Close() }
 
 // Now reads the persisted clock. Reading it every time (a primary-key lookup) is what lets replicas agree
 // right after an advance; if the database cannot answer, the last value read is the best we know.

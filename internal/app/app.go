@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -75,7 +76,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
-	if poolCfg.MaxConns < 40 {
+	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
+		// Enough for the workers and the API; the URL's pool_max_conns overrides it.
 		poolCfg.MaxConns = 40
 	}
 	a.Pool, err = pgxpool.NewWithConfig(ctx, poolCfg)
@@ -102,6 +104,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 			return nil, err
 		}
 		a.Clock = a.TestClock
+		a.closers = append(a.closers, a.TestClock.Close)
 		log.Warn("test clock enabled: domain time is the persisted test clock", "now", a.TestClock.Now())
 	}
 

@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dunningworks/billing/gateway"
+	"github.com/dunningworks/billing/gateway/guard"
 	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/gateway/stripe"
 	"github.com/dunningworks/billing/gateway/toss"
@@ -62,6 +65,33 @@ func (a *App) buildGateways() (Gateways, error) {
 			}
 			gws[name] = gw
 		}
+	}
+	// Every gateway gets its own bulkhead, rate limit, breaker and timeout: trouble at one gateway is
+	// reported to callers as "try later" and never spills into another's capacity.
+	stateGauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "billing_gateway_circuit_open",
+		Help: "1 while a gateway's circuit breaker is open (or half-open)."}, []string{"gateway"})
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "billing_gateway_refused_total",
+		Help: "Gateway calls refused before sending, by cause (circuit_open, rate_limited, bulkhead_full)."}, []string{"gateway", "method", "cause"})
+	a.Registry.MustRegister(stateGauge, refused)
+	for name, gw := range gws {
+		stateGauge.WithLabelValues(name).Set(0)
+		gws[name] = guard.Wrap(gw, guard.Config{
+			MaxConcurrent: a.Config.GatewayLimit,
+			RatePerSecond: a.Config.GatewayRate,
+			Burst:         a.Config.GatewayLimit,
+			Timeout:       a.Config.GatewayTimeout,
+			// The breaker runs on the wall clock (it protects a real gateway from real load).
+			BreakerCooldown: a.Config.BreakerCooldown,
+			OnStateChange: func(n gateway.Name, from, to string) {
+				open := 0.0
+				if to != guard.StateClosed {
+					open = 1
+				}
+				stateGauge.WithLabelValues(string(n)).Set(open)
+				a.Log.Warn("gateway circuit changed", "gateway", n, "from", from, "to", to)
+			},
+			OnRefused: func(n gateway.Name, method, cause string) { refused.WithLabelValues(string(n), method, cause).Inc() },
+		})
 	}
 	return gws, nil
 }

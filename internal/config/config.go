@@ -94,6 +94,7 @@ type Config struct {
 	GatewayLimit    int           // concurrent requests per gateway (bulkhead)
 	GatewayRate     float64       // requests per second per gateway
 	GatewayTimeout  time.Duration // per request
+	BreakerCooldown time.Duration // how long an open circuit stays open before a probe
 	ShutdownTimeout time.Duration
 	APIRateLimit    float64 // requests per second per token
 	FetchCooldown   time.Duration
@@ -250,6 +251,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.GatewayRate = floatVar(getenv, "BILLING_GATEWAY_RATE", 5000, bad)
 	c.APIRateLimit = floatVar(getenv, "BILLING_API_RATE", 1000, bad)
 	c.GatewayTimeout = durationVar(getenv, "BILLING_GATEWAY_TIMEOUT", 10*time.Second, bad)
+	c.BreakerCooldown = durationVar(getenv, "BILLING_BREAKER_COOLDOWN", 30*time.Second, bad)
 	c.ShutdownTimeout = durationVar(getenv, "BILLING_SHUTDOWN_TIMEOUT", 20*time.Second, bad)
 	c.FetchCooldown = durationVar(getenv, "BILLING_FETCH_COOLDOWN", 5*time.Millisecond, bad)
 

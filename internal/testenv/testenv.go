@@ -62,10 +62,21 @@ func New(t testing.TB, opts ...Options) *Env {
 	if dbURL == "" {
 		dbURL = testdb.URL(t)
 	}
+	// Several replicas and parallel tests share one server: keep each pool small.
+	appURL := dbURL
+	if !strings.Contains(appURL, "pool_max_conns") {
+		sep := "?"
+		if strings.Contains(appURL, "?") {
+			sep = "&"
+		}
+		appURL += sep + "pool_max_conns=8"
+	}
 	vars := map[string]string{
-		"DATABASE_URL":             dbURL,
-		"BILLING_BOOTSTRAP_KEYS":   "admin:" + AdminToken + ",service:" + ServiceToken + ",support:" + SupportToken,
-		"BILLING_TEST_CLOCK":       "1",
+		"DATABASE_URL":           appURL,
+		"BILLING_BOOTSTRAP_KEYS": "admin:" + AdminToken + ",service:" + ServiceToken + ",support:" + SupportToken,
+		"BILLING_TEST_CLOCK":     "1",
+		// Test-clock hours pass in wall-clock milliseconds: an open circuit must not outlive them.
+		"BILLING_BREAKER_COOLDOWN": "50ms",
 		"BILLING_ENCRYPTION_KEYS":  "1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 		"BILLING_LOG_LEVEL":        "warn",
 		"BILLING_SHUTDOWN_TIMEOUT": "5s",
