@@ -38,9 +38,10 @@ lint: ## go vet + gofmt check
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 .PHONY: generate
-generate: $(SQLC) ## sqlc code from the .sql files, and the state machine graphs in docs/
+generate: $(SQLC) ## sqlc code from the .sql files; the state machine graphs and the dunning timeline in docs/
 	$(SQLC) generate
 	UPDATE_GRAPHS=1 $(GO) test ./statemachine -run TestGraphsAreCurrent -count=1
+	UPDATE_TIMELINE=1 $(GO) test ./dunning -run TestTimelinePictureIsCurrent -count=1
 
 .PHONY: bench
 bench: build ## the billing-day benchmark (quick mode): table on stdout, JSON in bench/out/
