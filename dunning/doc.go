@@ -5,4 +5,8 @@
 //
 // Gateway trouble (timeouts, 5xx, an open circuit, rate limits) is not customer delinquency: it has its own
 // short technical backoff that never consumes a retry.
+//
+// The service-wide policy can come from a YAML or JSON file (LoadPolicyFile, BILLING_DUNNING_POLICY) and a
+// plan can override it (Policies.For); both are read strictly, so a typo is an error rather than a silently
+// ignored key. Timeline and TimelineSVG draw a policy's nominal schedule for docs/dunning-timeline.svg.
 package dunning
