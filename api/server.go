@@ -92,6 +92,7 @@ func New(d Deps) *Server {
 	})
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	r.Get("/openapi.json", serveOpenAPI)
 
 	if !d.HealthOnly {
 		r.Group(func(r chi.Router) {
