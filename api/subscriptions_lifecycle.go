@@ -35,8 +35,14 @@ func (s *Server) cancelSubscription(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	sub, err := s.Billing.Cancel(r.Context(), chi.URLParam(r, "id"), billing.CancelRequest{AtPeriodEnd: req.AtPeriodEnd, Reason: req.Reason,
-		ExpectVersion: expect})
+	cancel := billing.CancelRequest{AtPeriodEnd: req.AtPeriodEnd, Reason: req.Reason, ExpectVersion: expect}
+	if p, _ := PrincipalFrom(r.Context()); p.Role == RoleSupport {
+		// A person's cancel: a reason is required and the audit log records it (billing/support.go).
+		sub, err := s.Billing.SupportCancel(r.Context(), actorFrom(r), chi.URLParam(r, "id"), cancel)
+		writeSubscription(w, r, sub, err)
+		return
+	}
+	sub, err := s.Billing.Cancel(r.Context(), chi.URLParam(r, "id"), cancel)
 	writeSubscription(w, r, sub, err)
 }
 

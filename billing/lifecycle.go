@@ -34,57 +34,60 @@ func (s *Service) Cancel(ctx context.Context, subID string, req CancelRequest) (
 	if len(req.Reason) > maxReason {
 		return Subscription{}, apperr.Invalid("reason", "must be at most %d characters", maxReason)
 	}
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		now := s.clock.Now()
-		sub, err := s.lockSubscriptionFor(ctx, tx, subID, req.ExpectVersion)
-		if err != nil {
-			return err
-		}
-		// Whether canceling is legal at all is the state machine's answer (409 with the allowed triggers).
-		next, err := fireSub(ctx, sub.Status, statemachine.SubscriptionCancel)
-		if err != nil {
-			return err
-		}
-		refs := Refs{CustomerID: sub.CustomerID, SubscriptionID: sub.ID}
-		sp := subParams(sub, now)
-		if req.Reason != "" {
-			sp.CancelReason = &req.Reason
-		}
-		if req.AtPeriodEnd {
-			// Only a subscription that renews reaches its period end through the renewal; for the others
-			// (paused, suspended, unpaid, incomplete) "at period end" would never happen.
-			if !renewable(sub.Status) {
-				return notAllowedIn(sub, "cancel_at_period_end_not_allowed",
-					"a %s subscription does not renew, so it cannot cancel at its period end; cancel it now", sub.Status)
-			}
-			if sub.CancelAtPeriodEnd && req.Reason == "" {
-				return nil // already scheduled: the same request again changes nothing
-			}
-			sp.CancelAtPeriodEnd = true
-			if _, err := s.saveSubscription(ctx, tx, sp); err != nil {
-				return err
-			}
-			return s.emit(ctx, tx, EvtSubscriptionUpdated, refs, now, map[string]any{"why": "cancel scheduled for the period end",
-				"cancel_at_period_end": true, "cancel_at": sub.CurrentPeriodEnd, "reason": req.Reason})
-		}
-		sp.Status, sp.CanceledAt, sp.NextRenewalAt = string(next), &now, nil
-		sp.CancelAtPeriodEnd, sp.PendingPlanID, sp.PendingQuantity = false, nil, nil
-		// Nothing of dunning or expiry is still to come for a canceled subscription.
-		sp.GraceEndsAt, sp.DunningEndsAt, sp.IncompleteExpiresAt = nil, nil, nil
-		if _, err := s.saveSubscription(ctx, tx, sp); err != nil {
-			return err
-		}
-		voided, kept, err := s.settleOpenInvoicesOnCancel(ctx, tx, sub.ID, now)
-		if err != nil {
-			return err
-		}
-		return s.emit(ctx, tx, EvtSubscriptionCanceled, refs, now, map[string]any{"why": "canceled", "from": sub.Status,
-			"reason": req.Reason, "voided_invoices": voided, "open_invoices": kept})
-	})
+	err := s.inTx(ctx, func(tx pgx.Tx) error { return s.cancelIn(ctx, tx, subID, req) })
 	if err != nil {
 		return Subscription{}, err
 	}
 	return s.GetSubscription(ctx, subID)
+}
+
+// cancelIn is Cancel's transaction: support's audited cancel runs it inside its own, with the audit row.
+func (s *Service) cancelIn(ctx context.Context, tx pgx.Tx, subID string, req CancelRequest) error {
+	now := s.clock.Now()
+	sub, err := s.lockSubscriptionFor(ctx, tx, subID, req.ExpectVersion)
+	if err != nil {
+		return err
+	}
+	// Whether canceling is legal at all is the state machine's answer (409 with the allowed triggers).
+	next, err := fireSub(ctx, sub.Status, statemachine.SubscriptionCancel)
+	if err != nil {
+		return err
+	}
+	refs := Refs{CustomerID: sub.CustomerID, SubscriptionID: sub.ID}
+	sp := subParams(sub, now)
+	if req.Reason != "" {
+		sp.CancelReason = &req.Reason
+	}
+	if req.AtPeriodEnd {
+		// Only a subscription that renews reaches its period end through the renewal; for the others
+		// (paused, suspended, unpaid, incomplete) "at period end" would never happen.
+		if !renewable(sub.Status) {
+			return notAllowedIn(sub, "cancel_at_period_end_not_allowed",
+				"a %s subscription does not renew, so it cannot cancel at its period end; cancel it now", sub.Status)
+		}
+		if sub.CancelAtPeriodEnd && req.Reason == "" {
+			return nil // already scheduled: the same request again changes nothing
+		}
+		sp.CancelAtPeriodEnd = true
+		if _, err := s.saveSubscription(ctx, tx, sp); err != nil {
+			return err
+		}
+		return s.emit(ctx, tx, EvtSubscriptionUpdated, refs, now, map[string]any{"why": "cancel scheduled for the period end",
+			"cancel_at_period_end": true, "cancel_at": sub.CurrentPeriodEnd, "reason": req.Reason})
+	}
+	sp.Status, sp.CanceledAt, sp.NextRenewalAt = string(next), &now, nil
+	sp.CancelAtPeriodEnd, sp.PendingPlanID, sp.PendingQuantity = false, nil, nil
+	// Nothing of dunning or expiry is still to come for a canceled subscription.
+	sp.GraceEndsAt, sp.DunningEndsAt, sp.IncompleteExpiresAt = nil, nil, nil
+	if _, err := s.saveSubscription(ctx, tx, sp); err != nil {
+		return err
+	}
+	voided, kept, err := s.settleOpenInvoicesOnCancel(ctx, tx, sub.ID, now)
+	if err != nil {
+		return err
+	}
+	return s.emit(ctx, tx, EvtSubscriptionCanceled, refs, now, map[string]any{"why": "canceled", "from": sub.Status,
+		"reason": req.Reason, "voided_invoices": voided, "open_invoices": kept})
 }
 
 // settleOpenInvoicesOnCancel voids what can be voided and stops retries on the rest. The caller holds the

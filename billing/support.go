@@ -414,6 +414,21 @@ func (s *Service) subscriptionAction(ctx context.Context, a Actor, action, subID
 	return s.GetSubscription(ctx, subID)
 }
 
+// SupportCancel is a person's cancel: Cancel's own transaction plus the audit row, and a reason is
+// required. Canceling a subscription that is already canceled is a no-op; other refusals are Cancel's.
+func (s *Service) SupportCancel(ctx context.Context, a Actor, subID string, req CancelRequest) (Subscription, error) {
+	return s.subscriptionAction(ctx, a, ActionCancel, subID, req.Reason, func(tx pgx.Tx, sub store.Subscription, now time.Time) (store.Subscription, bool, error) {
+		if sub.Status == string(statemachine.SubscriptionCanceled) {
+			return sub, false, nil
+		}
+		if err := s.cancelIn(ctx, tx, subID, req); err != nil {
+			return sub, false, err
+		}
+		after, err := s.q(tx).GetSubscription(ctx, subID)
+		return after, err == nil && after.Version != sub.Version, err
+	})
+}
+
 func checkHorizon(field string, t, now time.Time) error {
 	switch {
 	case !t.After(now):

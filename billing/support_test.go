@@ -537,3 +537,29 @@ func TestSupportAuditRowsCannotBeChanged(t *testing.T) {
 	require.Contains(t, string(list.Data[0]), `"reason":"admin cleanup"`)
 	env.RequireBalanced()
 }
+
+// A cancel by support through the subscriptions API is a support action like the others: a reason is
+// required, the audit row is written with it, and a repeat changes nothing.
+func TestSupportCancelIsAudited(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	plan := env.CreatePlan("9900", "KRW", "month", 1)
+	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	path := "/v1/subscriptions/" + d.sub + "/cancel"
+
+	res := env.Do("POST", path, testenv.SupportToken, map[string]any{})
+	require.Equal(t, 422, res.Status, "support must say why: %s", res.Body)
+	require.Equal(t, "past_due", env.Subscription(d.sub)["status"])
+
+	res = env.Do("POST", path, testenv.SupportToken, map[string]any{"reason": "customer asked by phone"}, "X-Request-Id: req-cancel")
+	require.Equal(t, 200, res.Status, string(res.Body))
+	require.Equal(t, "canceled", res.JSON(t)["status"])
+	row := requireAudit(t, env, "subscription", d.sub, "cancel", "customer asked by phone", "req-cancel")
+	require.Equal(t, "past_due", row["before"].(map[string]any)["status"])
+	require.Equal(t, "canceled", row["after"].(map[string]any)["status"])
+
+	res = env.Do("POST", path, testenv.SupportToken, map[string]any{"reason": "customer asked by phone"})
+	require.Equal(t, 200, res.Status, "canceling a canceled subscription again is a no-op: %s", res.Body)
+	require.Len(t, auditRows(t, env, d.sub), 1)
+	env.RequireBalanced()
+}
