@@ -32,6 +32,7 @@ import (
 // They may be missing without failing; once served, they are checked like any other route, and the entry
 // here should go.
 var pendingRoutes = map[string]bool{
+	"POST /v1/support/reconciliation/findings/{}/resolve": true,
 	"POST /webhooks/{}":                       true,
 	"GET /v1/support/reconciliation":          true,
 	"GET /console/login":                      true,
@@ -121,7 +122,7 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 
 	var undocumented, unserved []string
 	for key, route := range served {
-		if _, ok := documented[key]; !ok {
+		if _, ok := documented[key]; !ok && !consoleInternal(route) {
 			undocumented = append(undocumented, route)
 		}
 	}
@@ -140,6 +141,13 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	require.Empty(t, undocumented, "served but missing from api/openapi.json — document them:\n  %s", strings.Join(undocumented, "\n  "))
 	require.Empty(t, unserved, "in api/openapi.json but not served — serve them, fix the path, or list them in pendingRoutes:\n  %s",
 		strings.Join(unserved, "\n  "))
+}
+
+// consoleInternal: the console is HTML for people, and API.md fixes only its entry points (which are
+// documented); its other pages, forms and static files are its own business.
+func consoleInternal(route string) bool {
+	_, path, _ := strings.Cut(route, " ")
+	return strings.HasPrefix(path, "/console/") || path == "/console"
 }
 
 // servedOutsideTheRouter asks the running service for a documented route the API router does not hold
@@ -348,7 +356,16 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	v.do("POST", "/v1/support/invoices/"+declinedInvoice+"/mark-paid", sup, map[string]any{"reason": "cash", "reference": "r-1", "amount": "9900"})
 	v.do("GET", "/v1/support/audit?target_id="+declinedInvoice, sup, nil)
 	if v.isServed("GET", "/v1/support/reconciliation") {
-		v.do("GET", "/v1/support/reconciliation?status=open", sup, nil)
+		v.do("GET", "/v1/support/reconciliation?status=mismatch", sup, nil)
+		v.do("GET", "/v1/support/reconciliation?limit=0", sup, nil)
+	}
+	if v.isServed("POST", "/v1/support/reconciliation/findings/{id}/resolve") {
+		v.do("POST", "/v1/support/reconciliation/findings/rf_nope/resolve", sup, map[string]any{"action": "dismiss", "reason": "x"})
+		v.do("POST", "/v1/support/reconciliation/findings/rf_nope/resolve", sup, map[string]any{"action": "shrug", "reason": "x"})
+	}
+	if v.isServed("POST", "/webhooks/{gateway}") {
+		v.do("POST", "/webhooks/nope", "", map[string]any{"id": "evt_1"})
+		v.do("POST", "/webhooks/sim", "", "not json")
 	}
 	if v.isServed("POST", "/v1/webhook-endpoints") {
 		res = v.do("POST", "/v1/webhook-endpoints", adm, map[string]any{"url": "https://example.com/hooks", "events": []string{"invoice.paid"}})
