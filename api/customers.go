@@ -34,7 +34,13 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) {
-	c, err := s.Billing.GetCustomer(r.Context(), chi.URLParam(r, "id"))
+	id := chi.URLParam(r, "id")
+	// The "stuck cart", as for a subscription: a customer back after closing the app mid-payment sees the
+	// true delinquency state, not a payment still marked in flight.
+	if err := s.Billing.ResolveStuckForCustomer(r.Context(), id); err != nil {
+		loggerFrom(r).Warn("stuck-cart lookup failed", "customer_id", id, "err", err)
+	}
+	c, err := s.Billing.GetCustomer(r.Context(), id)
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -15,6 +15,7 @@ import (
 	"github.com/dunningworks/billing/billingkey"
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/notify"
+	"github.com/dunningworks/billing/reconcile"
 )
 
 // ClockAdvancer moves the test clock and enqueues the work that falls due on the way.
@@ -41,6 +42,10 @@ type Deps struct {
 	Vault *billingkey.Vault
 	// Notify owns outgoing webhook endpoints and their deliveries.
 	Notify *notify.Service
+	// Gateways are the enabled gateways; POST /webhooks/{gateway} answers only for these.
+	Gateways billing.Gateways
+	// Reconcile serves reconciliation findings to support.
+	Reconcile *reconcile.Service
 	// HealthOnly serves only /healthz, /readyz and /metrics (BILLING_ROLE=worker).
 	HealthOnly bool
 	// RateLimit is the requests per second allowed per API token (BILLING_API_RATE); 0 means no limit.
@@ -95,6 +100,7 @@ func New(d Deps) *Server {
 	r.Get("/openapi.json", serveOpenAPI)
 
 	if !d.HealthOnly {
+		s.mountInboundWebhooks(r) // gateways carry no bearer token: outside the authenticated group
 		r.Group(func(r chi.Router) {
 			// Order matters: keys and buckets are per token, a rate-limited request never claims an
 			// idempotency key, and a replay is answered before any handler runs.
@@ -125,6 +131,7 @@ func (s *Server) mountV1(r chi.Router) {
 	s.mountWebhookEndpoints(r)
 	s.mountSupport(r)
 	s.mountAudit(r)
+	s.mountReconciliation(r)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -88,6 +88,8 @@ func argsFor(w billing.Work) river.JobArgs {
 		return DunningEndArgs(a)
 	case billing.WorkExpireIncomplete:
 		return ExpireIncompleteArgs(a)
+	case billing.WorkProcessWebhook:
+		return ProcessWebhookArgs(a)
 	}
 	panic("jobs: unknown work kind " + string(w.Kind))
 }

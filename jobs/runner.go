@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/notify"
+	"github.com/dunningworks/billing/reconcile"
 )
 
 // Config builds the job runner.
@@ -33,6 +35,13 @@ type Config struct {
 	SweepInterval time.Duration
 	// Notify delivers outgoing webhooks (nil: no webhook workers).
 	Notify *notify.Service
+	// Gateways are the enabled gateways' names: the webhook-silence check and the daily reconciliation
+	// cover each of them.
+	Gateways []string
+	// Reconcile runs the daily reconciliation (nil: no reconciliation job).
+	Reconcile *reconcile.Service
+	// Registry receives the jobs' metrics (billing_webhooks_silent); nil registers none.
+	Registry prometheus.Registerer
 }
 
 // Runner owns the River client.
@@ -67,6 +76,7 @@ func New(cfg Config) (*Runner, error) {
 	river.AddWorker(workers, &sweepWorker{s: r.Sweeper})
 	river.AddWorker(workers, newIdempotencyReapWorker(cfg.Pool))
 	notifyJobs := addNotifyWorkers(workers, cfg.Notify)
+	inboundJobs := append(addWebhookWorkers(workers, r, jobLogger(cfg)), addReconcileWorkers(workers, cfg)...)
 
 	logger := cfg.Log
 	if logger == nil {
@@ -87,7 +97,7 @@ func New(cfg Config) (*Runner, error) {
 				func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 			idempotencyReapJob(),
-		}, notifyJobs...),
+		}, append(notifyJobs, inboundJobs...)...),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/dunningworks/billing/jobs"
 	"github.com/dunningworks/billing/migrations"
 	"github.com/dunningworks/billing/notify"
+	"github.com/dunningworks/billing/reconcile"
 )
 
 // App is one billingd process.
@@ -41,13 +43,15 @@ type App struct {
 	Jobs      *jobs.Runner
 	Vault     *billingkey.Vault
 	Notify    *notify.Service
+	Reconcile *reconcile.Service
 	Gateways  Gateways
 	// Sim is the embedded gateway simulator (nil unless "sim" is enabled without BILLING_SIM_URL), and
 	// SimURL the simulator the "sim" gateway talks to.
 	Sim    *pgsim.Server
 	SimURL string
 
-	closers []func()
+	simWebhooks bool
+	closers     []func()
 }
 
 // Options are test seams; production passes none.
@@ -56,6 +60,10 @@ type Options struct {
 	Hooks billing.Hooks
 	// Notify tunes webhook fan-out and delivery (tests shrink the interval and the backoff).
 	Notify notify.Tuning
+	// SimWebhooks makes the embedded simulator post its payment webhooks to this App's own /webhooks/sim
+	// once it listens. Off by default, so tests that hold an attempt unknown are not raced by a hint;
+	// `make run` starts pgsim as a process with its own -webhook-url.
+	SimWebhooks bool
 }
 
 // New connects to the database (which must be migrated) and builds every component.
@@ -69,7 +77,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry()}
+	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), simWebhooks: o.SimWebhooks}
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	poolCfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
@@ -117,8 +125,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	a.Billing = billing.New(billing.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Log: log, Hooks: o.Hooks, Policies: policies})
 	// Webhook delivery keeps the wall clock even under the test clock: its retries are HTTP, not domain time.
 	a.Notify = notify.New(notify.Config{Pool: a.Pool, Registry: a.Registry, Log: log.With("component", "notify"), Tuning: o.Notify})
+	a.Reconcile = reconcile.New(reconcile.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Registry: a.Registry,
+		Log: log.With("component", "reconcile")})
 	a.Jobs, err = jobs.New(jobs.Config{Pool: a.Pool, Billing: a.Billing, Notify: a.Notify, Clock: a.Clock, TestClock: cfg.TestClock,
-		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown})
+		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown,
+		Gateways: cfg.Gateways, Reconcile: a.Reconcile, Registry: a.Registry})
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -150,6 +161,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Billing:       a.Billing,
 		Vault:         a.Vault,
 		Notify:        a.Notify,
+		Gateways:      a.Gateways,
+		Reconcile:     a.Reconcile,
 		HealthOnly:    cfg.Role == config.RoleWorker,
 	})
 	return a, nil
@@ -185,6 +198,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if a.Sim != nil && a.simWebhooks && a.Config.Role != config.RoleWorker {
+		a.Sim.SetWebhookURL(selfURL(ln) + "/webhooks/sim")
+	}
 	works := a.Config.Role != config.RoleAPI
 	if works {
 		if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil { // a canceled start context would hard-stop River; Stop drains instead
@@ -219,4 +235,17 @@ func (a *App) Close() {
 		a.closers[i]()
 	}
 	a.closers = nil
+}
+
+// selfURL is how this process reaches its own listener (a wildcard address is dialed on loopback).
+func selfURL(ln net.Listener) string {
+	addr, ok := ln.Addr().(*net.TCPAddr)
+	if !ok {
+		return "http://" + ln.Addr().String()
+	}
+	host := addr.IP
+	if host == nil || host.IsUnspecified() {
+		host = net.IPv4(127, 0, 0, 1)
+	}
+	return "http://" + net.JoinHostPort(host.String(), strconv.Itoa(addr.Port))
 }

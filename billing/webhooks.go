@@ -1,0 +1,193 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dunningworks/billing/billing/internal/store"
+	"github.com/dunningworks/billing/gateway"
+	"github.com/dunningworks/billing/statemachine"
+)
+
+// WorkProcessWebhook is an inbound webhook in the inbox waiting to be processed. Its Work.ID is
+// WebhookWorkID(gateway, event id).
+const WorkProcessWebhook WorkKind = "process_webhook"
+
+// Results recorded on a processed inbox row.
+const (
+	// WebhookApplied: the event named an unsettled attempt, and the lookup it prompted settled it.
+	WebhookApplied = "applied"
+	// WebhookStale: the attempt was already settled when the event was processed (a late, duplicate or
+	// reordered event). Nothing moved: states only move forward, and only on what the gateway answers now.
+	WebhookStale = "stale"
+	// WebhookUnknownOrder: no attempt of ours has the order id. Reconciliation reports such charges.
+	WebhookUnknownOrder = "unknown_order"
+	// WebhookUnresolved: the lookup was inconclusive; the reconciler keeps its own schedule for the attempt.
+	WebhookUnresolved = "unresolved"
+	// WebhookIgnored: an event kind the service does not act on; stored and acknowledged only.
+	WebhookIgnored = "ignored"
+)
+
+// WebhookSilenceWindow is how long a gateway may send no webhook while charges are made there before it
+// counts as silent, and WebhookSilenceGrace how old a charge must be before its webhook is expected.
+const (
+	WebhookSilenceWindow = time.Hour
+	WebhookSilenceGrace  = 5 * time.Minute
+)
+
+// WebhookWorkID names an inbox row in a Work item.
+func WebhookWorkID(gw, eventID string) string { return gw + ":" + eventID }
+
+// ParseWebhookWorkID is the inverse of WebhookWorkID (gateway names never hold a colon; event ids may).
+func ParseWebhookWorkID(id string) (gw, eventID string, ok bool) {
+	gw, eventID, ok = strings.Cut(id, ":")
+	return gw, eventID, ok && gw != "" && eventID != ""
+}
+
+// ReceiveWebhook stores a verified event in the inbox and, in the same transaction, enqueues the job that
+// processes it: receiving is not processing, so the gateway gets its 200 in milliseconds and nothing the
+// handler does can lose the event. A duplicate (same gateway and event id) stores and enqueues nothing
+// and reports stored false.
+func (s *Service) ReceiveWebhook(ctx context.Context, gw string, ev gateway.Event) (stored bool, err error) {
+	if ev.ID == "" {
+		return false, errors.New("webhook event without an id")
+	}
+	raw := ev.Raw
+	if raw == nil {
+		raw = []byte{}
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		now := s.clock.Now()
+		at, err := s.q(tx).InsertWebhook(ctx, store.InsertWebhookParams{Gateway: gw, EventID: ev.ID, EventKind: string(ev.Kind),
+			OrderID: strPtr(ev.OrderID), Payload: raw, ReceivedAt: now})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // a duplicate: the first copy's job does the work
+		}
+		if err != nil {
+			return fmt.Errorf("store webhook %s/%s: %w", gw, ev.ID, err)
+		}
+		stored = true
+		return s.sched.ScheduleTx(ctx, tx, Work{Kind: WorkProcessWebhook, ID: WebhookWorkID(gw, ev.ID), At: at})
+	})
+	return stored, err
+}
+
+// ProcessWebhook acts on one inbox row and records the result on it; a processed row is not processed
+// again. A payment-status event is only a hint: the attempt with its order id is settled by
+// ResolveAttempt, which asks the gateway for the order before anything changes, so a forged, stale or
+// reordered event can at most cause a lookup. Outcomes are recorded only on pending or unknown attempts,
+// so an event never moves a state backwards.
+func (s *Service) ProcessWebhook(ctx context.Context, gw, eventID string) (string, error) {
+	row, err := s.q(s.pool).GetWebhook(ctx, store.GetWebhookParams{Gateway: gw, EventID: eventID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("webhook %s/%s: %w", gw, eventID, err)
+	}
+	if row.ProcessedAt != nil {
+		return deref(row.Result), nil
+	}
+	result, err := s.applyWebhook(ctx, row)
+	if err != nil {
+		return "", fmt.Errorf("process webhook %s/%s: %w", gw, eventID, err)
+	}
+	now := s.clock.Now()
+	if _, err := s.q(s.pool).MarkWebhookProcessed(ctx, store.MarkWebhookProcessedParams{Gateway: gw, EventID: eventID,
+		ProcessedAt: &now, Result: &result}); err != nil {
+		return "", fmt.Errorf("mark webhook %s/%s processed: %w", gw, eventID, err)
+	}
+	s.log.Debug("webhook processed", "gateway", gw, "event_id", eventID, "order_id", deref(row.OrderID), "result", result)
+	return result, nil
+}
+
+func (s *Service) applyWebhook(ctx context.Context, row store.WebhookInbox) (string, error) {
+	if row.EventKind != string(gateway.PaymentStatusChanged) || row.OrderID == nil {
+		return WebhookIgnored, nil
+	}
+	att, err := s.q(s.pool).AttemptByOrderID(ctx, *row.OrderID)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && att.Gateway != row.Gateway) {
+		return WebhookUnknownOrder, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if !attemptUnsettled(att.Status) {
+		return WebhookStale, nil
+	}
+	if _, err := s.ResolveAttempt(ctx, att.ID, ResolveOptions{Now: true}); err != nil {
+		return "", err
+	}
+	after, err := s.q(s.pool).GetAttempt(ctx, att.ID)
+	if err != nil {
+		return "", err
+	}
+	if attemptUnsettled(after.Status) {
+		return WebhookUnresolved, nil
+	}
+	return WebhookApplied, nil
+}
+
+func attemptUnsettled(status string) bool {
+	return status == string(statemachine.AttemptPending) || status == string(statemachine.AttemptUnknown)
+}
+
+// DueWebhooks lists inbox rows received at or before `before` that are still unprocessed: their job was
+// lost (discarded after its retries, or never committed by River). The caller re-enqueues them; jobs
+// still waiting are not duplicated.
+func (s *Service) DueWebhooks(ctx context.Context, before time.Time, max int) ([]Work, error) {
+	rows, err := s.q(s.pool).UnprocessedWebhooks(ctx, store.UnprocessedWebhooksParams{Before: before, Max: int32(max)})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Work, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, Work{Kind: WorkProcessWebhook, ID: WebhookWorkID(r.Gateway, r.EventID), At: r.ReceivedAt})
+	}
+	return out, nil
+}
+
+// WebhookHealth is whether a gateway's webhooks are arriving.
+type WebhookHealth struct {
+	Gateway string
+	// LastReceivedAt is the domain time of the newest inbox row from the gateway (nil: none ever).
+	LastReceivedAt *time.Time
+	// Charges counts attempts that reached the card (succeeded or declined) in the last
+	// WebhookSilenceWindow, leaving out the last WebhookSilenceGrace, whose webhooks may be on their way.
+	Charges int
+	// Silent: charges were made there and no webhook arrived for a whole WebhookSilenceWindow.
+	Silent bool
+}
+
+// WebhookHealth reports, per gateway, whether its webhooks went silent while charges were made there.
+// Polling still settles every attempt; silence means the faster path is broken (a wrong endpoint URL, a
+// firewall, a rotated secret) and someone should look.
+func (s *Service) WebhookHealth(ctx context.Context, gateways []string) ([]WebhookHealth, error) {
+	now := s.clock.Now()
+	q := s.q(s.pool)
+	out := make([]WebhookHealth, 0, len(gateways))
+	for _, gw := range gateways {
+		h := WebhookHealth{Gateway: gw}
+		last, err := q.LastWebhookAt(ctx, gw)
+		switch {
+		case err == nil:
+			h.LastReceivedAt = &last
+		case !errors.Is(err, pgx.ErrNoRows):
+			return nil, fmt.Errorf("last webhook of %s: %w", gw, err)
+		}
+		n, err := q.CountGatewayCharges(ctx, store.CountGatewayChargesParams{Gateway: gw,
+			FromAt: now.Add(-WebhookSilenceWindow), ToAt: now.Add(-WebhookSilenceGrace)})
+		if err != nil {
+			return nil, fmt.Errorf("recent charges of %s: %w", gw, err)
+		}
+		h.Charges = int(n)
+		h.Silent = h.Charges > 0 && (h.LastReceivedAt == nil || now.Sub(*h.LastReceivedAt) > WebhookSilenceWindow)
+		out = append(out, h)
+	}
+	return out, nil
+}

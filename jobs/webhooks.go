@@ -1,0 +1,170 @@
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+
+	"github.com/dunningworks/billing/billing"
+	"github.com/dunningworks/billing/internal/dbx"
+)
+
+// WebhookWatchInterval is how often the leader re-enqueues inbox rows whose processing job was lost and
+// checks whether a gateway's webhooks went silent.
+const WebhookWatchInterval = 30 * time.Second
+
+// ProcessWebhookArgs processes one inbox row; ID is billing.WebhookWorkID(gateway, event id).
+type ProcessWebhookArgs WorkArgs
+
+// Kind is River's job kind.
+func (ProcessWebhookArgs) Kind() string { return string(billing.WorkProcessWebhook) }
+
+// InsertOpts makes the job unique per inbox row while it waits or runs.
+func (ProcessWebhookArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: uniqueness}
+}
+
+type processWebhookWorker struct {
+	river.WorkerDefaults[ProcessWebhookArgs]
+	b *billing.Service
+}
+
+func (w *processWebhookWorker) Work(ctx context.Context, j *river.Job[ProcessWebhookArgs]) error {
+	gw, eventID, ok := billing.ParseWebhookWorkID(j.Args.ID)
+	if !ok {
+		return river.JobCancel(errBadWebhookID(j.Args.ID))
+	}
+	_, err := w.b.ProcessWebhook(ctx, gw, eventID)
+	return err
+}
+
+type errBadWebhookID string
+
+func (e errBadWebhookID) Error() string { return "malformed webhook job id " + string(e) }
+
+// WebhookWatchArgs is the periodic job behind the inbox sweep and the silence alert.
+type WebhookWatchArgs struct{}
+
+// Kind is River's job kind.
+func (WebhookWatchArgs) Kind() string { return "webhook_watch" }
+
+// InsertOpts keeps one watch waiting at a time.
+func (WebhookWatchArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: uniqueness}
+}
+
+// webhookWatchWorker re-enqueues unprocessed inbox rows (principle 1: the table is the truth, a lost job
+// is recreated) and logs once, on each change, when a gateway's webhooks go silent or come back.
+type webhookWatchWorker struct {
+	river.WorkerDefaults[WebhookWatchArgs]
+	b        *billing.Service
+	r        *Runner
+	gateways []string
+	alerts   *silenceAlerts
+}
+
+func (w *webhookWatchWorker) Work(ctx context.Context, _ *river.Job[WebhookWatchArgs]) error {
+	due, err := w.b.DueWebhooks(ctx, w.b.Now(), 1000)
+	if err != nil {
+		return err
+	}
+	if len(due) > 0 {
+		sched := w.r.Scheduler()
+		if err := dbx.InTx(ctx, w.r.cfg.Pool, func(tx pgx.Tx) error { return sched.ScheduleTx(ctx, tx, due...) }); err != nil {
+			return err
+		}
+	}
+	health, err := w.b.WebhookHealth(ctx, w.gateways)
+	if err != nil {
+		return err
+	}
+	w.alerts.observe(ctx, health)
+	return nil
+}
+
+// silenceAlerts remembers, per gateway, whether it was last seen silent, so the log says it once per
+// change rather than every half minute.
+type silenceAlerts struct {
+	log    *slog.Logger
+	mu     sync.Mutex
+	silent map[string]bool
+}
+
+func newSilenceAlerts(log *slog.Logger) *silenceAlerts {
+	return &silenceAlerts{log: log, silent: map[string]bool{}}
+}
+
+func (a *silenceAlerts) observe(ctx context.Context, health []billing.WebhookHealth) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, h := range health {
+		was := a.silent[h.Gateway]
+		a.silent[h.Gateway] = h.Silent
+		switch {
+		case h.Silent && !was:
+			a.log.WarnContext(ctx, "gateway webhooks silent: charges were made but no webhook arrived for an hour; polling still settles every attempt",
+				"alert", "webhooks_silent", "gateway", h.Gateway, "charges_last_hour", h.Charges, "last_webhook_at", h.LastReceivedAt)
+		case !h.Silent && was:
+			a.log.InfoContext(ctx, "gateway webhooks arriving again", "alert", "webhooks_silent", "gateway", h.Gateway, "last_webhook_at", h.LastReceivedAt)
+		}
+	}
+}
+
+// webhookSilenceCollector exposes billing_webhooks_silent{gateway} computed at scrape time from the
+// tables, so every replica reports the same truth and none reports a stale value it set long ago.
+type webhookSilenceCollector struct {
+	b        *billing.Service
+	gateways []string
+	log      *slog.Logger
+	desc     *prometheus.Desc
+}
+
+func newWebhookSilenceCollector(b *billing.Service, gateways []string, log *slog.Logger) *webhookSilenceCollector {
+	return &webhookSilenceCollector{b: b, gateways: gateways, log: log, desc: prometheus.NewDesc("billing_webhooks_silent",
+		"1 when charges were made at the gateway in the last hour and no webhook arrived from it for an hour (domain clock).",
+		[]string{"gateway"}, nil)}
+}
+
+func (c *webhookSilenceCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *webhookSilenceCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	health, err := c.b.WebhookHealth(ctx, c.gateways)
+	if err != nil {
+		c.log.Warn("webhook silence metric unavailable", "err", err)
+		return
+	}
+	for _, h := range health {
+		v := 0.0
+		if h.Silent {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, h.Gateway)
+	}
+}
+
+// addWebhookWorkers registers inbox processing and the watch, and returns the watch's periodic job.
+func addWebhookWorkers(workers *river.Workers, r *Runner, log *slog.Logger) []*river.PeriodicJob {
+	cfg := r.cfg
+	river.AddWorker(workers, &processWebhookWorker{b: cfg.Billing})
+	river.AddWorker(workers, &webhookWatchWorker{b: cfg.Billing, r: r, gateways: cfg.Gateways, alerts: newSilenceAlerts(log)})
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(newWebhookSilenceCollector(cfg.Billing, cfg.Gateways, log))
+	}
+	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(WebhookWatchInterval),
+		func() (river.JobArgs, *river.InsertOpts) { return WebhookWatchArgs{}, nil },
+		&river.PeriodicJobOpts{RunOnStart: true})}
+}
+
+func jobLogger(cfg Config) *slog.Logger {
+	if cfg.Log == nil {
+		return slog.Default()
+	}
+	return cfg.Log
+}
