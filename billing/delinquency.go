@@ -245,6 +245,10 @@ func (s *Service) onInvoicePaid(ctx context.Context, tx pgx.Tx, sub store.Subscr
 		if err := s.emit(ctx, tx, EvtSubscriptionRecovered, refs, now, map[string]any{"from": sub.Status}); err != nil {
 			return err
 		}
+		// Grace and dunning are over: their queued steps go in this transaction (they would be no-ops).
+		if err := s.cancelWork(ctx, tx, sub.ID, WorkGraceEnd, WorkDunningEnd); err != nil {
+			return err
+		}
 		if row.NextRenewalAt != nil {
 			return s.sched.ScheduleTx(ctx, tx, Work{Kind: WorkRenew, ID: row.ID, At: *row.NextRenewalAt})
 		}

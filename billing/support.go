@@ -380,6 +380,21 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// WorkCanceler is implemented by a Scheduler that can withdraw queued work (package jobs's does, with
+// River's JobCancelTx). It is optional: without it moot work still runs and finds nothing to do.
+type WorkCanceler interface {
+	// CancelTx withdraws, in tx, the queued (not running) work of the given kinds for entity id.
+	CancelTx(ctx context.Context, tx pgx.Tx, id string, kinds ...WorkKind) error
+}
+
+// cancelWork withdraws queued work that a state change in tx made moot, if the scheduler can.
+func (s *Service) cancelWork(ctx context.Context, tx pgx.Tx, id string, kinds ...WorkKind) error {
+	if c, ok := s.sched.(WorkCanceler); ok {
+		return c.CancelTx(ctx, tx, id, kinds...)
+	}
+	return nil
+}
+
 // lockSubscription locks a subscription for a support action.
 func (s *Service) lockSubscription(ctx context.Context, tx pgx.Tx, subID string) (store.Subscription, error) {
 	sub, err := s.q(tx).LockSubscription(ctx, subID)
