@@ -243,3 +243,21 @@ func TestReapIdempotencyKeys(t *testing.T) {
 	require.NoError(t, rows.Err())
 	require.Equal(t, []string{"fresh"}, keys)
 }
+
+// A typo or a renamed route in rerunSafe would silently make that route unsafe (the conservative
+// default), or keep a stale entry: every entry must be a POST route the API serves.
+func TestRerunSafeNamesServedPostRoutes(t *testing.T) {
+	t.Parallel()
+	posts := map[string]bool{}
+	require.NoError(t, chi.Walk(New(Deps{}).Router(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if method == http.MethodPost {
+			posts[route] = true
+		}
+		return nil
+	}))
+	for route := range rerunSafe {
+		require.True(t, posts[route], "rerunSafe lists %s, which is not a served POST route", route)
+	}
+	require.False(t, rerunSafe["/v1/subscriptions"], "a re-run would open and charge a second subscription")
+	require.False(t, rerunSafe["/v1/subscriptions/{id}/change-plan"], "a re-run would withdraw a scheduled change")
+}
