@@ -261,3 +261,21 @@ func TestRerunSafeNamesServedPostRoutes(t *testing.T) {
 	require.False(t, rerunSafe["/v1/subscriptions"], "a re-run would open and charge a second subscription")
 	require.False(t, rerunSafe["/v1/subscriptions/{id}/change-plan"], "a re-run would withdraw a scheduled change")
 }
+
+func TestRateLimitedRequestsNeverClaimAKey(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	f := newIdemFixture(t, map[string]http.HandlerFunc{"/v1/customers": counting(&calls, 201)})
+	clk := &fakeNow{t: time.Unix(0, 0)}
+	f.s.limiter = newRateLimiter(1, clk.now)
+	require.Equal(t, 201, f.post("/v1/customers", "first", `{}`).Code)
+	res := f.post("/v1/customers", "second", `{}`)
+	require.Equal(t, 429, res.Code)
+	var n int
+	require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FROM idempotency_keys WHERE key = 'second'`).Scan(&n))
+	require.Zero(t, n, "a 429 must leave the key free for the retry")
+	clk.add(time.Second)
+	res = f.post("/v1/customers", "second", `{}`)
+	require.Equal(t, 201, res.Code)
+	require.Empty(t, res.Header().Get(ReplayedHeader))
+}
