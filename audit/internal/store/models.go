@@ -142,6 +142,15 @@ type LedgerTransaction struct {
 	CreatedAt   time.Time
 }
 
+type NotifyCursor struct {
+	Name        string
+	Seq         int64
+	GapSeq      *int64
+	GapSnapshot *string
+	GapSeenAt   *time.Time
+	UpdatedAt   time.Time
+}
+
 type PaymentAttempt struct {
 	ID                string
 	InvoiceID         string
