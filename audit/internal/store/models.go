@@ -191,20 +191,22 @@ type Plan struct {
 }
 
 type ReconciliationFinding struct {
-	ID          string
-	RunID       string
-	Gateway     string
-	Kind        string
-	OrderID     string
-	PaymentKey  *string
-	AttemptID   *string
-	OurAmount   decimal.NullDecimal
-	TheirAmount decimal.NullDecimal
-	Currency    *string
-	Status      string
-	Resolution  *string
-	CreatedAt   time.Time
-	ResolvedAt  *time.Time
+	ID               string
+	RunID            string
+	Gateway          string
+	Kind             string
+	OrderID          string
+	PaymentKey       *string
+	AttemptID        *string
+	OurAmount        decimal.NullDecimal
+	TheirAmount      decimal.NullDecimal
+	Currency         *string
+	Status           string
+	Resolution       *string
+	CreatedAt        time.Time
+	ResolvedAt       *time.Time
+	ResolvedBy       *string
+	ResolutionReason *string
 }
 
 type ReconciliationRun struct {
