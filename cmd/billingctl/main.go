@@ -5,6 +5,7 @@
 //	billingctl apikey create --role R [--name N]
 //	billingctl rotate-keys [--batch N]          re-encrypt billing keys under the newest key version
 //	billingctl delinquent | retry | mark-paid | write-off   support actions (see support.go), audited
+//	billingctl reconcile [--from T --to T] [--gateway G]     reconcile gateways against our books (reconcile.go)
 //
 // It reads DATABASE_URL (and, for rotate-keys, BILLING_ENCRYPTION_KEYS) like billingd.
 package main
@@ -42,7 +43,7 @@ const usage = `usage: billingctl <command>
   db-reset                         drop and recreate the database in DATABASE_URL, then migrate
   apikey create --role R [--name N] create an API key (prints the token once)
   rotate-keys [--batch N]          re-encrypt billing keys under the newest BILLING_ENCRYPTION_KEYS version
-` + supportUsage
+` + supportUsage + "\n" + reconcileUsage
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string) error {
 		return rotateKeys(ctx, url, args[1:])
 	case "delinquent", "retry", "mark-paid", "write-off":
 		return runSupport(ctx, cli{getenv: os.Getenv, out: os.Stdout}, args)
+	case "reconcile":
+		return runReconcile(ctx, cli{getenv: os.Getenv, out: os.Stdout}, args[1:])
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}
