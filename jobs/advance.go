@@ -112,8 +112,11 @@ func (a *Advancer) settle(ctx context.Context) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		var busy int
+		// A job "running" for longer than any healthy job runs was orphaned by a dead replica: River
+		// rescues it later, and waiting for it would stall the clock.
 		err := a.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job
-			WHERE kind <> 'sweep' AND (state IN ('available', 'running', 'pending')
+			WHERE kind <> 'sweep' AND (state IN ('available', 'pending')
+			   OR (state = 'running' AND attempted_at > now() - interval '15 seconds')
 			   OR (state IN ('scheduled', 'retryable') AND scheduled_at <= now() + interval '2 seconds'))`).Scan(&busy)
 		if err != nil {
 			return err

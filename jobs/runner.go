@@ -88,9 +88,10 @@ func New(cfg Config) (*Runner, error) {
 		FetchCooldown: cfg.FetchCooldown,
 		// Jobs are inserted with LISTEN/NOTIFY wake-ups; polling is only the fallback.
 		FetchPollInterval: 200 * time.Millisecond,
-		JobTimeout:        time.Minute,
-		// A job left running by a killed replica is rescued quickly; the work it carried is idempotent.
-		RescueStuckJobsAfter: 2 * time.Minute,
+		// Gateway calls time out in seconds, so no healthy job runs this long.
+		JobTimeout: 30 * time.Second,
+		// A job left running by a killed replica is rescued soon after; the work it carried is idempotent.
+		RescueStuckJobsAfter: 45 * time.Second,
 		Logger:               logger.With("component", "river"),
 		PeriodicJobs: append([]*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.SweepInterval),
