@@ -50,6 +50,8 @@ type Deps struct {
 	HealthOnly bool
 	// RateLimit is the requests per second allowed per API token (BILLING_API_RATE); 0 means no limit.
 	RateLimit float64
+	// Console builds the support console served at /console (nil: no console).
+	Console ConsoleFactory
 }
 
 // BootstrapToken is a configured token and its role.
@@ -107,6 +109,10 @@ func New(d Deps) *Server {
 			r.Use(limitBody, s.authenticate, s.rateLimit, s.idempotency)
 			s.mountV1(r)
 		})
+		if d.Console != nil {
+			// People sign in with a form and a session cookie, not a bearer header: outside the auth group.
+			r.Mount("/console", d.Console(s.lookupToken))
+		}
 	}
 	s.router = r
 	return s

@@ -164,6 +164,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Gateways:      a.Gateways,
 		Reconcile:     a.Reconcile,
 		HealthOnly:    cfg.Role == config.RoleWorker,
+		Console:       a.console,
 	})
 	return a, nil
 }

@@ -1,0 +1,173 @@
+package console
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/dunningworks/billing/api"
+	"github.com/dunningworks/billing/billing"
+	"github.com/dunningworks/billing/internal/apperr"
+)
+
+// invoiceAction runs one support action on an invoice through the billing method its REST endpoint
+// calls, keeps the outcome as a flash message and returns to the account page.
+func (c *Console) invoiceAction(w http.ResponseWriter, r *http.Request) {
+	id, action := chi.URLParam(r, "id"), chi.URLParam(r, "action")
+	ctx, a := r.Context(), actor(r)
+	reason := r.PostFormValue("reason")
+	var msg string
+	var err error
+	switch action {
+	case billing.ActionRetry:
+		var res billing.RetryResult
+		if res, err = c.Billing.RetryInvoice(ctx, a, id, reason); err == nil {
+			msg = retryMessage(id, res)
+		}
+	case billing.ActionMarkPaid:
+		var inv billing.Invoice
+		in := billing.MarkPaid{Reason: reason, Reference: strings.TrimSpace(r.PostFormValue("reference")), Amount: strings.TrimSpace(r.PostFormValue("amount"))}
+		if inv, err = c.Billing.MarkInvoicePaid(ctx, a, id, in); err == nil {
+			msg = fmt.Sprintf("Invoice %s marked paid offline (%s %s, reference %s). It is now %s.", id, amount(inv.AmountPaid), inv.Currency, in.Reference, label(inv.Status))
+		}
+	case billing.ActionVoid:
+		var inv billing.Invoice
+		if inv, err = c.Billing.VoidInvoice(ctx, a, id, reason); err == nil {
+			msg = fmt.Sprintf("Invoice %s is %s: nothing more is owed on it.", id, label(inv.Status))
+		}
+	case billing.ActionWriteOff:
+		var inv billing.Invoice
+		if inv, err = c.Billing.WriteOffInvoice(ctx, a, id, reason); err == nil {
+			msg = fmt.Sprintf("Invoice %s written off (%s): no more retries; %s %s moved to bad debt.", id, label(inv.Status), amount(inv.AmountDue), inv.Currency)
+		}
+	default:
+		c.errorPage(w, r, http.StatusNotFound, "Not found", "There is no invoice action "+action+".")
+		return
+	}
+	c.finish(w, r, msg, err)
+}
+
+// subscriptionAction is invoiceAction for the subscription actions.
+func (c *Console) subscriptionAction(w http.ResponseWriter, r *http.Request) {
+	id, action := chi.URLParam(r, "id"), chi.URLParam(r, "action")
+	ctx, a := r.Context(), actor(r)
+	reason := r.PostFormValue("reason")
+	var sub billing.Subscription
+	var err error
+	switch action {
+	case billing.ActionExtendGrace:
+		var until time.Time
+		if until, err = formTime(r, "until", true); err == nil {
+			sub, err = c.Billing.ExtendGrace(ctx, a, id, until, reason)
+		}
+	case billing.ActionPauseDunning:
+		var until time.Time
+		if until, err = formTime(r, "until", false); err == nil {
+			var u *time.Time
+			if !until.IsZero() {
+				u = &until
+			}
+			sub, err = c.Billing.PauseDunning(ctx, a, id, u, reason)
+		}
+	case billing.ActionResumeDunning:
+		sub, err = c.Billing.ResumeDunning(ctx, a, id, reason)
+	case billing.ActionCancel:
+		sub, err = c.Billing.SupportCancel(ctx, a, id, billing.CancelRequest{Reason: reason, AtPeriodEnd: r.PostFormValue("at_period_end") == "on"})
+	default:
+		c.errorPage(w, r, http.StatusNotFound, "Not found", "There is no subscription action "+action+".")
+		return
+	}
+	var msg string
+	if err == nil {
+		msg = subscriptionMessage(action, sub)
+	}
+	c.finish(w, r, msg, err)
+}
+
+// finish keeps the outcome for the next page and sends the browser back to the account (post, redirect,
+// get: a reload does not repeat the action).
+func (c *Console) finish(w http.ResponseWriter, r *http.Request, msg string, err error) {
+	s := sessionFrom(r.Context())
+	if err != nil {
+		e, ok := apperr.As(err)
+		if !ok {
+			c.Log.Error("console: action failed", "path", r.URL.Path, "request_id", api.RequestIDFrom(r.Context()), "err", err)
+			c.setFlash(r.Context(), s, "error", "The action failed and nothing was confirmed. Request id "+api.RequestIDFrom(r.Context())+".")
+		} else {
+			c.setFlash(r.Context(), s, "error", "Not done: "+e.Message+".")
+		}
+	} else {
+		c.setFlash(r.Context(), s, "ok", msg)
+	}
+	back := "/console"
+	if id := r.PostFormValue("customer_id"); id != "" {
+		back = "/console/customers/" + url.PathEscape(id)
+	}
+	seeOther(w, r, back)
+}
+
+func retryMessage(id string, res billing.RetryResult) string {
+	if res.Charge == nil {
+		return fmt.Sprintf("Invoice %s was already paid: nothing was charged.", id)
+	}
+	ch := res.Charge
+	lookup := ""
+	if res.InFlight {
+		lookup = " (an earlier attempt was still unresolved, so it was looked up instead of charging again)"
+	}
+	switch ch.Outcome {
+	case "succeeded":
+		return fmt.Sprintf("Retry of invoice %s succeeded%s: %s %s paid.", id, lookup, amount(res.Invoice.AmountPaid), res.Invoice.Currency)
+	case "declined":
+		return fmt.Sprintf("Retry of invoice %s was declined%s: %s (%s decline).", id, lookup, ch.DeclineCode, ch.DeclineClass)
+	case "unknown", "in_flight":
+		return fmt.Sprintf("Retry of invoice %s: the gateway's answer is not known yet%s; it is being resolved in the background.", id, lookup)
+	case "deferred":
+		return fmt.Sprintf("Retry of invoice %s was deferred: the gateway is unavailable right now and the charge was rescheduled.", id)
+	case "no_key":
+		return fmt.Sprintf("Retry of invoice %s: the customer has no billing key that can be charged. Ask for a new card.", id)
+	}
+	return fmt.Sprintf("Retry of invoice %s: %s.", id, label(ch.Outcome))
+}
+
+func subscriptionMessage(action string, sub billing.Subscription) string {
+	switch action {
+	case billing.ActionExtendGrace:
+		return fmt.Sprintf("Grace of %s extended to %s.", sub.ID, when(sub.Dunning.GraceEndsAt))
+	case billing.ActionPauseDunning:
+		if sub.Dunning.PausedUntil != nil {
+			return fmt.Sprintf("Dunning of %s paused until %s.", sub.ID, when(sub.Dunning.PausedUntil))
+		}
+		return fmt.Sprintf("Dunning of %s paused until someone resumes it.", sub.ID)
+	case billing.ActionResumeDunning:
+		return fmt.Sprintf("Dunning of %s resumed; its deadlines moved later by the time it was paused.", sub.ID)
+	case billing.ActionCancel:
+		if sub.CancelAtPeriodEnd {
+			return fmt.Sprintf("Subscription %s will cancel at its period end, %s.", sub.ID, when(sub.CurrentPeriodEnd))
+		}
+		return fmt.Sprintf("Subscription %s is %s.", sub.ID, label(sub.Status))
+	}
+	return "Done."
+}
+
+// formTime reads a datetime-local field as UTC (the form says so); an empty optional field is the zero
+// time.
+func formTime(r *http.Request, field string, required bool) (time.Time, error) {
+	v := strings.TrimSpace(r.PostFormValue(field))
+	if v == "" {
+		if required {
+			return time.Time{}, apperr.Invalid(field, "is required")
+		}
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", time.RFC3339} {
+		if t, err := time.ParseInLocation(layout, v, time.UTC); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, apperr.Invalid(field, "must be a date and time, e.g. 2026-03-01T12:00 (UTC)")
+}
