@@ -8,17 +8,22 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dunningworks/billing/api"
+	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/internal/testenv"
 )
 
-// delinquent subscribes a new customer whose card then fails in the given way at the next renewal, and
-// advances the test clock past that renewal: the subscription is past_due. It returns the customer and
-// subscription ids.
+// pastRenewal moves the test clock past a monthly plan's first renewal (30 days) and short of the first
+// dunning retry (a day later, less 10 % jitter), so a declined renewal leaves the subscription past_due
+// with one failed attempt and nothing else running.
+const pastRenewal = "730h"
+
 type account struct{ Customer, Subscription string }
 
+// subscribe starts a monthly subscription for a new customer whose card works.
 func subscribe(t *testing.T, env *testenv.Env, plan string) account {
 	t.Helper()
 	cus := env.Customer("ok")
@@ -55,7 +60,7 @@ func TestConsoleRetryRecoversAnAccountInTheBrowser(t *testing.T) {
 	require.NoError(t, sim.SetCustomerBehavior("ck-"+soft.Customer, "insufficient"))
 	require.NoError(t, sim.SetCustomerBehavior("ck-"+hard.Customer, "stolen"))
 	require.NoError(t, sim.SetCustomerBehavior("ck-"+paused.Customer, "insufficient"))
-	env.Advance("744h")
+	env.Advance(pastRenewal)
 	for _, a := range []account{soft, hard, paused} {
 		require.Equal(t, "past_due", env.Subscription(a.Subscription)["status"])
 	}
@@ -63,14 +68,22 @@ func TestConsoleRetryRecoversAnAccountInTheBrowser(t *testing.T) {
 		map[string]any{"reason": "customer on holiday, ticket 7"})
 	require.Equal(t, 200, res.Status, string(res.Body))
 	invoice := openInvoice(t, env, soft.Subscription)
+	attempts := env.QueryInt(`SELECT count(*) FROM payment_attempts WHERE invoice_id = $1`, invoice)
 	// The customer topped the card up: a retry now succeeds.
 	require.NoError(t, sim.SetCustomerBehavior("ck-"+soft.Customer, "ok"))
+
+	// A charge at the gateway that our books do not know: reconciliation leaves it for a person.
+	now := env.App.Billing.Now()
+	_, err := sim.Plant("planted-0001", pgsim.Plant{Amount: decimal.NewFromInt(5000), ApprovedAt: now})
+	require.NoError(t, err)
+	_, err = env.App.Reconcile.Run(context.Background(), "sim", now.Add(-24*time.Hour), now.Add(time.Hour))
+	require.NoError(t, err)
 
 	ctx := tab(t)
 	signIn(t, ctx, env, testenv.SupportToken)
 	require.Contains(t, text(t, ctx, `#states`), "3\npast due")
 	require.Contains(t, text(t, ctx, `#at-risk`), "29,700")
-	screenshot(t, ctx, "overview")
+	require.Contains(t, text(t, ctx, `#findings`), "planted-0001")
 
 	// The list, then narrowed by the filters as a person does: pick, apply.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(env.URL+"/console/delinquent"), chromedp.WaitVisible(chromedp.CSS(`#delinquent`))))
@@ -126,12 +139,17 @@ func TestConsoleRetryRecoversAnAccountInTheBrowser(t *testing.T) {
 	// It left the list; the other two are still there.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(env.URL+"/console/delinquent"), chromedp.WaitVisible(chromedp.CSS(`#delinquent`))))
 	require.ElementsMatch(t, []string{hard.Customer, paused.Customer}, listedCustomers(t, ctx))
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(env.URL+"/console"), chromedp.WaitVisible(chromedp.CSS(`#states`))))
+	require.Contains(t, text(t, ctx, `#states`), "2\npast due")
+	require.Contains(t, text(t, ctx, `#recovery`), "33%")
+	require.Contains(t, text(t, ctx, `#recovery`), "1 of 3")
+	screenshot(t, ctx, "overview")
 
 	// The same code path as REST: one audited retry, by the console, with the reason; one more charge.
 	require.Equal(t, "active", env.Subscription(soft.Subscription)["status"])
 	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM audit_log WHERE action = 'retry' AND target_id = $1 AND origin = 'console'
 		AND actor LIKE 'console:bootstrap:support:%' AND role = 'support' AND reason = 'card topped up, ticket 42'`, invoice))
-	require.Equal(t, 2, env.QueryInt(`SELECT count(*) FROM payment_attempts WHERE invoice_id = $1`, invoice))
+	require.Equal(t, attempts+1, env.QueryInt(`SELECT count(*) FROM payment_attempts WHERE invoice_id = $1`, invoice))
 	env.RequireBalanced()
 }
 

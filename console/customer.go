@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -203,7 +204,16 @@ func (c *Console) timeline(ctx context.Context, subs []billing.Subscription, inv
 			out = append(out, timelineEntry{At: a.At, Kind: "support", Subject: a.Target.ID, Title: "Support: " + a.Action, Detail: detail})
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	// Oldest first, then reversed: at one instant a support action comes before the charge it asked for,
+	// and the charge before the events it caused, so the newest-first list reads bottom-up as it happened.
+	rank := map[string]int{"support": 0, "attempt": 1, "event": 2}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].At.Equal(out[j].At) {
+			return out[i].At.Before(out[j].At)
+		}
+		return rank[out[i].Kind] < rank[out[j].Kind]
+	})
+	slices.Reverse(out)
 	return out, nil
 }
 

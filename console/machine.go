@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/dunningworks/billing/statemachine"
@@ -35,7 +36,8 @@ type machineEdge struct {
 
 const (
 	nodeW, nodeH, nodeGap = 112, 34, 12
-	arcRoom               = 96 // space above the nodes for arcs and their labels
+	arcBase, arcStep      = 30, 26 // the nearest arc's height, and how much higher each farther one goes
+	arcRoom               = 120    // space above the nodes for arcs and their labels
 )
 
 func picture(current statemachine.SubscriptionStatus) machinePicture {
@@ -63,28 +65,36 @@ func picture(current statemachine.SubscriptionStatus) machinePicture {
 		p.Nodes = append(p.Nodes, machineNode{State: string(s), X: x[s], Y: arcRoom, TextX: x[s] + nodeW/2,
 			Current: s == current, Next: next, Entitled: statemachine.Entitled(s)})
 	}
+	// Arcs go above the row. Each side's arcs are stacked by length, nearest lowest, so neither the arcs
+	// nor their labels cross.
 	top := arcRoom
+	var left, right []statemachine.SubscriptionStatus
 	for _, to := range order {
-		x1, x2 := x[current]+nodeW/2, x[to]+nodeW/2
-		if to == current {
-			continue
+		switch {
+		case x[to] < x[current]:
+			left = append(left, to)
+		case x[to] > x[current]:
+			right = append(right, to)
 		}
-		// Start and end a little apart from the centre, so arcs leaving and entering a node do not meet.
-		if x2 > x1 {
-			x1, x2 = x1+10, x2-10
-		} else {
-			x1, x2 = x1-10, x2+10
+	}
+	for _, side := range [][]statemachine.SubscriptionStatus{left, right} {
+		sort.Slice(side, func(i, j int) bool { return absInt(x[side[i]]-x[current]) < absInt(x[side[j]]-x[current]) })
+		for rank, to := range side {
+			x1, x2 := x[current]+nodeW/2, x[to]+nodeW/2
+			// Start and end off the centres, so arcs leaving and entering a node do not meet.
+			if x2 > x1 {
+				x1, x2 = x1+12+rank*6, x2-8
+			} else {
+				x1, x2 = x1-12-rank*6, x2+8
+			}
+			h := arcBase + rank*arcStep
+			p.Edges = append(p.Edges, machineEdge{
+				Triggers: strings.Join(via[to], ", "),
+				Path:     fmt.Sprintf("M %d %d C %d %d, %d %d, %d %d", x1, top, x1, top-h, x2, top-h, x2, top-2),
+				LabelX:   (x1 + x2) / 2,
+				LabelY:   top - h*3/4 - 4,
+			})
 		}
-		h := 28 + absInt(x2-x1)/12
-		if h > arcRoom-14 {
-			h = arcRoom - 14
-		}
-		p.Edges = append(p.Edges, machineEdge{
-			Triggers: strings.Join(via[to], ", "),
-			Path:     fmt.Sprintf("M %d %d C %d %d, %d %d, %d %d", x1, top, x1, top-h, x2, top-h, x2, top-2),
-			LabelX:   (x1 + x2) / 2,
-			LabelY:   top - h*3/4 - 4,
-		})
 	}
 	return p
 }

@@ -1,0 +1,245 @@
+package console_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dunningworks/billing/internal/testenv"
+)
+
+// The tests in this file speak plain HTTP: they look at status codes and cookie attributes, and send
+// what a browser would not (a forged form).
+
+type page struct {
+	Status   int
+	Location string
+	Body     string
+	Header   http.Header
+}
+
+type visitor struct {
+	t    *testing.T
+	env  *testenv.Env
+	http *http.Client
+}
+
+func newVisitor(t *testing.T, env *testenv.Env) *visitor {
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	c := client()
+	c.Jar = jar
+	return &visitor{t: t, env: env, http: c}
+}
+
+func (v *visitor) do(method, path string, form url.Values, headers ...string) page {
+	v.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, v.env.URL+path, body)
+	require.NoError(v.t, err)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for _, h := range headers {
+		k, val, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(val))
+	}
+	res, err := v.http.Do(req)
+	require.NoError(v.t, err)
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	require.NoError(v.t, err)
+	return page{Status: res.StatusCode, Location: res.Header.Get("Location"), Body: string(raw), Header: res.Header}
+}
+
+func (v *visitor) get(path string) page { v.t.Helper(); return v.do("GET", path, nil) }
+
+var csrfInput = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrfOf returns the CSRF token a page's forms carry.
+func csrfOf(t *testing.T, p page) string {
+	t.Helper()
+	m := csrfInput.FindStringSubmatch(p.Body)
+	require.NotNil(t, m, "a form with a CSRF token: %s", p.Body)
+	return m[1]
+}
+
+// signIn posts the sign-in form as a browser would and returns the answer.
+func (v *visitor) signIn(token string, headers ...string) page {
+	v.t.Helper()
+	form := v.get("/console/login")
+	require.Equal(v.t, 200, form.Status)
+	return v.do("POST", "/console/login", url.Values{"csrf": {csrfOf(v.t, form)}, "token": {token}}, headers...)
+}
+
+func sessionCookie(t *testing.T, p page) *http.Cookie {
+	t.Helper()
+	for _, c := range (&http.Response{Header: p.Header}).Cookies() {
+		if c.Name == "console_session" {
+			return c
+		}
+	}
+	t.Fatalf("no console_session cookie in %v", p.Header.Values("Set-Cookie"))
+	return nil
+}
+
+func TestConsoleSignIn(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+
+	anon := newVisitor(t, env)
+	for _, path := range []string{"/console", "/console/", "/console/delinquent", "/console/customers/cus_nobody", "/console/api-keys"} {
+		p := anon.get(path)
+		require.Equal(t, http.StatusSeeOther, p.Status, path)
+		require.Equal(t, "/console/login", p.Location, path)
+	}
+	p := anon.do("POST", "/console/invoices/inv_x/retry", url.Values{"reason": {"x"}})
+	require.Equal(t, http.StatusSeeOther, p.Status)
+	require.Equal(t, "/console/login", p.Location)
+
+	// Only support and admin tokens, only valid ones, only through the form.
+	p = newVisitor(t, env).signIn(testenv.ServiceToken)
+	require.Equal(t, http.StatusForbidden, p.Status)
+	require.Contains(t, p.Body, "support and admin tokens")
+	p = newVisitor(t, env).signIn("sup_not_a_real_token")
+	require.Equal(t, http.StatusUnauthorized, p.Status)
+	forged := newVisitor(t, env).do("POST", "/console/login", url.Values{"token": {testenv.SupportToken}})
+	require.Equal(t, http.StatusForbidden, forged.Status, "a sign-in post without the form's token")
+	require.Zero(t, env.QueryInt(`SELECT count(*) FROM console_sessions`))
+
+	v := newVisitor(t, env)
+	p = v.signIn(testenv.SupportToken)
+	require.Equal(t, http.StatusSeeOther, p.Status)
+	require.Equal(t, "/console", p.Location)
+	c := sessionCookie(t, p)
+	require.True(t, c.HttpOnly)
+	require.Equal(t, http.SameSiteStrictMode, c.SameSite)
+	require.Equal(t, "/console", c.Path)
+	require.False(t, c.Secure, "plain HTTP on loopback")
+	// The session row keeps what the token resolved to, not the token, and not the cookie's id either.
+	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM console_sessions WHERE role = 'support' AND key_id LIKE 'bootstrap:support:%'`))
+	require.Zero(t, env.QueryInt(`SELECT count(*) FROM console_sessions s WHERE position($1 in row_to_json(s)::text) > 0
+		OR position($2 in row_to_json(s)::text) > 0`, testenv.SupportToken, c.Value))
+
+	home := v.get("/console")
+	require.Equal(t, http.StatusOK, home.Status)
+	require.Contains(t, home.Body, "Overview")
+	require.Contains(t, home.Header.Get("Content-Security-Policy"), "default-src 'none'")
+	require.Equal(t, "no-store", home.Header.Get("Cache-Control"))
+
+	// Behind a TLS-terminating proxy the cookie is Secure.
+	require.True(t, sessionCookie(t, newVisitor(t, env).signIn(testenv.AdminToken, "X-Forwarded-Proto: https")).Secure)
+
+	// Signing out needs the form's token too; then the session is gone.
+	p = v.do("POST", "/console/logout", url.Values{})
+	require.Equal(t, http.StatusForbidden, p.Status)
+	require.Equal(t, http.StatusOK, v.get("/console").Status, "a refused sign-out leaves the session")
+	p = v.do("POST", "/console/logout", url.Values{"csrf": {csrfOf(t, home)}})
+	require.Equal(t, http.StatusSeeOther, p.Status)
+	require.Equal(t, "/console/login", p.Location)
+	p = v.get("/console")
+	require.Equal(t, http.StatusSeeOther, p.Status)
+	require.Equal(t, "/console/login", p.Location)
+}
+
+// A form posted without the session's CSRF token (say, from another site riding the cookie) is refused
+// and changes nothing; the same post with the token goes through.
+func TestConsoleRefusesFormsWithoutCSRFToken(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	plan := env.CreatePlan("9900", "KRW", "month", 1)
+	a := subscribe(t, env, plan)
+	require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+a.Customer, "insufficient"))
+	env.Advance(pastRenewal)
+	require.Equal(t, "past_due", env.Subscription(a.Subscription)["status"])
+	invoice := openInvoice(t, env, a.Subscription)
+	attempts := env.QueryInt(`SELECT count(*) FROM payment_attempts WHERE invoice_id = $1`, invoice)
+	require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+a.Customer, "ok"))
+
+	v := newVisitor(t, env)
+	require.Equal(t, http.StatusSeeOther, v.signIn(testenv.SupportToken).Status)
+	account := v.get("/console/customers/" + a.Customer)
+	require.Equal(t, http.StatusOK, account.Status)
+	token := csrfOf(t, account)
+
+	unchanged := func() {
+		t.Helper()
+		require.Zero(t, env.QueryInt(`SELECT count(*) FROM audit_log`))
+		require.Equal(t, attempts, env.QueryInt(`SELECT count(*) FROM payment_attempts WHERE invoice_id = $1`, invoice))
+		require.Equal(t, "past_due", env.Subscription(a.Subscription)["status"])
+	}
+	for name, form := range map[string]url.Values{
+		"no token":    {"reason": {"forged"}, "customer_id": {a.Customer}},
+		"wrong token": {"reason": {"forged"}, "customer_id": {a.Customer}, "csrf": {token + "x"}},
+		"empty token": {"reason": {"forged"}, "customer_id": {a.Customer}, "csrf": {""}},
+	} {
+		p := v.do("POST", "/console/invoices/"+invoice+"/retry", form)
+		require.Equal(t, http.StatusForbidden, p.Status, name)
+		require.Contains(t, p.Body, "nothing was changed", name)
+	}
+	p := v.do("POST", "/console/subscriptions/"+a.Subscription+"/cancel", url.Values{"reason": {"forged"}})
+	require.Equal(t, http.StatusForbidden, p.Status)
+	// Another session's token is not this session's.
+	other := newVisitor(t, env)
+	require.Equal(t, http.StatusSeeOther, other.signIn(testenv.SupportToken).Status)
+	p = other.do("POST", "/console/invoices/"+invoice+"/retry", url.Values{"reason": {"forged"}, "csrf": {token}})
+	require.Equal(t, http.StatusForbidden, p.Status)
+	unchanged()
+
+	// A reason is required, as over REST: the action is refused with the service's message.
+	p = v.do("POST", "/console/invoices/"+invoice+"/retry", url.Values{"csrf": {token}, "customer_id": {a.Customer}})
+	require.Equal(t, http.StatusSeeOther, p.Status)
+	require.Contains(t, v.get(p.Location).Body, "Not done: reason: is required")
+	unchanged()
+
+	p = v.do("POST", "/console/invoices/"+invoice+"/retry", url.Values{"csrf": {token}, "reason": {"ticket 9"}, "customer_id": {a.Customer}})
+	require.Equal(t, http.StatusSeeOther, p.Status)
+	require.Equal(t, "/console/customers/"+a.Customer, p.Location)
+	after := v.get(p.Location)
+	require.Contains(t, after.Body, `<div class="flash flash-ok" role="status">Retry of invoice `+invoice+` succeeded`)
+	require.NotContains(t, v.get(p.Location).Body, "flash-ok", "the flash shows once")
+	require.Equal(t, "active", env.Subscription(a.Subscription)["status"])
+	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM audit_log WHERE origin = 'console' AND action = 'retry'`))
+
+	// An action the state does not allow is not offered, and posting it anyway is refused by billing.
+	require.NotContains(t, after.Body, "/invoices/"+invoice+"/void")
+	p = v.do("POST", "/console/invoices/"+invoice+"/void", url.Values{"csrf": {token}, "reason": {"try"}, "customer_id": {a.Customer}})
+	require.Equal(t, http.StatusSeeOther, p.Status)
+	require.Contains(t, v.get(p.Location).Body, "Not done: cannot void invoice "+invoice+": it is paid")
+	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM audit_log`))
+	env.RequireBalanced()
+}
+
+// Whatever a customer or merchant typed is shown as text, never run as markup.
+func TestConsoleEscapesWhatCustomersType(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	res := env.Do("POST", "/v1/customers", testenv.ServiceToken, map[string]any{"external_id": `"><img src=x onerror=alert(1)>`,
+		"email": "x@example.com", "name": `<script>alert("name")</script>`})
+	require.Equal(t, 201, res.Status, string(res.Body))
+	id := res.JSON(t)["id"].(string)
+
+	v := newVisitor(t, env)
+	require.Equal(t, http.StatusSeeOther, v.signIn(testenv.SupportToken).Status)
+	p := v.get("/console/customers/" + id)
+	require.Equal(t, http.StatusOK, p.Status)
+	require.Contains(t, p.Body, "&lt;script&gt;alert(&#34;name&#34;)&lt;/script&gt;")
+	require.Contains(t, p.Body, "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;")
+	require.NotContains(t, p.Body, "<script>")
+	require.NotContains(t, p.Body, "<img src=x")
+
+	p = v.get("/console/customers/cus_nobody")
+	require.Equal(t, http.StatusNotFound, p.Status)
+	p = v.get("/console/delinquent?state=<b>")
+	require.Equal(t, http.StatusUnprocessableEntity, p.Status)
+	require.NotContains(t, p.Body, "<b>")
+}
