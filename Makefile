@@ -24,12 +24,12 @@ run: build ## start Postgres (found or private), migrate, start pgsim and billin
 	@$(DB); ./scripts/run.sh
 
 .PHONY: test
-test: tools ## the whole suite, race detector on, against a real Postgres
+test: tools browser ## the whole suite, race detector on, against a real Postgres
 	@$(DB); echo "tests use $${DATABASE_URL%%\?*}"; \
 	  $(GO) test -race -count=1 -timeout 15m ./...
 
 .PHONY: test-short
-test-short: ## the suite without the race detector (faster feedback)
+test-short: browser ## the suite without the race detector (faster feedback)
 	@$(DB); $(GO) test -count=1 -timeout 15m ./...
 
 .PHONY: lint
@@ -54,6 +54,15 @@ bench-full: build ## the billing-day benchmark with 1M subscriptions
 .PHONY: db-reset
 db-reset: ## drop and recreate the development database, then migrate it
 	@$(DB); $(GO) run ./cmd/billingctl db-reset
+
+.PHONY: browser
+browser: ## install Debian's chromium for the console's browser tests when missing (needs root)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei; \
+	  else \
+	    echo "chromium is missing and only root can install it: sudo apt-get install -y chromium (the console's browser tests will fail without it)"; \
+	  fi; }
 
 .PHONY: tools
 tools: $(STRIPEMOCK) ## install the test tools (stripe-mock) when missing

@@ -41,16 +41,18 @@ func TestMain(m *testing.M) {
 
 // chromiumPath finds Debian's chromium (CHROMIUM_PATH overrides).
 func chromiumPath() (string, error) {
+	names := []string{"chromium", "chromium-browser"}
 	if p := os.Getenv("CHROMIUM_PATH"); p != "" {
-		return p, nil
+		names = []string{p}
 	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
+	for _, name := range names {
 		if p, err := exec.LookPath(name); err == nil {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("headless Chromium is required for the console's browser tests and was not found: " +
-		"install Debian's package (apt-get install -y chromium; `make test` does it when run as root) or set CHROMIUM_PATH")
+	return "", fmt.Errorf("headless Chromium is required for the console's browser tests and %s was not found: "+
+		"install Debian's package (apt-get install -y chromium; `make test` does it when run as root) or set CHROMIUM_PATH",
+		strings.Join(names, " or "))
 }
 
 func startBrowser() {
