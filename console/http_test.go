@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -242,4 +243,88 @@ func TestConsoleEscapesWhatCustomersType(t *testing.T) {
 	p = v.get("/console/delinquent?state=<b>")
 	require.Equal(t, http.StatusUnprocessableEntity, p.Status)
 	require.NotContains(t, p.Body, "<b>")
+}
+
+// Every action on the account page goes through billing's support methods: it changes what the REST call
+// would change and leaves the same audit row, marked as the console's.
+func TestConsoleActionsDoWhatRESTDoes(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	plan := env.CreatePlan("9900", "KRW", "month", 1)
+	accounts := map[string]account{}
+	for _, name := range []string{"mark-paid", "void", "write-off", "extend-grace", "pause", "cancel"} {
+		accounts[name] = subscribe(t, env, plan)
+		require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+accounts[name].Customer, "insufficient"))
+	}
+	env.Advance(pastRenewal)
+
+	v := newVisitor(t, env)
+	require.Equal(t, http.StatusSeeOther, v.signIn(testenv.SupportToken).Status)
+	// post submits one of the account page's forms and returns the page it lands on.
+	post := func(a account, path string, fields url.Values) page {
+		t.Helper()
+		account := v.get("/console/customers/" + a.Customer)
+		require.Contains(t, account.Body, `action="`+path+`"`, "the page offers %s", path)
+		fields.Set("csrf", csrfOf(t, account))
+		fields.Set("customer_id", a.Customer)
+		p := v.do("POST", path, fields)
+		require.Equal(t, http.StatusSeeOther, p.Status, p.Body)
+		require.Equal(t, "/console/customers/"+a.Customer, p.Location)
+		landed := v.get(p.Location)
+		require.Contains(t, landed.Body, `class="flash flash-ok"`, "%s: %s", path, landed.Body)
+		return landed
+	}
+	audited := func(action, target string) {
+		t.Helper()
+		require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM audit_log WHERE action = $1 AND target_id = $2 AND origin = 'console'
+			AND actor LIKE 'console:bootstrap:support:%' AND reason LIKE 'ticket %'`, action, target), "%s %s", action, target)
+	}
+	dunning := func(a account) map[string]any { return env.Subscription(a.Subscription)["dunning"].(map[string]any) }
+
+	a := accounts["mark-paid"]
+	inv := openInvoice(t, env, a.Subscription)
+	p := post(a, "/console/invoices/"+inv+"/mark-paid", url.Values{"reason": {"ticket 1"}, "amount": {"9900"}, "reference": {"wire-77"}})
+	require.Contains(t, p.Body, "marked paid offline")
+	require.Equal(t, "active", env.Subscription(a.Subscription)["status"])
+	audited("mark-paid", inv)
+
+	a = accounts["void"]
+	inv = openInvoice(t, env, a.Subscription)
+	post(a, "/console/invoices/"+inv+"/void", url.Values{"reason": {"ticket 2"}})
+	require.Equal(t, "active", env.Subscription(a.Subscription)["status"], "waived: nothing else is owed")
+	audited("void", inv)
+
+	a = accounts["write-off"]
+	inv = openInvoice(t, env, a.Subscription)
+	post(a, "/console/invoices/"+inv+"/write-off", url.Values{"reason": {"ticket 3"}})
+	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM invoices WHERE id = $1 AND status = 'uncollectible'`, inv))
+	audited("write-off", inv)
+
+	a = accounts["extend-grace"]
+	grace, err := time.Parse(time.RFC3339, dunning(a)["grace_ends_at"].(string))
+	require.NoError(t, err)
+	until := grace.Add(72 * time.Hour).Truncate(time.Minute)
+	p = post(a, "/console/subscriptions/"+a.Subscription+"/extend-grace", url.Values{"reason": {"ticket 4"}, "until": {until.Format("2006-01-02T15:04")}})
+	require.Contains(t, p.Body, "extended to "+until.Format("2006-01-02 15:04 UTC"))
+	require.Equal(t, until.Format(time.RFC3339), dunning(a)["grace_ends_at"])
+	audited("extend-grace", a.Subscription)
+
+	a = accounts["pause"]
+	p = post(a, "/console/subscriptions/"+a.Subscription+"/pause-dunning", url.Values{"reason": {"ticket 5"}, "until": {""}})
+	require.Contains(t, p.Body, "paused until someone resumes it")
+	require.Equal(t, true, dunning(a)["paused"])
+	require.NotContains(t, p.Body, "/pause-dunning\"", "paused: resume is offered instead")
+	post(a, "/console/subscriptions/"+a.Subscription+"/resume-dunning", url.Values{"reason": {"ticket 6"}})
+	require.Equal(t, false, dunning(a)["paused"])
+	audited("pause-dunning", a.Subscription)
+	audited("resume-dunning", a.Subscription)
+
+	a = accounts["cancel"]
+	p = post(a, "/console/subscriptions/"+a.Subscription+"/cancel", url.Values{"reason": {"ticket 7"}})
+	require.Contains(t, p.Body, "is canceled")
+	require.Equal(t, "canceled", env.Subscription(a.Subscription)["status"])
+	require.NotContains(t, p.Body, `/subscriptions/`+a.Subscription+`/`, "a canceled subscription offers nothing")
+	audited("cancel", a.Subscription)
+
+	env.RequireBalanced()
 }
