@@ -51,6 +51,10 @@ bench: build ## the billing-day benchmark (quick mode): table on stdout, JSON in
 bench-full: build ## the billing-day benchmark with 1M subscriptions
 	@$(DB); $(GO) run ./cmd/bench -mode full
 
+.PHONY: chaos
+chaos: ## the chaos suite's long run: 3 replicas SIGKILLed, gateway faults, 3 months (SEED=n to replay)
+	@$(DB); $(GO) run ./cmd/chaos -seed $${SEED:-$$RANDOM} -subs 300 -months 3 -replicas 3
+
 .PHONY: db-reset
 db-reset: ## drop and recreate the development database, then migrate it
 	@$(DB); $(GO) run ./cmd/billingctl db-reset

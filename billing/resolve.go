@@ -35,6 +35,9 @@ func (s *Service) ResolveAttempt(ctx context.Context, attemptID string, opts Res
 	if att.Status != string(statemachine.AttemptPending) && att.Status != string(statemachine.AttemptUnknown) {
 		return resultFromAttempt(att), nil
 	}
+	if breakReconciler {
+		return resultFromAttempt(att), nil
+	}
 	if !opts.Now && att.NextLookupAt != nil && att.NextLookupAt.After(s.clock.Now()) {
 		return resultFromAttempt(att), nil
 	}
@@ -77,6 +80,10 @@ func (s *Service) ResolveAttempt(ctx context.Context, attemptID string, opts Res
 }
 
 func (s *Service) resend(ctx context.Context, att store.PaymentAttempt) (ChargeResult, error) {
+	if breakResend {
+		att.OrderID += "r"
+		att.IdempotencyKey += "r"
+	}
 	out, err := s.charge(ctx, att)
 	if err != nil {
 		return s.recordNotSent(ctx, att.ID, err)

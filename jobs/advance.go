@@ -28,6 +28,8 @@ type Advancer struct {
 	Log     *slog.Logger
 	// SettleTimeout bounds the wait for the workers at each step.
 	SettleTimeout time.Duration
+	// JobTimeout is River's job timeout: a job "running" for longer was orphaned by a dead replica.
+	JobTimeout time.Duration
 
 	mu sync.Mutex
 }
@@ -112,12 +114,16 @@ func (a *Advancer) settle(ctx context.Context) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		var busy int
-		// A job "running" for longer than any healthy job runs was orphaned by a dead replica: River
-		// rescues it later, and waiting for it would stall the clock.
+		// A job "running" for longer than any healthy job runs (its timeout) was orphaned by a dead
+		// replica: River rescues it later, and waiting for it would stall the clock.
+		orphan := a.JobTimeout
+		if orphan == 0 {
+			orphan = 30 * time.Second
+		}
 		err := a.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job
 			WHERE kind <> 'sweep' AND (state IN ('available', 'pending')
-			   OR (state = 'running' AND attempted_at > now() - interval '15 seconds')
-			   OR (state IN ('scheduled', 'retryable') AND scheduled_at <= now() + interval '2 seconds'))`).Scan(&busy)
+			   OR (state = 'running' AND attempted_at > now() - make_interval(secs => $1))
+			   OR (state IN ('scheduled', 'retryable') AND scheduled_at <= now() + interval '2 seconds'))`, orphan.Seconds()).Scan(&busy)
 		if err != nil {
 			return err
 		}

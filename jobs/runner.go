@@ -31,6 +31,9 @@ type Config struct {
 	Log           *slog.Logger
 	Workers       int
 	FetchCooldown time.Duration
+	// JobTimeout and JobRescueAfter: see config (BILLING_JOB_TIMEOUT, BILLING_JOB_RESCUE_AFTER).
+	JobTimeout     time.Duration
+	JobRescueAfter time.Duration
 	// SweepInterval is how often the leader sweeps for due work whose job is missing.
 	SweepInterval time.Duration
 	// Notify delivers outgoing webhooks (nil: no webhook workers).
@@ -55,6 +58,12 @@ type Runner struct {
 func New(cfg Config) (*Runner, error) {
 	if cfg.Workers == 0 {
 		cfg.Workers = 100
+	}
+	if cfg.JobTimeout == 0 {
+		cfg.JobTimeout = 30 * time.Second
+	}
+	if cfg.JobRescueAfter == 0 {
+		cfg.JobRescueAfter = 45 * time.Second
 	}
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = 5 * time.Second
@@ -89,9 +98,9 @@ func New(cfg Config) (*Runner, error) {
 		// Jobs are inserted with LISTEN/NOTIFY wake-ups; polling is only the fallback.
 		FetchPollInterval: 200 * time.Millisecond,
 		// Gateway calls time out in seconds, so no healthy job runs this long.
-		JobTimeout: 30 * time.Second,
+		JobTimeout: cfg.JobTimeout,
 		// A job left running by a killed replica is rescued soon after; the work it carried is idempotent.
-		RescueStuckJobsAfter: 45 * time.Second,
+		RescueStuckJobsAfter: cfg.JobRescueAfter,
 		Logger:               logger.With("component", "river"),
 		PeriodicJobs: append([]*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.SweepInterval),

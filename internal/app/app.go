@@ -128,7 +128,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	a.Reconcile = reconcile.New(reconcile.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Registry: a.Registry,
 		Log: log.With("component", "reconcile")})
 	a.Jobs, err = jobs.New(jobs.Config{Pool: a.Pool, Billing: a.Billing, Notify: a.Notify, Clock: a.Clock, TestClock: cfg.TestClock,
-		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown,
+		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown, JobTimeout: cfg.JobTimeout, JobRescueAfter: cfg.JobRescueAfter,
 		Gateways: cfg.Gateways, Reconcile: a.Reconcile, Registry: a.Registry})
 	if err != nil {
 		a.Close()
@@ -136,7 +136,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	var advancer api.ClockAdvancer
 	if a.TestClock != nil {
-		advancer = &jobs.Advancer{Clock: a.TestClock, Billing: a.Billing, Sweeper: a.Jobs.Sweeper, Pool: a.Pool, Log: log}
+		advancer = &jobs.Advancer{Clock: a.TestClock, Billing: a.Billing, Sweeper: a.Jobs.Sweeper, Pool: a.Pool, Log: log, JobTimeout: cfg.JobTimeout}
 	}
 	if a.Vault, err = a.buildVault(); err != nil {
 		a.Close()
@@ -159,6 +159,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		TestClock:     a.TestClock,
 		ClockAdvancer: advancer,
 		Billing:       a.Billing,
+		RateLimit:     cfg.APIRateLimit,
 		Vault:         a.Vault,
 		Notify:        a.Notify,
 		Gateways:      a.Gateways,

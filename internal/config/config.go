@@ -98,6 +98,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	APIRateLimit    float64 // requests per second per token
 	FetchCooldown   time.Duration
+	JobTimeout      time.Duration // a job running longer is canceled
+	JobRescueAfter  time.Duration // a job left running (its replica died) is retried after this
 }
 
 // Error lists every invalid variable.
@@ -254,6 +256,11 @@ func Load(getenv func(string) string) (Config, error) {
 	c.BreakerCooldown = durationVar(getenv, "BILLING_BREAKER_COOLDOWN", 30*time.Second, bad)
 	c.ShutdownTimeout = durationVar(getenv, "BILLING_SHUTDOWN_TIMEOUT", 20*time.Second, bad)
 	c.FetchCooldown = durationVar(getenv, "BILLING_FETCH_COOLDOWN", 5*time.Millisecond, bad)
+	c.JobTimeout = durationVar(getenv, "BILLING_JOB_TIMEOUT", 30*time.Second, bad)
+	c.JobRescueAfter = durationVar(getenv, "BILLING_JOB_RESCUE_AFTER", 45*time.Second, bad)
+	if c.JobRescueAfter <= c.JobTimeout {
+		bad("BILLING_JOB_RESCUE_AFTER", "must be longer than BILLING_JOB_TIMEOUT (%s), or healthy jobs would be rescued while running", c.JobTimeout)
+	}
 
 	if len(problems) > 0 {
 		sort.Strings(problems)

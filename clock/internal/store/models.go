@@ -53,6 +53,18 @@ type BillingKey struct {
 	RevokedAt       *time.Time
 }
 
+type ConsoleSession struct {
+	IDHash    []byte
+	KeyID     string
+	Role      string
+	Scope     string
+	CsrfToken string
+	FlashKind *string
+	Flash     *string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
 type Customer struct {
 	ID         string
 	ExternalID string

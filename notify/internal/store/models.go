@@ -53,6 +53,18 @@ type BillingKey struct {
 	RevokedAt       *time.Time
 }
 
+type ConsoleSession struct {
+	IDHash    []byte
+	KeyID     string
+	Role      string
+	Scope     string
+	CsrfToken string
+	FlashKind *string
+	Flash     *string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
 type Customer struct {
 	ID         string
 	ExternalID string
@@ -191,20 +203,22 @@ type Plan struct {
 }
 
 type ReconciliationFinding struct {
-	ID          string
-	RunID       string
-	Gateway     string
-	Kind        string
-	OrderID     string
-	PaymentKey  *string
-	AttemptID   *string
-	OurAmount   decimal.NullDecimal
-	TheirAmount decimal.NullDecimal
-	Currency    *string
-	Status      string
-	Resolution  *string
-	CreatedAt   time.Time
-	ResolvedAt  *time.Time
+	ID               string
+	RunID            string
+	Gateway          string
+	Kind             string
+	OrderID          string
+	PaymentKey       *string
+	AttemptID        *string
+	OurAmount        decimal.NullDecimal
+	TheirAmount      decimal.NullDecimal
+	Currency         *string
+	Status           string
+	Resolution       *string
+	CreatedAt        time.Time
+	ResolvedAt       *time.Time
+	ResolvedBy       *string
+	ResolutionReason *string
 }
 
 type ReconciliationRun struct {

@@ -1,0 +1,201 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+)
+
+// world is what the run created.
+type world struct {
+	plans map[string]string // name -> id
+	subs  []string
+	// customers maps a subscription to its customer.
+	customers map[string]string
+	// upgrades maps a plan to a pricier plan of the same currency and interval.
+	upgrades map[string]string
+}
+
+var planSpecs = []struct{ name, amount, currency, interval string }{
+	{"krw-basic-monthly", "9900", "KRW", "month"},
+	{"krw-pro-monthly", "19900", "KRW", "month"},
+	{"usd-basic-monthly", "12.50", "USD", "month"},
+	{"usd-pro-monthly", "29.00", "USD", "month"},
+	{"usd-yearly", "99.00", "USD", "year"},
+	{"krw-yearly", "99000", "KRW", "year"},
+}
+
+// behaviors is the card mix at sign-up: mostly good cards, a few that decline at once or a few times.
+// Cards go bad (and get replaced) later, in cardsChange.
+var behaviors = []struct {
+	auth   string
+	weight int
+}{{"ok", 80}, {"insufficient", 4}, {"stolen", 2}, {"flaky-1", 7}, {"flaky-2", 7}}
+
+// laterBehaviors are what a good card turns into.
+var laterBehaviors = []string{"insufficient", "insufficient", "stolen", "expired", "flaky-2", "flaky-1"}
+
+func pickBehavior(rnd *rand.Rand) string {
+	n := rnd.IntN(100)
+	for _, b := range behaviors {
+		if n < b.weight {
+			return b.auth
+		}
+		n -= b.weight
+	}
+	return "ok"
+}
+
+func seed(ctx context.Context, cfg Config, rnd *rand.Rand, admin, svc *client) (*world, error) {
+	w := &world{plans: map[string]string{}, upgrades: map[string]string{}, customers: map[string]string{}}
+	for _, p := range planSpecs {
+		a, err := admin.do(ctx, "POST", "/v1/plans", fmt.Sprintf("chaos-%d-plan-%s", cfg.Seed, p.name), map[string]any{
+			"code": fmt.Sprintf("%s-%d", p.name, cfg.Seed), "name": p.name, "amount": p.amount, "currency": p.currency,
+			"interval": p.interval, "interval_count": 1})
+		if err != nil || a.Status != 201 {
+			return nil, fmt.Errorf("plan %s: %v %d %s", p.name, err, a.Status, a.Body)
+		}
+		var v struct{ ID string }
+		_ = a.decode(&v)
+		w.plans[p.name] = v.ID
+	}
+	w.upgrades[w.plans["krw-basic-monthly"]] = w.plans["krw-pro-monthly"]
+	w.upgrades[w.plans["usd-basic-monthly"]] = w.plans["usd-pro-monthly"]
+
+	for i := 0; i < cfg.Subs; i++ {
+		key := fmt.Sprintf("chaos-%d-%d", cfg.Seed, i)
+		a, err := svc.do(ctx, "POST", "/v1/customers", key+"-cus", map[string]any{
+			"external_id": key, "email": key + "@example.com", "name": "Chaos " + key})
+		if err != nil || a.Status != 201 {
+			return nil, fmt.Errorf("customer %d: %v %d %s", i, err, a.Status, a.Body)
+		}
+		var c struct{ ID string }
+		_ = a.decode(&c)
+		auth := pickBehavior(rnd) + "-" + key
+		for try := 0; ; try++ {
+			// A key issue that met a gateway fault answered 5xx and stored nothing; ask again with a new key.
+			a, err = svc.do(ctx, "POST", "/v1/customers/"+c.ID+"/billing-keys", fmt.Sprintf("%s-key-%d", key, try), map[string]any{
+				"gateway": "sim", "auth_key": auth, "customer_key": "ck-" + c.ID})
+			if err == nil && a.Status == 201 {
+				break
+			}
+			if try == 20 || (err == nil && a.Status < 500) {
+				return nil, fmt.Errorf("billing key %d: %v %d %s", i, err, a.Status, a.Body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		plan := planSpecs[rnd.IntN(len(planSpecs))].name
+		a, err = svc.do(ctx, "POST", "/v1/subscriptions", key+"-sub", map[string]any{"customer_id": c.ID, "plan_id": w.plans[plan]})
+		if err != nil || (a.Status != 201 && a.Status != 202 && a.Status != 402) {
+			return nil, fmt.Errorf("subscription %d: %v %d %s", i, err, a.Status, a.Body)
+		}
+		var s struct {
+			ID             string `json:"id"`
+			SubscriptionID string `json:"subscription_id"`
+		}
+		_ = a.decode(&s)
+		if s.ID == "" {
+			s.ID = s.SubscriptionID
+		}
+		w.subs = append(w.subs, s.ID)
+		w.customers[s.ID] = c.ID
+	}
+	return w, nil
+}
+
+// midlifeChanges upgrades, downgrades and cancels a few subscriptions, as customers do.
+func midlifeChanges(ctx context.Context, rnd *rand.Rand, svc *client, w *world, day int) error {
+	for i := 0; i < 1+len(w.subs)/40; i++ {
+		sub := w.subs[rnd.IntN(len(w.subs))]
+		a, err := svc.do(ctx, "GET", "/v1/subscriptions/"+sub, "", nil)
+		if err != nil {
+			return err
+		}
+		var s struct {
+			Status string `json:"status"`
+			PlanID string `json:"plan_id"`
+		}
+		_ = a.decode(&s)
+		if s.Status != "active" {
+			continue
+		}
+		key := fmt.Sprintf("chaos-change-%s-%d-%d", sub, day, i)
+		switch rnd.IntN(3) {
+		case 0:
+			if up, ok := w.upgrades[s.PlanID]; ok {
+				_, err = svc.do(ctx, "POST", "/v1/subscriptions/"+sub+"/change-plan", key, map[string]any{"plan_id": up})
+			}
+		case 1:
+			_, err = svc.do(ctx, "POST", "/v1/subscriptions/"+sub+"/cancel", key, map[string]any{"at_period_end": true, "reason": "chaos: customer leaves"})
+		default:
+			_, err = svc.do(ctx, "POST", "/v1/subscriptions/"+sub+"/cancel", key, map[string]any{"at_period_end": false, "reason": "chaos: customer leaves now"})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setFaultPhase switches pgsim to a seeded random fault mix and names it.
+func setFaultPhase(ctx context.Context, c *http.Client, addr string, rnd *rand.Rand) string {
+	p := func() float64 { return []float64{0, 0.05, 0.15}[rnd.IntN(3)] }
+	copies := rnd.IntN(4)
+	faults := map[string]any{
+		"commit_then_timeout":     map[string]any{"probability": p()},
+		"error_5xx_before_commit": map[string]any{"probability": p()},
+		"error_5xx_after_commit":  map[string]any{"probability": p()},
+		"processing":              map[string]any{"probability": p(), "delay_ms": 30},
+		"rate_limit_429":          map[string]any{"probability": p(), "retry_after_seconds": 1},
+		"webhooks":                map[string]any{"copies": copies, "delay_ms": rnd.IntN(200), "reorder": rnd.IntN(2) == 0},
+	}
+	kind := fmt.Sprintf("mixed(webhooks x%d)", copies)
+	if rnd.IntN(6) == 0 {
+		faults["outage"] = map[string]any{"for_ms": 800 + rnd.IntN(1500)}
+		kind = "outage+" + kind
+	}
+	body, _ := json.Marshal(faults)
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/__sim/faults", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if res, err := c.Do(req); err == nil {
+		res.Body.Close()
+	}
+	return kind
+}
+
+func clearFaults(ctx context.Context, c *http.Client, addr string) {
+	req, _ := http.NewRequestWithContext(ctx, "DELETE", "http://"+addr+"/__sim/faults", nil)
+	if res, err := c.Do(req); err == nil {
+		res.Body.Close()
+	}
+}
+
+// cardsChange turns some customers' cards bad at the gateway (they will decline at the next charge), and
+// has some delinquent customers register a new card (which heals).
+func cardsChange(ctx context.Context, rnd *rand.Rand, c *http.Client, addr string, svc *client, w *world, day int) int {
+	n := 0
+	for i := 0; i < 1+len(w.subs)/8; i++ {
+		sub := w.subs[rnd.IntN(len(w.subs))]
+		cus := w.customers[sub]
+		if rnd.IntN(3) == 0 {
+			key := fmt.Sprintf("chaos-newcard-%s-%d-%d", cus, day, i)
+			if _, err := svc.do(ctx, "POST", "/v1/customers/"+cus+"/billing-keys", key, map[string]any{
+				"gateway": "sim", "auth_key": "ok-" + key, "customer_key": "ck-" + cus}); err == nil {
+				n++
+			}
+			continue
+		}
+		body, _ := json.Marshal(map[string]string{"behavior": laterBehaviors[rnd.IntN(len(laterBehaviors))]})
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/__sim/customers/ck-"+cus+"/behavior", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if res, err := c.Do(req); err == nil {
+			res.Body.Close()
+			n++
+		}
+	}
+	return n
+}
