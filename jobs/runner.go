@@ -1,7 +1,9 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/clock"
@@ -92,7 +95,9 @@ func New(cfg Config) (*Runner, error) {
 		logger = slog.Default()
 	}
 	client, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
-		Queues:        map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers},
+			QueueMaintenance: {MaxWorkers: maintenanceWorkers}},
+		Middleware:    []rivertype.Middleware{&periodicOnMaintenance{}},
 		Workers:       workers,
 		FetchCooldown: cfg.FetchCooldown,
 		// Jobs are inserted with LISTEN/NOTIFY wake-ups; polling is only the fallback.
@@ -117,6 +122,41 @@ func New(cfg Config) (*Runner, error) {
 	r.Sweeper.sched = r.Scheduler()
 	cfg.Billing.SetScheduler(r.Scheduler())
 	return r, nil
+}
+
+// QueueMaintenance is where River's periodic jobs run (the sweeper, webhook fan-out and watch, reapers,
+// reconciliation), apart from domain work. On billing day the default queue holds every due renewal, and
+// River runs a queue oldest first: a periodic job queued behind that backlog waited for all of it
+// (cmd/bench measured every one of them waiting the whole drain), so outgoing webhooks stalled for the
+// billing day.
+const QueueMaintenance = "maintenance"
+
+// maintenanceWorkers lets every periodic job run at once; they are few and short.
+const maintenanceWorkers = 10
+
+// periodicOnMaintenance moves periodic jobs to QueueMaintenance as they are inserted. River marks every
+// periodic insert with metadata "periodic": true, so each periodic job, wherever it is declared, is
+// covered without its constructor knowing about queues.
+type periodicOnMaintenance struct{ river.MiddlewareDefaults }
+
+func (periodicOnMaintenance) InsertMany(ctx context.Context, many []*rivertype.JobInsertParams,
+	doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
+	for _, p := range many {
+		if p.Queue == river.QueueDefault && isPeriodic(p.Metadata) {
+			p.Queue = QueueMaintenance
+		}
+	}
+	return doInner(ctx)
+}
+
+func isPeriodic(metadata []byte) bool {
+	if !bytes.Contains(metadata, []byte(`"periodic"`)) {
+		return false // the common case (every domain job) costs no JSON decoding
+	}
+	var m struct {
+		Periodic bool `json:"periodic"`
+	}
+	return json.Unmarshal(metadata, &m) == nil && m.Periodic
 }
 
 // Scheduler returns billing's view of the queue.
@@ -184,15 +224,30 @@ type Sweeper struct {
 	log     *slog.Logger
 }
 
-// Sweep enqueues everything due now and returns how many items were due.
+// Sweep enqueues everything due now and returns how many items were due. It stands aside while the
+// default queue already holds a full batch of runnable jobs: the sweeper recovers lost jobs, and during a
+// backlog (billing day) the due rows it would find are the ones whose jobs are waiting in that queue, so
+// sweeping would only rewrite their River rows (a conflicting upsert each); work that is really lost is
+// found once the backlog is below a batch.
 func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
+	var backlog int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM river_job
+		WHERE state = 'available' AND queue = $1 LIMIT $2) AS b`, river.QueueDefault, sweepBatch).Scan(&backlog)
+	if err != nil {
+		return 0, fmt.Errorf("sweep: queue backlog: %w", err)
+	}
+	if backlog >= sweepBatch {
+		return 0, nil
+	}
 	return s.SweepAt(ctx, s.clock.Now())
 }
 
+// sweepBatch is how many items of each kind one sweep enqueues at most.
+const sweepBatch = 2000
+
 // SweepAt enqueues everything due at now, in batches.
 func (s *Sweeper) SweepAt(ctx context.Context, now time.Time) (int, error) {
-	const batch = 2000
-	work, err := s.billing.DueWork(ctx, now, batch)
+	work, err := s.billing.DueWork(ctx, now, sweepBatch)
 	if err != nil {
 		return 0, fmt.Errorf("sweep: %w", err)
 	}
