@@ -42,7 +42,11 @@ type DayResult struct {
 	// Tables is what the run did to each table, per renewal (pg_stat_user_tables deltas).
 	Tables        map[string]TableActivity `json:"tables_per_renewal"`
 	InvoiceStatus map[string]int           `json:"invoice_status"`
-	AttemptStatus map[string]int           `json:"attempt_status"`
+	// OtherJobWait is, per job kind other than renew, the longest a job waited between becoming runnable
+	// and being started: periodic housekeeping (the sweeper, webhook fan-out) shares the default queue
+	// with the billing day's backlog.
+	OtherJobWait  map[string]float64 `json:"other_jobs_max_wait_seconds"`
+	AttemptStatus map[string]int     `json:"attempt_status"`
 	Settings      serviceSettings
 }
 
@@ -193,6 +197,18 @@ func runBillingDay(ctx context.Context, e *env, name string, n, latencyMs int) (
 	}
 	r.InvoiceStatus, _ = countBy(ctx, pool, `SELECT status, count(*) FROM invoices WHERE kind = 'renewal' GROUP BY 1`)
 	r.AttemptStatus, _ = countBy(ctx, pool, `SELECT status, count(*) FROM payment_attempts GROUP BY 1`)
+	r.OtherJobWait = map[string]float64{}
+	if rows, err := pool.Query(ctx, `SELECT kind, max(extract(epoch FROM coalesce(attempted_at, now()) - greatest(scheduled_at, $1::timestamptz)))::float8
+			FROM river_job WHERE kind <> 'renew' AND scheduled_at <= $2 GROUP BY 1`, start, start.Add(time.Duration(r.DrainSeconds*float64(time.Second)))); err == nil {
+		for rows.Next() {
+			var k string
+			var v float64
+			if rows.Scan(&k, &v) == nil {
+				r.OtherJobWait[k] = v
+			}
+		}
+		rows.Close()
+	}
 	e.logf("%s: %d paid in %.1fs: %.0f renewals/s, p50 %.2fs p99 %.2fs, %.1f commits/renewal, RSS %.0f MiB",
 		name, r.Paid, r.DrainSeconds, r.RenewalsPerS, r.P50DueToPaid, r.P99DueToPaid, r.CommitsPerRenew, r.RSSMiB)
 	return r, nil

@@ -75,6 +75,7 @@ func run() error {
 	n := flag.Int("n", 0, "override the billing day's subscription count")
 	cpuProfile := flag.String("cpuprofile", "", "diagnostic: run billingd in this process for the billing days and write CPU profiles to <file>.<day>")
 	sweeperOnly := flag.Bool("sweeper-only", false, "billing day without the renew jobs the previous renewals scheduled: the sweeper alone enqueues (recovery after lost jobs)")
+	latency := flag.Int("latency", 250, "the second billing day's added gateway latency, in ms")
 	logs := flag.String("logs", "", "keep billingd's logs in this directory (default: a temporary one, removed)")
 	flag.Parse()
 	m, ok := modes[*modeName]
@@ -139,7 +140,7 @@ func run() error {
 		}
 	}
 	e := &env{mode: m, srv: srv, svc: svc, root: root, outDir: logDir, logf: logf, customerKey: "bench-customer", cpuProfile: *cpuProfile, jobsSeeded: !*sweeperOnly}
-	rep := &Report{Mode: m, Settings: svc, Started: began.UTC(), Host: hostInfo(), Partial: *only != "" || *n > 0 || *cpuProfile != "" || *sweeperOnly}
+	rep := &Report{Mode: m, Settings: svc, Started: began.UTC(), Host: hostInfo(), Partial: *only != "" || *n > 0 || *cpuProfile != "" || *sweeperOnly || *latency != 250}
 	if c, err := srv.admin(ctx); err == nil {
 		_ = c.QueryRow(ctx, "SHOW server_version").Scan(&rep.Host.Postgres)
 		c.Close(ctx)
@@ -191,9 +192,9 @@ func run() error {
 		rep.Day0 = &res
 	}
 	if want("day250") {
-		res, err := runBillingDay(ctx, e, "day250", m.DaySubs, 250)
+		res, err := runBillingDay(ctx, e, "day250", m.DaySubs, *latency)
 		if err != nil {
-			return fmt.Errorf("billing day (250 ms): %w", err)
+			return fmt.Errorf("billing day (%d ms): %w", *latency, err)
 		}
 		rep.Day250 = &res
 	}
