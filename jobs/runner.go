@@ -60,7 +60,7 @@ type Runner struct {
 // New builds the River client with every worker registered and the scheduler installed in billing.
 func New(cfg Config) (*Runner, error) {
 	if cfg.Workers == 0 {
-		cfg.Workers = 100
+		cfg.Workers = 300 // config's default: see BILLING_WORKERS
 	}
 	if cfg.JobTimeout == 0 {
 		cfg.JobTimeout = 30 * time.Second

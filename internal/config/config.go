@@ -248,8 +248,11 @@ func Load(getenv func(string) string) (Config, error) {
 		bad("BILLING_LOG_LEVEL", "must be debug, info, warn or error")
 	}
 
-	c.Workers = intVar(getenv, "BILLING_WORKERS", 100, 1, 10000, bad)
-	c.GatewayLimit = intVar(getenv, "BILLING_GATEWAY_CONCURRENCY", 200, 1, 10000, bad)
+	// A renewal holds its River worker through the gateway call, so workers bound in-flight charges:
+	// 1,000 renewals/s against a gateway answering in 250 ms needs about 250 of them, and the bulkhead as
+	// many (cmd/bench; docs/performance.md). Workers wait on the gateway without holding a connection.
+	c.Workers = intVar(getenv, "BILLING_WORKERS", 300, 1, 10000, bad)
+	c.GatewayLimit = intVar(getenv, "BILLING_GATEWAY_CONCURRENCY", 300, 1, 10000, bad)
 	c.GatewayRate = floatVar(getenv, "BILLING_GATEWAY_RATE", 5000, bad)
 	c.APIRateLimit = floatVar(getenv, "BILLING_API_RATE", 1000, bad)
 	c.GatewayTimeout = durationVar(getenv, "BILLING_GATEWAY_TIMEOUT", 10*time.Second, bad)
