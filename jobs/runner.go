@@ -251,8 +251,12 @@ func (s *Sweeper) SweepAt(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sweep: %w", err)
 	}
-	for i := 0; i < len(work); i += 500 {
-		chunk := work[i:min(i+500, len(work))]
+	// A commit per 1,000 jobs: each commit is a WAL flush, and a 1k-due sweep in one transaction is
+	// ~13% faster than in two (cmd/bench), while a transaction stays short enough not to hold River's
+	// unique keys for long.
+	const perTx = 1000
+	for i := 0; i < len(work); i += perTx {
+		chunk := work[i:min(i+perTx, len(work))]
 		if err := dbx.InTx(ctx, s.pool, func(tx pgx.Tx) error { return s.sched.ScheduleTx(ctx, tx, chunk...) }); err != nil {
 			return 0, err
 		}
