@@ -75,6 +75,7 @@ func run() error {
 	n := flag.Int("n", 0, "override the billing day's subscription count")
 	cpuProfile := flag.String("cpuprofile", "", "diagnostic: run billingd in this process for the billing days and write CPU profiles to <file>.<day>")
 	sweeperOnly := flag.Bool("sweeper-only", false, "billing day without the renew jobs the previous renewals scheduled: the sweeper alone enqueues (recovery after lost jobs)")
+	dayTimeout := flag.Duration("day-timeout", 0, "cap each billing day (default: 3m quick, 40m full); an undrained day reports what it paid")
 	latency := flag.Int("latency", 250, "the second billing day's added gateway latency, in ms")
 	logs := flag.String("logs", "", "keep billingd's logs in this directory (default: a temporary one, removed)")
 	flag.Parse()
@@ -84,6 +85,9 @@ func run() error {
 	}
 	if *n > 0 {
 		m.DaySubs = *n
+	}
+	if *dayTimeout > 0 {
+		m.dayTimeout = *dayTimeout
 	}
 	want := func(s string) bool {
 		if *only == "" {
@@ -140,7 +144,7 @@ func run() error {
 		}
 	}
 	e := &env{mode: m, srv: srv, svc: svc, root: root, outDir: logDir, logf: logf, customerKey: "bench-customer", cpuProfile: *cpuProfile, jobsSeeded: !*sweeperOnly}
-	rep := &Report{Mode: m, Settings: svc, Started: began.UTC(), Host: hostInfo(), Partial: *only != "" || *n > 0 || *cpuProfile != "" || *sweeperOnly || *latency != 250}
+	rep := &Report{Mode: m, Settings: svc, Started: began.UTC(), Host: hostInfo(), Partial: *only != "" || *n > 0 || *cpuProfile != "" || *sweeperOnly || *latency != 250 || *dayTimeout > 0}
 	if c, err := srv.admin(ctx); err == nil {
 		_ = c.QueryRow(ctx, "SHOW server_version").Scan(&rep.Host.Postgres)
 		c.Close(ctx)

@@ -173,7 +173,8 @@ func (r *Report) Table() string {
 		fmt.Fprintf(w, "  backend samples\t%s\t\t\n", strings.Join(topWaits(d.Waits, 4), ", "))
 	}
 	if s := r.Sweep; s != nil {
-		fmt.Fprintf(w, "sweep, %s due among %s: first / repeat\t%.1f ms / %.1f ms (%d enqueued)\t\t\n", kfmt(s.Due), kfmt(s.Subscriptions), s.FirstMs, s.RepeatMs, s.Enqueued)
+		fmt.Fprintf(w, "sweep, %s due among %s: median first / repeat\t%.1f ms / %.1f ms (%d enqueued; fastest %.1f ms; reads alone %.1f ms)\t\t\n",
+			kfmt(s.Due), kfmt(s.Subscriptions), s.FirstMs, s.RepeatMs, s.Enqueued, s.FirstMinMs, s.ReadMs)
 		fmt.Fprintf(w, "  subscriptions rows read per sweep\tindex %d (%d scans), seq %d (%d scans)\t\t\n", s.IdxTupFetch, s.IdxScans, s.SeqTupRead, s.SeqScans)
 		fmt.Fprintf(w, "  DueRenewals plan\t%s\t\t\n", s.PlanSummary)
 	}
