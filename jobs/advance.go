@@ -78,9 +78,15 @@ func (a *Advancer) Advance(ctx context.Context, target time.Time) (time.Time, er
 	return now, nil
 }
 
-// step enqueues what is due at now and waits until the workers have drained it.
+// step enqueues what is due at now and waits until the workers have drained it. Work that stays due
+// after it ran (a bug, or a gateway refusing for now) is left to the sweeper after a few rounds, so one
+// stuck item cannot stall the clock.
 func (a *Advancer) step(ctx context.Context, now time.Time) error {
-	for range 1000 {
+	for round := 0; ; round++ {
+		if round == 20 {
+			a.Log.Warn("test clock: work is still due after 20 rounds at this instant; moving on", "now", now)
+			return nil
+		}
 		n, err := a.Sweeper.SweepAt(ctx, now)
 		if err != nil {
 			return err
@@ -101,7 +107,6 @@ func (a *Advancer) step(ctx context.Context, now time.Time) error {
 			return nil
 		}
 	}
-	return nil
 }
 
 // settle waits until no domain job is runnable or running (jobs snoozed or backing off for more than a

@@ -176,7 +176,14 @@ func (r *Report) Print(w interface{ Write([]byte) (int, error) }) {
 		p("  [%s] %s %s", mark, c.Name, c.Note)
 	}
 	for _, v := range r.Violations {
-		p("  - %s", v)
+		if !strings.HasPrefix(v, "liveness") {
+			p("  - %s", v)
+		}
+	}
+	for _, v := range r.Violations {
+		if strings.HasPrefix(v, "liveness") {
+			p("  [FAIL] %s", v)
+		}
 	}
 	if len(r.Violations) == 0 {
 		p("all invariants hold")

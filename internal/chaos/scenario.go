@@ -83,21 +83,39 @@ func seed(ctx context.Context, cfg Config, rnd *rand.Rand, admin, svc *client) (
 			if err == nil && a.Status == 201 {
 				break
 			}
-			if try == 20 || (err == nil && a.Status < 500) {
+			// 5xx: the gateway was down and nothing was stored. idempotency_key_interrupted: the replica
+			// died mid-request; a second copy of the card is harmless, so ask again with a new key.
+			if try == 20 || (err == nil && a.Status < 500 && !interrupted(a)) {
 				return nil, fmt.Errorf("billing key %d: %v %d %s", i, err, a.Status, a.Body)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		plan := planSpecs[rnd.IntN(len(planSpecs))].name
-		a, err = svc.do(ctx, "POST", "/v1/subscriptions", key+"-sub", map[string]any{"customer_id": c.ID, "plan_id": w.plans[plan]})
-		if err != nil || (a.Status != 201 && a.Status != 202 && a.Status != 402) {
-			return nil, fmt.Errorf("subscription %d: %v %d %s", i, err, a.Status, a.Body)
-		}
 		var s struct {
 			ID             string `json:"id"`
 			SubscriptionID string `json:"subscription_id"`
 		}
-		_ = a.decode(&s)
+		for try := 0; s.ID == "" && s.SubscriptionID == ""; try++ {
+			a, err = svc.do(ctx, "POST", "/v1/subscriptions", fmt.Sprintf("%s-sub-%d", key, try), map[string]any{"customer_id": c.ID, "plan_id": w.plans[plan]})
+			if err == nil && interrupted(a) && try < 20 {
+				// The replica died mid-request: whether the subscription exists is unknown. Look it up,
+				// as the answer says, before asking again with a new key.
+				l, lerr := svc.do(ctx, "GET", "/v1/customers/"+c.ID+"/subscriptions", "", nil)
+				var list struct {
+					Data []struct {
+						ID string `json:"id"`
+					} `json:"data"`
+				}
+				if lerr == nil && l.decode(&list) == nil && len(list.Data) > 0 {
+					s.ID = list.Data[0].ID
+				}
+				continue
+			}
+			if err != nil || (a.Status != 201 && a.Status != 202 && a.Status != 402) {
+				return nil, fmt.Errorf("subscription %d: %v %d %s", i, err, a.Status, a.Body)
+			}
+			_ = a.decode(&s)
+		}
 		if s.ID == "" {
 			s.ID = s.SubscriptionID
 		}
@@ -198,4 +216,9 @@ func cardsChange(ctx context.Context, rnd *rand.Rand, c *http.Client, addr strin
 		}
 	}
 	return n
+}
+
+// interrupted reports the idempotency layer's "the first request died mid-way" answer.
+func interrupted(a answer) bool {
+	return a.Status == 409 && bytes.Contains(a.Body, []byte("idempotency_key_interrupted"))
 }
