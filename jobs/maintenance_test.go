@@ -108,8 +108,8 @@ func TestIsPeriodicReadsRiversMetadataFlag(t *testing.T) {
 	require.False(t, isPeriodic([]byte(`{"note":"\"periodic\" in a value"}`)))
 }
 
-// The sweeper does not re-insert due work while the default queue holds a full batch of runnable jobs
-// (on billing day those are the due rows' own jobs); once the backlog is below a batch it sweeps again.
+// The sweeper does not re-insert due work while the default queue has a backlog of runnable jobs (on
+// billing day those are the due rows' own jobs); once the queue has caught up it sweeps again.
 func TestSweepStandsAsideWhileTheQueueHoldsABatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -138,7 +138,7 @@ func TestSweepStandsAsideWhileTheQueueHoldsABatch(t *testing.T) {
 		return n
 	}
 
-	backlog := make([]river.InsertManyParams, sweepBatch)
+	backlog := make([]river.InsertManyParams, sweepBacklog)
 	for i := range backlog {
 		backlog[i] = river.InsertManyParams{Args: blockArgs{N: i}}
 	}
@@ -147,12 +147,12 @@ func TestSweepStandsAsideWhileTheQueueHoldsABatch(t *testing.T) {
 	n, err := sw.Sweep(ctx)
 	require.NoError(t, err)
 	require.Zero(t, n)
-	require.Zero(t, renewJobs(), "no sweep while a full batch is queued")
+	require.Zero(t, renewJobs(), "no sweep while the queue is behind")
 
 	_, err = pool.Exec(ctx, `DELETE FROM river_job WHERE id IN (SELECT id FROM river_job WHERE kind = 'test_block' LIMIT 1)`)
 	require.NoError(t, err)
 	n, err = sw.Sweep(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	require.Equal(t, 1, renewJobs(), "below a batch, the due renewal's job is recreated")
+	require.Equal(t, 1, renewJobs(), "once the queue has caught up, the due renewal's job is recreated")
 }

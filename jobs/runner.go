@@ -225,18 +225,18 @@ type Sweeper struct {
 }
 
 // Sweep enqueues everything due now and returns how many items were due. It stands aside while the
-// default queue already holds a full batch of runnable jobs: the sweeper recovers lost jobs, and during a
-// backlog (billing day) the due rows it would find are the ones whose jobs are waiting in that queue, so
-// sweeping would only rewrite their River rows (a conflicting upsert each); work that is really lost is
-// found once the backlog is below a batch.
+// default queue has a backlog of runnable jobs: the sweeper recovers lost jobs, and during a backlog
+// (billing day) the due rows it finds are the ones whose jobs are waiting or running, so sweeping would
+// only rewrite their River rows (a conflicting upsert each, up to a batch per kind every interval); work
+// that is really lost is found as soon as the queue has caught up.
 func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 	var backlog int
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM river_job
-		WHERE state = 'available' AND queue = $1 LIMIT $2) AS b`, river.QueueDefault, sweepBatch).Scan(&backlog)
+		WHERE state = 'available' AND queue = $1 LIMIT $2) AS b`, river.QueueDefault, sweepBacklog).Scan(&backlog)
 	if err != nil {
 		return 0, fmt.Errorf("sweep: queue backlog: %w", err)
 	}
-	if backlog >= sweepBatch {
+	if backlog >= sweepBacklog {
 		return 0, nil
 	}
 	return s.SweepAt(ctx, s.clock.Now())
@@ -244,6 +244,11 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 
 // sweepBatch is how many items of each kind one sweep enqueues at most.
 const sweepBatch = 2000
+
+// sweepBacklog is the queue backlog at which the periodic sweep stands aside: more runnable jobs than one
+// fetch takes means the workers are behind, not that jobs are missing. (In normal operation a job is
+// runnable for milliseconds, so a sweep almost never sees this many.)
+const sweepBacklog = 100
 
 // SweepAt enqueues everything due at now, in batches.
 func (s *Sweeper) SweepAt(ctx context.Context, now time.Time) (int, error) {
