@@ -67,7 +67,12 @@ func (s *Service) CreateCustomer(ctx context.Context, in NewCustomer) (Customer,
 		ID: ids.New("cus"), ExternalID: in.ExternalID, Email: in.Email, Name: in.Name, CreatedAt: s.clock.Now(),
 	})
 	if dbx.IsUniqueViolation(err, "customers_external_id_key") {
-		return Customer{}, apperr.Conflict("external_id_taken", "a customer with external_id %q already exists", in.ExternalID)
+		conflict := apperr.Conflict("external_id_taken", "a customer with external_id %q already exists", in.ExternalID)
+		// Name the existing customer: a client whose first request died mid-way can carry on with it.
+		if existing, gerr := s.q(s.pool).GetCustomerByExternalID(ctx, in.ExternalID); gerr == nil {
+			conflict.Extra = map[string]any{"customer_id": existing.ID}
+		}
+		return Customer{}, conflict
 	}
 	if err != nil {
 		return Customer{}, err

@@ -16,3 +16,6 @@ FROM subscriptions WHERE customer_id = $1;
 SELECT currency, sum(amount_due)::numeric AS amount
 FROM invoices WHERE customer_id = $1 AND status IN ('open', 'uncollectible') AND amount_due > 0
 GROUP BY currency ORDER BY currency;
+
+-- name: GetCustomerByExternalID :one
+SELECT * FROM customers WHERE external_id = $1;

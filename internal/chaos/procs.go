@@ -24,10 +24,11 @@ type proc struct {
 	// ready is the path that answers 200 once the process serves (default /readyz).
 	ready string
 
-	mu    sync.Mutex
-	cmd   *exec.Cmd
-	alive bool
-	kills int
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when the current process has exited
+	alive  bool
+	kills  int
 }
 
 func (p *proc) start(ctx context.Context) error {
@@ -49,8 +50,9 @@ func (p *proc) start(ctx context.Context) error {
 		f.Close()
 		return fmt.Errorf("start %s: %w", p.name, err)
 	}
-	go func() { _ = cmd.Wait(); f.Close() }()
-	p.cmd, p.alive = cmd, true
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); f.Close(); close(exited) }()
+	p.cmd, p.exited, p.alive = cmd, exited, true
 	ready := p.ready
 	if ready == "" {
 		ready = "/readyz"
@@ -78,20 +80,11 @@ func (p *proc) stop() {
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		for p.cmd.ProcessState == nil {
-			time.Sleep(20 * time.Millisecond)
-			if syscall.Kill(p.cmd.Process.Pid, 0) != nil {
-				break
-			}
-		}
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-p.exited:
 	case <-time.After(15 * time.Second):
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.exited
 	}
 	p.alive = false
 }

@@ -70,11 +70,20 @@ func seed(ctx context.Context, cfg Config, rnd *rand.Rand, admin, svc *client) (
 		key := fmt.Sprintf("chaos-%d-%d", cfg.Seed, i)
 		a, err := svc.do(ctx, "POST", "/v1/customers", key+"-cus", map[string]any{
 			"external_id": key, "email": key + "@example.com", "name": "Chaos " + key})
-		if err != nil || a.Status != 201 {
+		var c struct {
+			ID         string `json:"id"`
+			CustomerID string `json:"customer_id"` // on 409 external_id_taken: our own first request got through
+		}
+		if err != nil || (a.Status != 201 && a.Status != 409) {
 			return nil, fmt.Errorf("customer %d: %v %d %s", i, err, a.Status, a.Body)
 		}
-		var c struct{ ID string }
 		_ = a.decode(&c)
+		if c.ID == "" {
+			c.ID = c.CustomerID
+		}
+		if c.ID == "" {
+			return nil, fmt.Errorf("customer %d: %d %s", i, a.Status, a.Body)
+		}
 		auth := pickBehavior(rnd) + "-" + key
 		for try := 0; ; try++ {
 			// A key issue that met a gateway fault answered 5xx and stored nothing; ask again with a new key.

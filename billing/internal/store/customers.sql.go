@@ -111,3 +111,20 @@ func (q *Queries) GetCustomer(ctx context.Context, id string) (Customer, error) 
 	)
 	return i, err
 }
+
+const getCustomerByExternalID = `-- name: GetCustomerByExternalID :one
+SELECT id, external_id, email, name, created_at FROM customers WHERE external_id = $1
+`
+
+func (q *Queries) GetCustomerByExternalID(ctx context.Context, externalID string) (Customer, error) {
+	row := q.db.QueryRow(ctx, getCustomerByExternalID, externalID)
+	var i Customer
+	err := row.Scan(
+		&i.ID,
+		&i.ExternalID,
+		&i.Email,
+		&i.Name,
+		&i.CreatedAt,
+	)
+	return i, err
+}
