@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -26,6 +27,9 @@ type LoadResult struct {
 	MaxMs    float64 `json:"max_ms"`
 	// FirstErr is a sample of what went wrong, if anything did.
 	FirstErr string `json:"first_error,omitempty"`
+	// CPU is where the machine's CPU went during the run: a latency tail on a shared machine is mostly
+	// time spent waiting for a CPU.
+	CPU CPUSplit `json:"cpu"`
 }
 
 // APIResult is the API under a fixed load, billingd otherwise idle (nothing due).
@@ -116,7 +120,12 @@ func runAPILoad(ctx context.Context, e *env, n int) (APIResult, error) {
 		return r, err
 	}
 	e.sim.setLatency(0)
-	bd, err := startBillingd(ctx, e.billingdBin, e.srv.url(db), e.sim.URL, e.encKeys, e.outDir, "api")
+	var bd *billingd
+	if e.cpuProfile != "" {
+		bd, err = startInProc(ctx, e.srv.url(db), e.sim.URL, e.encKeys, e.cpuProfile+".api")
+	} else {
+		bd, err = startBillingd(ctx, e.billingdBin, e.srv.url(db), e.sim.URL, e.encKeys, e.outDir, "api")
+	}
 	if err != nil {
 		return r, err
 	}
@@ -134,8 +143,18 @@ func runAPILoad(ctx context.Context, e *env, n int) (APIResult, error) {
 	}
 	e.logf("api: warm-up")
 	openLoop(ctx, client, e.mode.getRate, 2*time.Second, get)
+	metered := func(f func() LoadResult) LoadResult {
+		pids, _ := backendPIDs(ctx, pool)
+		meter := newCPUMeter(bd.PID(), pids)
+		t := time.Now()
+		res := f()
+		pids, _ = backendPIDs(ctx, pool)
+		meter.observe(pids)
+		res.CPU = meter.split(time.Since(t).Seconds(), runtime.NumCPU())
+		return res
+	}
 	e.logf("api: GET /v1/subscriptions/{id} at %.0f/s for %s", e.mode.getRate, e.mode.apiDuration)
-	r.Get = openLoop(ctx, client, e.mode.getRate, e.mode.apiDuration, get)
+	r.Get = metered(func() LoadResult { return openLoop(ctx, client, e.mode.getRate, e.mode.apiDuration, get) })
 	r.Get.Endpoint = "GET /v1/subscriptions/{id}"
 
 	// Each change is a different subscription moving up to pro at once: the proration is invoiced and
@@ -151,7 +170,7 @@ func runAPILoad(ctx context.Context, e *env, n int) (APIResult, error) {
 		return req, err
 	}
 	e.logf("api: POST change-plan at %.0f/s for %s", e.mode.changeRate, e.mode.apiDuration)
-	r.ChangePlan = openLoop(ctx, client, e.mode.changeRate, e.mode.apiDuration, change)
+	r.ChangePlan = metered(func() LoadResult { return openLoop(ctx, client, e.mode.changeRate, e.mode.apiDuration, change) })
 	r.ChangePlan.Endpoint = "POST /v1/subscriptions/{id}/change-plan"
 	_, hwm := procMemKiB(bd.PID())
 	r.RSSMiB = float64(hwm) / 1024

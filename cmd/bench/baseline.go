@@ -171,6 +171,51 @@ func runRiverBaseline(ctx context.Context, srv *server, m mode, svc serviceSetti
 		return r, err
 	}
 	defer srv.drop(context.WithoutCancel(ctx), db)
+	setup, err := srv.pool(ctx, db, 4)
+	if err != nil {
+		return r, err
+	}
+	migrator, err := rivermigrate.New(riverpgxv5.New(setup), nil)
+	if err != nil {
+		setup.Close()
+		return r, err
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		setup.Close()
+		return r, err
+	}
+	// Insert first, then start: the figure is how fast River drains a backlog, as on billing day.
+	logf("river: inserting %d no-op jobs", r.Jobs)
+	inserter, err := river.NewClient(riverpgxv5.New(setup), &river.Config{Logger: quietLogger()})
+	if err != nil {
+		setup.Close()
+		return r, err
+	}
+	const batch = 1000
+	for i := 0; i < r.Jobs; i += batch {
+		params := make([]river.InsertManyParams, 0, batch)
+		for j := i; j < min(i+batch, r.Jobs); j++ {
+			params = append(params, river.InsertManyParams{Args: noopArgs{N: j}})
+		}
+		if _, err := inserter.InsertMany(ctx, params); err != nil {
+			setup.Close()
+			return r, fmt.Errorf("insert no-op jobs: %w", err)
+		}
+	}
+	// Backends report their statistics when they exit: closing the setup pool keeps the inserts out of
+	// the commit count.
+	setup.Close()
+	mon, err := srv.pool(ctx, db, 1)
+	if err != nil {
+		return r, err
+	}
+	defer mon.Close()
+	before, err := readDBStats(ctx, mon)
+	if err != nil {
+		return r, err
+	}
+
+	// The worker pool is billingd's: the same size, River's client with the same settings.
 	cfg, err := pgxpool.ParseConfig(srv.url(db))
 	if err != nil {
 		return r, err
@@ -181,13 +226,6 @@ func runRiverBaseline(ctx context.Context, srv *server, m mode, svc serviceSetti
 		return r, err
 	}
 	defer pool.Close()
-	migrator, err := rivermigrate.New(riverpgxv5.New(pool), nil)
-	if err != nil {
-		return r, err
-	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return r, err
-	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &noopWorker{})
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
@@ -201,22 +239,6 @@ func runRiverBaseline(ctx context.Context, srv *server, m mode, svc serviceSetti
 	if err != nil {
 		return r, err
 	}
-	// Insert first, then start: the figure is how fast River drains a backlog, as on billing day.
-	logf("river: inserting %d no-op jobs", r.Jobs)
-	const batch = 1000
-	for i := 0; i < r.Jobs; i += batch {
-		params := make([]river.InsertManyParams, 0, batch)
-		for j := i; j < min(i+batch, r.Jobs); j++ {
-			params = append(params, river.InsertManyParams{Args: noopArgs{N: j}})
-		}
-		if _, err := client.InsertMany(ctx, params); err != nil {
-			return r, fmt.Errorf("insert no-op jobs: %w", err)
-		}
-	}
-	before, err := readDBStats(ctx, pool)
-	if err != nil {
-		return r, err
-	}
 	start := time.Now()
 	if err := client.Start(ctx); err != nil {
 		return r, err
@@ -226,7 +248,7 @@ func runRiverBaseline(ctx context.Context, srv *server, m mode, svc serviceSetti
 	deadline := time.Now().Add(m.riverTimeout)
 	for {
 		var n int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&n); err != nil {
+		if err := mon.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state = 'completed'`).Scan(&n); err != nil {
 			return r, err
 		}
 		if n >= r.Jobs {
@@ -243,8 +265,9 @@ func runRiverBaseline(ctx context.Context, srv *server, m mode, svc serviceSetti
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_ = client.Stop(stopCtx)
-	time.Sleep(1500 * time.Millisecond) // let the backends flush their statistics
-	after, err := readDBStats(ctx, pool)
+	pool.Close()
+	time.Sleep(500 * time.Millisecond) // exiting backends' reports land
+	after, err := readDBStats(ctx, mon)
 	if err == nil {
 		r.CommitsPerJob = float64(after.Commits-before.Commits) / float64(r.Jobs)
 	}

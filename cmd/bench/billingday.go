@@ -79,7 +79,16 @@ func runBillingDay(ctx context.Context, e *env, name string, n, latencyMs int) (
 	e.sim.setLatency(latencyMs)
 	defer e.sim.setLatency(0)
 
-	time.Sleep(1200 * time.Millisecond) // the seeding's statistics reach pg_stat_* before the first reading
+	// A backend reports its statistics when it exits (an idle one only every few seconds): reconnect,
+	// so the seeding is all in the first reading and none of it in the run's.
+	reopen := func() error {
+		pool.Close()
+		pool, err = e.srv.pool(ctx, db, 8)
+		return err
+	}
+	if err := reopen(); err != nil {
+		return r, err
+	}
 	before, err := readDBStats(ctx, pool)
 	if err != nil {
 		return r, err
@@ -156,10 +165,13 @@ func runBillingDay(ctx context.Context, e *env, name string, n, latencyMs int) (
 		r.PostgresMsPerRenewal = 1000 * r.CPU.PostgresCPU / float64(r.Paid)
 		r.BillingdMsPerRenewal = 1000 * r.CPU.BillingdCPU / float64(r.Paid)
 	}
-	// Stop billingd before reading the commit counters: its backends flush their statistics as they
-	// exit, so the count is complete (a running backend reports at most once a second).
+	// Stop billingd before reading the commit counters: its backends report their statistics as they
+	// exit, so the count is complete.
 	bd.Stop()
-	time.Sleep(1200 * time.Millisecond)
+	if err := reopen(); err != nil {
+		return r, err
+	}
+	time.Sleep(500 * time.Millisecond) // exiting backends' reports land
 	after, err := readDBStats(ctx, pool)
 	if err != nil {
 		return r, err

@@ -173,8 +173,8 @@ func (r *Report) Table() string {
 		fmt.Fprintf(w, "  backend samples\t%s\t\t\n", strings.Join(topWaits(d.Waits, 4), ", "))
 	}
 	if s := r.Sweep; s != nil {
-		fmt.Fprintf(w, "sweep, %s due among %s: median first / repeat\t%.1f ms / %.1f ms (%d enqueued; fastest %.1f ms; reads alone %.1f ms)\t\t\n",
-			kfmt(s.Due), kfmt(s.Subscriptions), s.FirstMs, s.RepeatMs, s.Enqueued, s.FirstMinMs, s.ReadMs)
+		fmt.Fprintf(w, "sweep, %s due among %s (median of 7)\t%.1f ms, %d enqueued (fastest %.1f ms; its reads alone %.1f ms; with the jobs queued %.1f ms)\t\t\n",
+			kfmt(s.Due), kfmt(s.Subscriptions), s.FirstMs, s.Enqueued, s.FirstMinMs, s.ReadMs, s.RepeatMs)
 		fmt.Fprintf(w, "  subscriptions rows read per sweep\tindex %d (%d scans), seq %d (%d scans)\t\t\n", s.IdxTupFetch, s.IdxScans, s.SeqTupRead, s.SeqScans)
 		fmt.Fprintf(w, "  DueRenewals plan\t%s\t\t\n", s.PlanSummary)
 	}
@@ -189,6 +189,8 @@ func (r *Report) Table() string {
 				vs = fmt.Sprintf("p50 = %.1fx pgbench latency", l.P50Ms/r.Pgbench.Latency)
 			}
 			fmt.Fprintf(w, "%s at %.0f/s open loop: p50 / p99\t%.1f ms / %.1f ms (max %.0f ms%s)\t%s\t\n", l.Endpoint, l.Rate, l.P50Ms, l.P99Ms, l.MaxMs, errs, vs)
+			c := l.CPU
+			fmt.Fprintf(w, "  CPU (cores of %d)\tbusy %.2f: billingd %.2f, postgres %.2f, bench %.2f, other %.2f\t\t\n", c.MachineCores, c.MachineBusy, c.Billingd, c.Postgres, c.BenchProcess, c.OtherOnHost)
 		}
 	}
 	_ = w.Flush()
