@@ -41,7 +41,7 @@ lint: ## go vet + gofmt check
 generate: $(SQLC) ## sqlc code from the .sql files; the state machine graphs and the dunning timeline in docs/
 	$(SQLC) generate
 	UPDATE_GRAPHS=1 $(GO) test ./statemachine -run TestGraphsAreCurrent -count=1
-	UPDATE_TIMELINE=1 $(GO) test ./dunning -run TestTimelinePictureIsCurrent -count=1
+	UPDATE_TIMELINE=1 $(GO) test ./internal/timelinesvg -run TestTimelinePictureIsCurrent -count=1
 
 .PHONY: bench
 bench: build ## the billing-day benchmark (quick mode): table on stdout, JSON in bench/out/
