@@ -28,6 +28,9 @@ test: tools browser ## the whole suite, race detector on, against a real Postgre
 	@$(DB); echo "tests use $${DATABASE_URL%%\?*}"; \
 	  $(GO) test -race -count=1 -timeout 15m ./...
 
+.PHONY: test-race
+test-race: test ## same as test: the race detector is always on
+
 .PHONY: test-short
 test-short: browser ## the suite without the race detector (faster feedback)
 	@$(DB); $(GO) test -count=1 -timeout 15m ./...
