@@ -75,9 +75,16 @@ func (s *Service) afterFailure(ctx context.Context, tx pgx.Tx, sub *store.Subscr
 	}
 	if sub != nil && (sub.Status == string(statemachine.SubscriptionCanceled) || sub.Status == string(statemachine.SubscriptionIncompleteExpired)) {
 		// The subscription ended while this charge was in flight: no retries and no dunning walk (its final
-		// action would fire on a terminal state); the invoice stays open for support to settle.
-		_, err := s.q(tx).UpdateInvoice(ctx, p)
-		return err
+		// action would fire on a terminal state). The invoice is closed the way the cancel closed the
+		// others: void when nothing was collected, otherwise written off.
+		row, err := s.q(tx).UpdateInvoice(ctx, p)
+		if err != nil {
+			return err
+		}
+		if row.AmountPaid.IsZero() {
+			return s.voidInvoice(ctx, tx, row, now)
+		}
+		return s.writeOff(ctx, tx, row, now)
 	}
 	var decision dunning.Decision
 	if f.code == "no_chargeable_billing_key" {

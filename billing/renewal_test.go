@@ -237,3 +237,30 @@ func TestGatewayOutageDoesNotEnterDunning(t *testing.T) {
 	_ = context.Background()
 	_ = time.Second
 }
+
+// A charge in flight when the customer cancels, and declined afterwards, does not leave its invoice open
+// forever: it is closed like the cancel closed the others (void, nothing was collected). Found by chaos.
+func TestDeclineAfterCancelVoidsTheInvoice(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	plan := env.CreatePlan("9900", "KRW", "month", 1)
+	cus := env.Customer("ok")
+	sub := env.Subscribe(cus, plan).JSON(t)["id"].(string)
+
+	env.Advance("719h")
+	env.Sim().SetFaults(pgsim.Faults{ChargeFaults: pgsim.ChargeFaults{Error5xxBeforeCommit: &pgsim.Rule{Count: 1}}})
+	env.Advance("1h") // the renewal's charge: 5xx before commit, outcome unknown
+	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM payment_attempts WHERE status = 'unknown'`))
+
+	res := env.Do("POST", "/v1/subscriptions/"+sub+"/cancel", testenv.ServiceToken, map[string]any{"at_period_end": false, "reason": "leaving"})
+	require.Equal(t, 200, res.Status, string(res.Body))
+	require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+cus, "insufficient"))
+	env.Advance("2m") // the lookup finds nothing, the resend is declined
+
+	invs := invoicesOf(t, env, sub)
+	require.Len(t, invs, 2)
+	require.Equal(t, "void", invs[1]["status"])
+	require.Equal(t, "canceled", env.Subscription(sub)["status"])
+	require.Len(t, env.Sim().Charges(), 1, "only the first invoice was ever charged")
+	env.RequireBalanced()
+}
