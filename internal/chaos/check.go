@@ -91,11 +91,11 @@ func check(ctx context.Context, pool *pgxpool.Pool, charges []simCharge, rep *Re
 
 	// 3. Everything resolved; nothing stuck.
 	add("no attempt left pending or unknown", q(`SELECT id || ' ' || status FROM payment_attempts WHERE status IN ('pending', 'unknown')`))
-	// Stuck: running far past the job timeout, or runnable and not picked up. (A periodic job that is
-	// simply running right now is neither.)
+	// Stuck: running far past the job timeout and the rescue (so not a job orphaned by the last kills,
+	// which River rescues), or runnable and not picked up. A job simply running right now is neither.
 	add("no River job stuck or discarded", q(`SELECT kind || ' ' || state || ' ' || coalesce(errors[array_upper(errors, 1)]->>'error', '')
 		FROM river_job WHERE state = 'discarded'
-		   OR (state = 'running' AND attempted_at < now() - interval '1 minute')
+		   OR (state = 'running' AND attempted_at < now() - interval '2 minutes')
 		   OR (state = 'available' AND scheduled_at < now() - interval '1 minute')`))
 
 	// 4. Every due invoice is paid, in dunning on a schedule, or closed by policy; every renewal done.

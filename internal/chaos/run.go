@@ -261,8 +261,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			break
 		}
 	}
-	// Jobs orphaned by the last kills are rescued after BILLING_JOB_RESCUE_AFTER and then finish.
-	waitQuiet(ctx, pool, 30*time.Second)
+	// Jobs orphaned by the last kills are rescued after BILLING_JOB_RESCUE_AFTER (by the leader's rescuer,
+	// which runs every 30 s) and then finish.
+	waitQuiet(ctx, pool, 90*time.Second)
 
 	logf("checking invariants")
 	charges, err := simCharges(ctx, simc, simAddr)
@@ -335,7 +336,8 @@ func waitQuiet(ctx context.Context, pool *pgxpool.Pool, max time.Duration) {
 	for time.Now().Before(deadline) {
 		var busy int
 		_ = pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind <> 'sweep'
-			AND (state IN ('available', 'running') OR (state = 'retryable' AND scheduled_at < now() + interval '10 seconds'))`).Scan(&busy)
+			AND (state = 'available' OR (state = 'running' AND attempted_at < now() - interval '5 seconds')
+			     OR (state = 'retryable' AND scheduled_at < now() + interval '10 seconds'))`).Scan(&busy)
 		if busy == 0 {
 			return
 		}
