@@ -3,7 +3,7 @@
 //	billingctl migrate                         apply migrations (same as billingd migrate)
 //	billingctl db-reset                        drop and recreate the database in DATABASE_URL, then migrate
 //	billingctl apikey create --role R [--name N]
-//	billingctl rotate-keys [--batch N]          re-encrypt billing keys under the newest key version
+//	billingctl rotate-keys [--batch N]          re-encrypt billing keys and webhook secrets under the newest key version
 //	billingctl delinquent | retry | mark-paid | write-off   support actions (see support.go), audited
 //	billingctl reconcile [--from T --to T] [--gateway G]     reconcile gateways against our books (reconcile.go)
 //
@@ -29,6 +29,7 @@ import (
 	"github.com/dunningworks/billing/internal/app"
 	"github.com/dunningworks/billing/internal/config"
 	"github.com/dunningworks/billing/migrations"
+	"github.com/dunningworks/billing/notify"
 )
 
 func main() {
@@ -42,7 +43,7 @@ const usage = `usage: billingctl <command>
   migrate                          apply the service's and River's migrations
   db-reset                         drop and recreate the database in DATABASE_URL, then migrate
   apikey create --role R [--name N] create an API key (prints the token once)
-  rotate-keys [--batch N]          re-encrypt billing keys under the newest BILLING_ENCRYPTION_KEYS version
+  rotate-keys [--batch N]          re-encrypt billing keys and webhook secrets under the newest BILLING_ENCRYPTION_KEYS version
 ` + supportUsage + "\n" + reconcileUsage
 
 func run(ctx context.Context, args []string) error {
@@ -117,6 +118,14 @@ func rotateKeys(ctx context.Context, url string, args []string) error {
 			return fmt.Errorf("rotated %d billing keys, then: %w", n, err)
 		}
 		fmt.Printf("rotated %d billing keys to key version %d\n", n, ring.Current())
+		// Webhook endpoints' signing secrets share the key ring: rotate them too, so an old key version
+		// can be retired once both are done.
+		ns := notify.New(notify.Config{Pool: pool, KeyRing: ring, Log: log})
+		m, err := ns.RotateSecrets(ctx, *batch)
+		if err != nil {
+			return fmt.Errorf("rotated %d webhook endpoint secrets, then: %w", m, err)
+		}
+		fmt.Printf("rotated %d webhook endpoint secrets to key version %d\n", m, ring.Current())
 		return nil
 	})
 }
