@@ -30,8 +30,17 @@ type RenewArgs WorkArgs
 // Kind is River's job kind.
 func (RenewArgs) Kind() string { return string(billing.WorkRenew) }
 
-// InsertOpts makes the job unique per (subscription, period end).
-func (RenewArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{UniqueOpts: uniqueness} }
+// InsertOpts makes the job unique per (subscription, period end), and runs renewals after every other
+// runnable domain job: on billing day the queue holds every due renewal, and River runs a queue oldest
+// first within a priority, so a lookup of an unknown outcome, a retry or a dunning step falling due then
+// waited for the whole backlog (cmd/bench: lookups waited 5 minutes, the length of the run). Work on
+// money already in flight goes before starting new renewals.
+func (RenewArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: uniqueness, Priority: renewPriority}
+}
+
+// renewPriority is River's priority for renewals (1 is the highest, and every other job's default).
+const renewPriority = 2
 
 // CollectArgs retries an invoice's charge.
 type CollectArgs WorkArgs

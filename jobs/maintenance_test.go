@@ -2,9 +2,11 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/clock"
+	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/internal/testdb"
 )
 
@@ -155,4 +158,56 @@ func TestSweepStandsAsideWhileTheQueueHoldsABatch(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, 1, renewJobs(), "once the queue has caught up, the due renewal's job is recreated")
+}
+
+type orderWorker[T river.JobArgs] struct {
+	river.WorkerDefaults[T]
+	ran chan<- string
+}
+
+func (w *orderWorker[T]) Work(_ context.Context, j *river.Job[T]) error {
+	w.ran <- j.Kind
+	return nil
+}
+
+// A lookup that falls due during a renewal backlog runs before the renewals still waiting, though it
+// was enqueued after all of them.
+func TestLookupsRunAheadOfARenewalBacklog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	ran := make(chan string, 100)
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &orderWorker[RenewArgs]{ran: ran})
+	river.AddWorker(workers, &orderWorker[ResolveAttemptArgs]{ran: ran})
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		Workers:           workers,
+		FetchCooldown:     time.Millisecond,
+		FetchPollInterval: 20 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	now := time.Now()
+	s := &Scheduler{client: client, clock: clock.NewFixed(now)}
+	var backlog []billing.Work
+	for i := range 20 {
+		backlog = append(backlog, billing.Work{Kind: billing.WorkRenew, ID: fmt.Sprintf("sub_%d", i), At: now.Add(-time.Minute)})
+	}
+	require.NoError(t, dbx.InTx(ctx, pool, func(tx pgx.Tx) error { return s.ScheduleTx(ctx, tx, backlog...) }))
+	require.NoError(t, dbx.InTx(ctx, pool, func(tx pgx.Tx) error {
+		return s.ScheduleTx(ctx, tx, billing.Work{Kind: billing.WorkResolveAttempt, ID: "pay_1", At: now})
+	}))
+
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.Stop(sctx)
+	})
+	select {
+	case kind := <-ran:
+		require.Equal(t, string(billing.WorkResolveAttempt), kind, "the lookup goes first")
+	case <-time.After(15 * time.Second):
+		t.Fatal("no job ran")
+	}
 }
