@@ -57,7 +57,15 @@ func (r *Report) evaluate() {
 	}
 	if d := r.Day0; d != nil {
 		if d.Subscriptions >= 1_000_000 {
-			add("1M billing day drains", "< 20 min", fmtDur(d.DrainSeconds), yesNo(d.Drained && d.DrainSeconds < 1200), "")
+			if d.Drained {
+				add("1M billing day drains", "< 20 min", fmtDur(d.DrainSeconds), yesNo(d.DrainSeconds < 1200), "")
+			} else {
+				got := fmt.Sprintf("not drained: %d paid in %s", d.Paid, fmtDur(d.DrainSeconds))
+				if d.RenewalsPerS > 0 {
+					got += fmt.Sprintf(", ~%s at that rate", fmtDur(float64(d.Subscriptions)/d.RenewalsPerS))
+				}
+				add("1M billing day drains", "< 20 min", got, "NO", "")
+			}
 			add("1M billing day RSS", "< 500 MiB", fmt.Sprintf("%.0f MiB", d.RSSMiB), yesNo(d.RSSMiB < 500), "")
 		} else {
 			rate := d.SteadyPerS
