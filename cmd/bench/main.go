@@ -289,11 +289,14 @@ func (r *Report) write(dir string) error {
 		fmt.Fprintf(os.Stderr, "results: %s\n", name)
 		return nil
 	}
-	for _, latest := range []string{"latest.json", "latest-" + r.Mode.Name + ".json"} {
-		if err := os.WriteFile(filepath.Join(dir, latest), b, 0o644); err != nil {
-			return err
-		}
+	// latest.json is the quick mode's (the README's table); a full run keeps its own.
+	latest := "latest.json"
+	if r.Mode.Name != "quick" {
+		latest = "latest-" + r.Mode.Name + ".json"
 	}
-	fmt.Fprintf(os.Stderr, "results: %s and %s\n", name, filepath.Join(dir, "latest.json"))
+	if err := os.WriteFile(filepath.Join(dir, latest), b, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "results: %s and %s\n", name, filepath.Join(dir, latest))
 	return nil
 }
