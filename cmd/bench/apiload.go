@@ -23,6 +23,7 @@ type LoadResult struct {
 	// Achieved is completed requests over the run's wall time: below Rate when the server fell behind.
 	Achieved float64 `json:"achieved_per_second"`
 	P50Ms    float64 `json:"p50_ms"`
+	P90Ms    float64 `json:"p90_ms"`
 	P99Ms    float64 `json:"p99_ms"`
 	MaxMs    float64 `json:"max_ms"`
 	// FirstErr is a sample of what went wrong, if anything did.
@@ -100,6 +101,7 @@ func openLoop(ctx context.Context, client *http.Client, rate float64, d time.Dur
 	slices.Sort(l)
 	if len(l) > 0 {
 		out.P50Ms = ms(l[len(l)*50/100])
+		out.P90Ms = ms(l[len(l)*90/100])
 		out.P99Ms = ms(l[min(len(l)-1, len(l)*99/100)])
 		out.MaxMs = ms(l[len(l)-1])
 	}
