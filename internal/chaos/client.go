@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -35,7 +36,13 @@ func (c *client) do(ctx context.Context, method, path, idemKey string, body any)
 			return answer{}, err
 		}
 	}
-	deadline := time.Now().Add(3 * time.Minute)
+	// An advance persists its progress step by step, so retrying it after a kill always gets further; on
+	// a loaded machine under frequent kills that can take a while.
+	patience := 3 * time.Minute
+	if strings.HasSuffix(path, "/advance") {
+		patience = 10 * time.Minute
+	}
+	deadline := time.Now().Add(patience)
 	var lastErr error
 	for attempt := 0; time.Now().Before(deadline); attempt++ {
 		if ctx.Err() != nil {
