@@ -6,7 +6,7 @@ SHELL := /bin/bash
 GO        ?= go
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 BIN       := bin
-DB        := if [ -z "$$DATABASE_URL" ]; then export DATABASE_URL="$$($(GO) run ./cmd/devpg)" || exit 1; fi
+DB        := if [ -z "$$DATABASE_URL" ]; then DATABASE_URL="$$($(GO) run ./cmd/devpg)" || exit 1; export DATABASE_URL; fi
 SQLC      := $(GOBIN)/sqlc
 STRIPEMOCK:= $(GOBIN)/stripe-mock
 

@@ -93,7 +93,12 @@ func StartPrivate(ctx context.Context, opts Options) (string, error) {
 	}
 	pgdata := filepath.Join(dataDir, "data")
 	runDir := filepath.Join(dataDir, "run")
-	if err := os.MkdirAll(runDir, 0o700); err != nil {
+	// 0755 on the way down: as root the server runs as the postgres user, which must be able to reach
+	// the cluster through .data/ (initdb makes the data directory itself private).
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(filepath.Dir(dataDir), 0o755); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", err
 	}
 	runAs, err := serverUser()

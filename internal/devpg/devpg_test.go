@@ -30,7 +30,8 @@ func TestPrivateCluster(t *testing.T) {
 	port, err := devpg.FreePort()
 	require.NoError(t, err)
 	var log bytes.Buffer
-	opts := devpg.Options{DataDir: filepath.Join(base, "pg"), Port: port, SkipLocal: true, Database: "billing_devpg_test", Log: &log}
+	// As in a fresh clone: devpg itself creates .data/ and .data/pg under the checkout.
+	opts := devpg.Options{DataDir: filepath.Join(base, ".data", "pg"), Port: port, SkipLocal: true, Database: "billing_devpg_test", Log: &log}
 	t.Cleanup(func() { _ = devpg.StopPrivate(context.Background(), opts) })
 
 	url, err := devpg.Ensure(ctx, opts)
@@ -51,6 +52,6 @@ func TestPrivateCluster(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, url, url2)
 	require.NotContains(t, log.String(), "initializing")
-	_, err = os.Stat(filepath.Join(base, "pg", "data", "PG_VERSION"))
+	_, err = os.Stat(filepath.Join(base, ".data", "pg", "data", "PG_VERSION"))
 	require.NoError(t, err)
 }
