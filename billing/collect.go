@@ -383,11 +383,9 @@ func (s *Service) applyDecline(ctx context.Context, tx pgx.Tx, lc lockedCharge, 
 		return err
 	}
 	var cardAttempts int32
-	policy := s.policies.Default()
-	if lc.sub != nil {
-		if policy, err = s.policyForPlan(ctx, tx, lc.sub.PlanID); err != nil {
-			return err
-		}
+	policy, err := s.policyFor(ctx, tx, lc.sub)
+	if err != nil {
+		return err
 	}
 	if att.BillingKeyID != nil {
 		if cardAttempts, err = s.q(tx).CountCardAttempts(ctx, store.CountCardAttemptsParams{BillingKeyID: att.BillingKeyID, Since: now.Add(-policy.CardWindow.D())}); err != nil {
@@ -413,12 +411,9 @@ func (s *Service) applyNoKey(ctx context.Context, tx pgx.Tx, inv store.Invoice, 
 	if err := s.emit(ctx, tx, EvtInvoicePaymentFailed, refs, now, map[string]any{"reason": "no_chargeable_billing_key"}); err != nil {
 		return err
 	}
-	policy := s.policies.Default()
-	if sub != nil {
-		var err error
-		if policy, err = s.policyForPlan(ctx, tx, sub.PlanID); err != nil {
-			return err
-		}
+	policy, err := s.policyFor(ctx, tx, sub)
+	if err != nil {
+		return err
 	}
 	return s.afterFailure(ctx, tx, sub, inv, policy, failure{hard: true, code: "no_chargeable_billing_key"}, now)
 }
@@ -465,12 +460,9 @@ func (s *Service) applyFailed(ctx context.Context, tx pgx.Tx, lc lockedCharge, r
 	if inv.Status != string(statemachine.InvoiceOpen) {
 		return nil
 	}
-	policy := s.policies.Default()
-	if lc.sub != nil {
-		var err error
-		if policy, err = s.policyForPlan(ctx, tx, lc.sub.PlanID); err != nil {
-			return err
-		}
+	policy, err := s.policyFor(ctx, tx, lc.sub)
+	if err != nil {
+		return err
 	}
 	n, err := s.q(tx).CountConsecutiveTechnicalFailures(ctx, inv.ID)
 	if err != nil {

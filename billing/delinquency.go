@@ -43,6 +43,15 @@ func fireSub(ctx context.Context, status string, t statemachine.SubscriptionTrig
 	return string(next), err
 }
 
+// policyFor is the dunning policy of an invoice's subscription: its plan's, or the default for an invoice
+// without one.
+func (s *Service) policyFor(ctx context.Context, tx pgx.Tx, sub *store.Subscription) (dunning.Policy, error) {
+	if sub == nil {
+		return s.policies.Default(), nil
+	}
+	return s.policyForPlan(ctx, tx, sub.PlanID)
+}
+
 func (s *Service) policyForPlan(ctx context.Context, db pgx.Tx, planID string) (dunning.Policy, error) {
 	plan, err := s.q(db).GetPlan(ctx, planID)
 	if err != nil {

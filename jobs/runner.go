@@ -79,12 +79,7 @@ func New(cfg Config) (*Runner, error) {
 
 	workers := river.NewWorkers()
 	b, c := cfg.Billing, cfg.Clock
-	river.AddWorker(workers, &renewWorker{b: b, c: c})
-	river.AddWorker(workers, &collectWorker{b: b, c: c})
-	river.AddWorker(workers, &resolveWorker{b: b, c: c})
-	river.AddWorker(workers, &graceEndWorker{b: b, c: c})
-	river.AddWorker(workers, &dunningEndWorker{b: b, c: c})
-	river.AddWorker(workers, &expireWorker{b: b, c: c})
+	addDomainWorkers(workers, b, c)
 	river.AddWorker(workers, &sweepWorker{s: r.Sweeper})
 	river.AddWorker(workers, newIdempotencyReapWorker(cfg.Pool))
 	notifyJobs := addNotifyWorkers(workers, cfg.Notify)

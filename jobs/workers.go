@@ -18,85 +18,48 @@ func early(c clock.Clock, due time.Time) error {
 	return nil
 }
 
-type renewWorker struct {
-	river.WorkerDefaults[RenewArgs]
-	b *billing.Service
-	c clock.Clock
+// domainArgs are the job arguments of billing's due work: all share WorkArgs' shape.
+type domainArgs interface {
+	river.JobArgs
+	~struct {
+		ID  string    `json:"id"`
+		Due time.Time `json:"due"`
+	}
 }
 
-func (w *renewWorker) Work(ctx context.Context, j *river.Job[RenewArgs]) error {
-	if err := early(w.c, j.Args.Due); err != nil {
+// domainWorker runs one kind of billing's due work: snooze if early, else call billing once. The row,
+// not the job, says whether the work is still due, so a rerun is a no-op.
+type domainWorker[T domainArgs] struct {
+	river.WorkerDefaults[T]
+	c   clock.Clock
+	run func(ctx context.Context, id string) error
+}
+
+func (w *domainWorker[T]) Work(ctx context.Context, j *river.Job[T]) error {
+	a := WorkArgs(j.Args)
+	if err := early(w.c, a.Due); err != nil {
 		return err
 	}
-	_, err := w.b.Renew(ctx, j.Args.ID)
-	return err
+	return w.run(ctx, a.ID)
 }
 
-type collectWorker struct {
-	river.WorkerDefaults[CollectArgs]
-	b *billing.Service
-	c clock.Clock
-}
-
-func (w *collectWorker) Work(ctx context.Context, j *river.Job[CollectArgs]) error {
-	if err := early(w.c, j.Args.Due); err != nil {
+// addDomainWorkers registers a worker for every kind of billing's due work.
+func addDomainWorkers(workers *river.Workers, b *billing.Service, c clock.Clock) {
+	river.AddWorker(workers, &domainWorker[RenewArgs]{c: c, run: func(ctx context.Context, id string) error {
+		_, err := b.Renew(ctx, id)
 		return err
-	}
-	_, err := w.b.Collect(ctx, j.Args.ID, billing.CollectOptions{})
-	return err
-}
-
-type resolveWorker struct {
-	river.WorkerDefaults[ResolveAttemptArgs]
-	b *billing.Service
-	c clock.Clock
-}
-
-func (w *resolveWorker) Work(ctx context.Context, j *river.Job[ResolveAttemptArgs]) error {
-	if err := early(w.c, j.Args.Due); err != nil {
+	}})
+	river.AddWorker(workers, &domainWorker[CollectArgs]{c: c, run: func(ctx context.Context, id string) error {
+		_, err := b.Collect(ctx, id, billing.CollectOptions{})
 		return err
-	}
-	_, err := w.b.ResolveAttempt(ctx, j.Args.ID, billing.ResolveOptions{})
-	return err
-}
-
-type graceEndWorker struct {
-	river.WorkerDefaults[GraceEndArgs]
-	b *billing.Service
-	c clock.Clock
-}
-
-func (w *graceEndWorker) Work(ctx context.Context, j *river.Job[GraceEndArgs]) error {
-	if err := early(w.c, j.Args.Due); err != nil {
+	}})
+	river.AddWorker(workers, &domainWorker[ResolveAttemptArgs]{c: c, run: func(ctx context.Context, id string) error {
+		_, err := b.ResolveAttempt(ctx, id, billing.ResolveOptions{})
 		return err
-	}
-	return w.b.EndGrace(ctx, j.Args.ID)
-}
-
-type dunningEndWorker struct {
-	river.WorkerDefaults[DunningEndArgs]
-	b *billing.Service
-	c clock.Clock
-}
-
-func (w *dunningEndWorker) Work(ctx context.Context, j *river.Job[DunningEndArgs]) error {
-	if err := early(w.c, j.Args.Due); err != nil {
-		return err
-	}
-	return w.b.EndDunning(ctx, j.Args.ID)
-}
-
-type expireWorker struct {
-	river.WorkerDefaults[ExpireIncompleteArgs]
-	b *billing.Service
-	c clock.Clock
-}
-
-func (w *expireWorker) Work(ctx context.Context, j *river.Job[ExpireIncompleteArgs]) error {
-	if err := early(w.c, j.Args.Due); err != nil {
-		return err
-	}
-	return w.b.ExpireIncomplete(ctx, j.Args.ID)
+	}})
+	river.AddWorker(workers, &domainWorker[GraceEndArgs]{c: c, run: b.EndGrace})
+	river.AddWorker(workers, &domainWorker[DunningEndArgs]{c: c, run: b.EndDunning})
+	river.AddWorker(workers, &domainWorker[ExpireIncompleteArgs]{c: c, run: b.ExpireIncomplete})
 }
 
 type sweepWorker struct {
