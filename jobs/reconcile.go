@@ -29,6 +29,7 @@ type reconcileDailyWorker struct {
 	river.WorkerDefaults[ReconcileDailyArgs]
 	rec      *reconcile.Service
 	gateways []string
+	timeout  time.Duration
 }
 
 func (w *reconcileDailyWorker) Work(ctx context.Context, _ *river.Job[ReconcileDailyArgs]) error {
@@ -36,10 +37,11 @@ func (w *reconcileDailyWorker) Work(ctx context.Context, _ *river.Job[ReconcileD
 	return err
 }
 
-// Timeout: a day's reconciliation pages through the gateway's list and may look up many orders; River's
-// default one-minute budget is for domain steps, not reports.
+// Timeout: a day's reconciliation pages through the gateway's list and may look up many orders; the
+// client's budget is for domain steps, not reports. River's rescuer also waits this long before it
+// retries a run whose replica died.
 func (w *reconcileDailyWorker) Timeout(*river.Job[ReconcileDailyArgs]) time.Duration {
-	return 30 * time.Minute
+	return w.timeout
 }
 
 // addReconcileWorkers registers the daily reconciliation (when a reconcile service is configured) and
@@ -48,7 +50,7 @@ func addReconcileWorkers(workers *river.Workers, cfg Config) []*river.PeriodicJo
 	if cfg.Reconcile == nil {
 		return nil
 	}
-	river.AddWorker(workers, &reconcileDailyWorker{rec: cfg.Reconcile, gateways: cfg.Gateways})
+	river.AddWorker(workers, &reconcileDailyWorker{rec: cfg.Reconcile, gateways: cfg.Gateways, timeout: cfg.ReconcileTimeout})
 	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(ReconcileCheckInterval),
 		func() (river.JobArgs, *river.InsertOpts) { return ReconcileDailyArgs{}, nil },
 		&river.PeriodicJobOpts{RunOnStart: true})}

@@ -46,6 +46,10 @@ type Config struct {
 	Gateways []string
 	// Reconcile runs the daily reconciliation (nil: no reconciliation job).
 	Reconcile *reconcile.Service
+	// ReconcileTimeout is the daily reconciliation's job timeout (BILLING_RECONCILE_TIMEOUT). River's
+	// rescuer leaves a running job alone for its own timeout, so a run orphaned by a dead replica holds
+	// the unique slot that long.
+	ReconcileTimeout time.Duration
 	// Registry receives the jobs' metrics (billing_webhooks_silent); nil registers none.
 	Registry prometheus.Registerer
 }
@@ -67,6 +71,9 @@ func New(cfg Config) (*Runner, error) {
 	}
 	if cfg.JobRescueAfter == 0 {
 		cfg.JobRescueAfter = 45 * time.Second
+	}
+	if cfg.ReconcileTimeout == 0 {
+		cfg.ReconcileTimeout = 30 * time.Minute
 	}
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = 5 * time.Second

@@ -129,7 +129,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Log: log.With("component", "reconcile")})
 	a.Jobs, err = jobs.New(jobs.Config{Pool: a.Pool, Billing: a.Billing, Notify: a.Notify, Clock: a.Clock, TestClock: cfg.TestClock,
 		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown, JobTimeout: cfg.JobTimeout, JobRescueAfter: cfg.JobRescueAfter,
-		Gateways: cfg.Gateways, Reconcile: a.Reconcile, Registry: a.Registry})
+		ReconcileTimeout: cfg.ReconcileTimeout,
+		Gateways:         cfg.Gateways, Reconcile: a.Reconcile, Registry: a.Registry})
 	if err != nil {
 		a.Close()
 		return nil, err

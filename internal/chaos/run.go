@@ -143,6 +143,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				"BILLING_SHUTDOWN_TIMEOUT=3s", "BILLING_LOG_LEVEL=info", "BILLING_WORKERS=20",
 				// Kills orphan running jobs every second or so: rescue them in seconds, not minutes.
 				"BILLING_JOB_TIMEOUT=4s", "BILLING_JOB_RESCUE_AFTER=6s",
+				// River leaves a running job alone for its own timeout: a reconciliation orphaned by a
+				// kill would hold its unique slot for the default half hour.
+				"BILLING_RECONCILE_TIMEOUT=20s",
 			},
 		})
 	}

@@ -100,6 +100,9 @@ type Config struct {
 	FetchCooldown   time.Duration
 	JobTimeout      time.Duration // a job running longer is canceled
 	JobRescueAfter  time.Duration // a job left running (its replica died) is retried after this
+	// ReconcileTimeout is the daily reconciliation's own job timeout: it pages through a day of the
+	// gateway's records, longer than a domain step. A run orphaned by a dead replica is retried after it.
+	ReconcileTimeout time.Duration
 }
 
 // Error lists every invalid variable.
@@ -261,6 +264,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.FetchCooldown = durationVar(getenv, "BILLING_FETCH_COOLDOWN", 5*time.Millisecond, bad)
 	c.JobTimeout = durationVar(getenv, "BILLING_JOB_TIMEOUT", 30*time.Second, bad)
 	c.JobRescueAfter = durationVar(getenv, "BILLING_JOB_RESCUE_AFTER", 45*time.Second, bad)
+	c.ReconcileTimeout = durationVar(getenv, "BILLING_RECONCILE_TIMEOUT", 30*time.Minute, bad)
 	if c.JobRescueAfter <= c.JobTimeout {
 		bad("BILLING_JOB_RESCUE_AFTER", "must be longer than BILLING_JOB_TIMEOUT (%s), or healthy jobs would be rescued while running", c.JobTimeout)
 	}
