@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -36,8 +37,13 @@ func (s *Server) cancelSubscription(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cancel := billing.CancelRequest{AtPeriodEnd: req.AtPeriodEnd, Reason: req.Reason, ExpectVersion: expect}
-	if p, _ := PrincipalFrom(r.Context()); p.Role == RoleSupport {
-		// A person's cancel: a reason is required and the audit log records it (billing/support.go).
+	switch p, _ := PrincipalFrom(r.Context()); p.Role {
+	case RoleSupport, RoleAdmin:
+		// A person's cancel, not the merchant backend's: the audit log records it (billing/support.go).
+		// Support must say why; an admin's cancel is audited with or without a reason.
+		if p.Role == RoleAdmin && strings.TrimSpace(cancel.Reason) == "" {
+			cancel.Reason = "no reason given (admin cancel)"
+		}
 		sub, err := s.Billing.SupportCancel(r.Context(), actorFrom(r), chi.URLParam(r, "id"), cancel)
 		writeSubscription(w, r, sub, err)
 		return

@@ -15,6 +15,8 @@ import (
 
 // mountSupport registers API.md's support endpoints: the delinquent list and the audited actions on
 // invoices and subscriptions. Support may call them (admin may do everything); a service token may not.
+// Each action honors If-Match with the target's version (the invoice's or the subscription's), compared
+// under the row lock like every other mutation's.
 func (s *Server) mountSupport(r chi.Router) {
 	r.Group(func(r chi.Router) {
 		r.Use(allow(RoleSupport))
@@ -56,7 +58,12 @@ func (s *Server) supportRetry(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := s.Billing.RetryInvoice(r.Context(), actorFrom(r), chi.URLParam(r, "id"), req.Reason)
+	expect, err := ifMatchVersion(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := s.Billing.RetryInvoice(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Reason)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -71,8 +78,13 @@ func (s *Server) supportMarkPaid(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	expect, err := ifMatchVersion(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
 	inv, err := s.Billing.MarkInvoicePaid(r.Context(), actorFrom(r), chi.URLParam(r, "id"),
-		billing.MarkPaid{Reason: req.Reason, Reference: req.Reference, Amount: req.Amount})
+		billing.MarkPaid{Reason: req.Reason, Reference: req.Reference, Amount: req.Amount, ExpectVersion: expect})
 	writeInvoice(w, r, inv, err)
 }
 
@@ -82,7 +94,12 @@ func (s *Server) supportVoid(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	inv, err := s.Billing.VoidInvoice(r.Context(), actorFrom(r), chi.URLParam(r, "id"), req.Reason)
+	expect, err := ifMatchVersion(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	inv, err := s.Billing.VoidInvoice(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Reason)
 	writeInvoice(w, r, inv, err)
 }
 
@@ -92,7 +109,12 @@ func (s *Server) supportWriteOff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	inv, err := s.Billing.WriteOffInvoice(r.Context(), actorFrom(r), chi.URLParam(r, "id"), req.Reason)
+	expect, err := ifMatchVersion(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	inv, err := s.Billing.WriteOffInvoice(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Reason)
 	writeInvoice(w, r, inv, err)
 }
 
@@ -106,7 +128,12 @@ func (s *Server) supportExtendGrace(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, apperr.Invalid("until", "is required: the new end of the grace period (RFC 3339)"))
 		return
 	}
-	sub, err := s.Billing.ExtendGrace(r.Context(), actorFrom(r), chi.URLParam(r, "id"), *req.Until, req.Reason)
+	expect, err := ifMatchVersion(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sub, err := s.Billing.ExtendGrace(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, *req.Until, req.Reason)
 	writeSupportSubscription(w, r, sub, err)
 }
 
@@ -116,7 +143,12 @@ func (s *Server) supportPauseDunning(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	sub, err := s.Billing.PauseDunning(r.Context(), actorFrom(r), chi.URLParam(r, "id"), req.Until, req.Reason)
+	expect, err := ifMatchVersion(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sub, err := s.Billing.PauseDunning(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Until, req.Reason)
 	writeSupportSubscription(w, r, sub, err)
 }
 
@@ -130,7 +162,12 @@ func (s *Server) supportResumeDunning(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, apperr.Invalid("until", "is for pause-dunning; resume-dunning resumes now"))
 		return
 	}
-	sub, err := s.Billing.ResumeDunning(r.Context(), actorFrom(r), chi.URLParam(r, "id"), req.Reason)
+	expect, err := ifMatchVersion(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	sub, err := s.Billing.ResumeDunning(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Reason)
 	writeSupportSubscription(w, r, sub, err)
 }
 

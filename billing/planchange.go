@@ -249,12 +249,18 @@ func (s *Service) lockSubscriptionFor(ctx context.Context, tx pgx.Tx, subID stri
 	if err != nil {
 		return sub, err
 	}
-	if expectVersion != 0 && int(sub.Version) != expectVersion {
-		return sub, &apperr.Error{Kind: apperr.KindPrecondition, Code: "precondition_failed",
-			Message: fmt.Sprintf("subscription %s is at version %d, not %d", sub.ID, sub.Version, expectVersion),
-			Extra:   map[string]any{"version": sub.Version}}
+	return sub, checkVersion("subscription", sub.ID, sub.Version, expectVersion)
+}
+
+// checkVersion is If-Match's comparison, made under the row's lock: 412 when the caller expected
+// another version (0 expects none).
+func checkVersion(kind, id string, version int32, expect int) error {
+	if expect == 0 || int(version) == expect {
+		return nil
 	}
-	return sub, nil
+	return &apperr.Error{Kind: apperr.KindPrecondition, Code: "precondition_failed",
+		Message: fmt.Sprintf("%s %s is at version %d, not %d", kind, id, version, expect),
+		Extra:   map[string]any{"version": version}}
 }
 
 // notAllowedIn is the 409 for an action the subscription's state does not allow; like the state

@@ -163,7 +163,7 @@ type RetryResult struct {
 // outside any transaction by design; the outcome is in the answer and on the invoice's attempts. If an
 // attempt is still in flight, that one is looked up at the gateway instead: never two at once. A paid
 // invoice is a no-op.
-func (s *Service) RetryInvoice(ctx context.Context, a Actor, invoiceID, reason string) (RetryResult, error) {
+func (s *Service) RetryInvoice(ctx context.Context, a Actor, invoiceID string, expectVersion int, reason string) (RetryResult, error) {
 	if err := checkActor(a, reason); err != nil {
 		return RetryResult{}, err
 	}
@@ -173,6 +173,9 @@ func (s *Service) RetryInvoice(ctx context.Context, a Actor, invoiceID, reason s
 		now := s.clock.Now()
 		_, inv, err := s.lockInvoiceChain(ctx, tx, invoiceID)
 		if err != nil {
+			return err
+		}
+		if err := checkVersion("invoice", inv.ID, inv.Version, expectVersion); err != nil {
 			return err
 		}
 		switch inv.Status {
@@ -219,6 +222,8 @@ type MarkPaid struct {
 	Reason    string
 	Reference string // the payment's reference outside the gateway (transfer id, receipt number)
 	Amount    string // must equal the invoice's amount due, in its currency
+	// ExpectVersion, when not 0, is the invoice version the caller last saw (If-Match): a mismatch is 412.
+	ExpectVersion int
 }
 
 // MarkInvoicePaid settles an open (or written-off) invoice with money received outside the gateway: the
@@ -246,6 +251,9 @@ func (s *Service) MarkInvoicePaid(ctx context.Context, a Actor, invoiceID string
 		now := s.clock.Now()
 		sub, inv, err := s.lockInvoiceChain(ctx, tx, invoiceID)
 		if err != nil {
+			return err
+		}
+		if err := checkVersion("invoice", inv.ID, inv.Version, in.ExpectVersion); err != nil {
 			return err
 		}
 		amount, err := money.Parse(in.Amount, inv.Currency)
@@ -298,8 +306,8 @@ func (s *Service) MarkInvoicePaid(ctx context.Context, a Actor, invoiceID string
 // VoidInvoice cancels an invoice nothing was collected on (the invoice machine's guard) and reverses its
 // receivable. A subscription that was delinquent only because of it recovers: support has waived what was
 // owed. An invoice already void is a no-op.
-func (s *Service) VoidInvoice(ctx context.Context, a Actor, invoiceID, reason string) (Invoice, error) {
-	return s.invoiceAction(ctx, a, ActionVoid, invoiceID, reason, statemachine.InvoiceVoided,
+func (s *Service) VoidInvoice(ctx context.Context, a Actor, invoiceID string, expectVersion int, reason string) (Invoice, error) {
+	return s.invoiceAction(ctx, a, ActionVoid, invoiceID, expectVersion, reason, statemachine.InvoiceVoided,
 		func(tx pgx.Tx, sub *store.Subscription, inv store.Invoice, now time.Time) error {
 			if err := s.voidInvoice(ctx, tx, inv, now); err != nil {
 				return err
@@ -324,16 +332,17 @@ func (s *Service) VoidInvoice(ctx context.Context, a Actor, invoiceID, reason st
 // receivable to bad debt, no more retries. It gives up on the money, not on the subscription, which walks
 // on to its policy's final action (voiding is how support forgives). An invoice already uncollectible
 // is a no-op.
-func (s *Service) WriteOffInvoice(ctx context.Context, a Actor, invoiceID, reason string) (Invoice, error) {
-	return s.invoiceAction(ctx, a, ActionWriteOff, invoiceID, reason, statemachine.InvoiceUncollectible,
+func (s *Service) WriteOffInvoice(ctx context.Context, a Actor, invoiceID string, expectVersion int, reason string) (Invoice, error) {
+	return s.invoiceAction(ctx, a, ActionWriteOff, invoiceID, expectVersion, reason, statemachine.InvoiceUncollectible,
 		func(tx pgx.Tx, _ *store.Subscription, inv store.Invoice, now time.Time) error {
 			return s.writeOff(ctx, tx, inv, now)
 		})
 }
 
-// invoiceAction is the frame of a one-transaction invoice action: lock, no-op when the invoice is already
-// where the action leads, refuse other states and attempts in flight, act, audit.
-func (s *Service) invoiceAction(ctx context.Context, a Actor, action, invoiceID, reason string, target statemachine.InvoiceStatus,
+// invoiceAction is the frame of a one-transaction invoice action: lock, check the caller's expected
+// version, no-op when the invoice is already where the action leads, refuse other states and attempts in
+// flight, act, audit.
+func (s *Service) invoiceAction(ctx context.Context, a Actor, action, invoiceID string, expectVersion int, reason string, target statemachine.InvoiceStatus,
 	act func(tx pgx.Tx, sub *store.Subscription, inv store.Invoice, now time.Time) error) (Invoice, error) {
 	if err := checkActor(a, reason); err != nil {
 		return Invoice{}, err
@@ -342,6 +351,9 @@ func (s *Service) invoiceAction(ctx context.Context, a Actor, action, invoiceID,
 		now := s.clock.Now()
 		sub, inv, err := s.lockInvoiceChain(ctx, tx, invoiceID)
 		if err != nil {
+			return err
+		}
+		if err := checkVersion("invoice", inv.ID, inv.Version, expectVersion); err != nil {
 			return err
 		}
 		if inv.Status == string(target) {
@@ -395,25 +407,16 @@ func (s *Service) cancelWork(ctx context.Context, tx pgx.Tx, id string, kinds ..
 	return nil
 }
 
-// lockSubscription locks a subscription for a support action.
-func (s *Service) lockSubscription(ctx context.Context, tx pgx.Tx, subID string) (store.Subscription, error) {
-	sub, err := s.q(tx).LockSubscription(ctx, subID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return sub, apperr.NotFound("subscription", subID)
-	}
-	return sub, err
-}
-
-// subscriptionAction is the frame of a subscription action: lock, act (which returns the new row, or
-// changed=false for a no-op), audit the change.
-func (s *Service) subscriptionAction(ctx context.Context, a Actor, action, subID, reason string,
+// subscriptionAction is the frame of a subscription action: lock, check the caller's expected version,
+// act (which returns the new row, or changed=false for a no-op), audit the change.
+func (s *Service) subscriptionAction(ctx context.Context, a Actor, action, subID string, expectVersion int, reason string,
 	act func(tx pgx.Tx, sub store.Subscription, now time.Time) (after store.Subscription, changed bool, err error)) (Subscription, error) {
 	if err := checkActor(a, reason); err != nil {
 		return Subscription{}, err
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		now := s.clock.Now()
-		sub, err := s.lockSubscription(ctx, tx, subID)
+		sub, err := s.lockSubscriptionFor(ctx, tx, subID, expectVersion)
 		if err != nil {
 			return err
 		}
@@ -432,10 +435,11 @@ func (s *Service) subscriptionAction(ctx context.Context, a Actor, action, subID
 // SupportCancel is a person's cancel: Cancel's own transaction plus the audit row, and a reason is
 // required. Canceling a subscription that is already canceled is a no-op; other refusals are Cancel's.
 func (s *Service) SupportCancel(ctx context.Context, a Actor, subID string, req CancelRequest) (Subscription, error) {
-	return s.subscriptionAction(ctx, a, ActionCancel, subID, req.Reason, func(tx pgx.Tx, sub store.Subscription, now time.Time) (store.Subscription, bool, error) {
+	return s.subscriptionAction(ctx, a, ActionCancel, subID, req.ExpectVersion, req.Reason, func(tx pgx.Tx, sub store.Subscription, now time.Time) (store.Subscription, bool, error) {
 		if sub.Status == string(statemachine.SubscriptionCanceled) {
 			return sub, false, nil
 		}
+		req.ExpectVersion = 0 // checked above, under the same lock
 		if err := s.cancelIn(ctx, tx, subID, req); err != nil {
 			return sub, false, err
 		}
@@ -459,9 +463,9 @@ func checkHorizon(field string, t, now time.Time) error {
 // suspended subscription's grace is over, and giving service back needs a payment (or a void), since the
 // subscription machine has no suspended -> past_due edge. Extending to the current grace end is a no-op;
 // shortening grace is refused.
-func (s *Service) ExtendGrace(ctx context.Context, a Actor, subID string, until time.Time, reason string) (Subscription, error) {
+func (s *Service) ExtendGrace(ctx context.Context, a Actor, subID string, expectVersion int, until time.Time, reason string) (Subscription, error) {
 	until = until.UTC()
-	return s.subscriptionAction(ctx, a, ActionExtendGrace, subID, reason, func(tx pgx.Tx, sub store.Subscription, now time.Time) (store.Subscription, bool, error) {
+	return s.subscriptionAction(ctx, a, ActionExtendGrace, subID, expectVersion, reason, func(tx pgx.Tx, sub store.Subscription, now time.Time) (store.Subscription, bool, error) {
 		if sub.Status != string(statemachine.SubscriptionPastDue) {
 			return sub, false, notAllowed(ActionExtendGrace, "subscription", sub.ID, sub.Status, SubscriptionSupportActions(sub.Status, sub.DunningPaused))
 		}
@@ -498,12 +502,12 @@ func dunningPaused(sub store.Subscription, now time.Time) bool {
 // happens while it is paused (renewals still invoice, and a support retry still charges). It resumes by
 // hand or at `until` (nil: only by hand), and resuming moves every pending dunning deadline later by
 // the time the pause lasted. Pausing again with the same `until` is a no-op; another `until` replaces it.
-func (s *Service) PauseDunning(ctx context.Context, a Actor, subID string, until *time.Time, reason string) (Subscription, error) {
+func (s *Service) PauseDunning(ctx context.Context, a Actor, subID string, expectVersion int, until *time.Time, reason string) (Subscription, error) {
 	if until != nil {
 		u := until.UTC()
 		until = &u
 	}
-	return s.subscriptionAction(ctx, a, ActionPauseDunning, subID, reason, func(tx pgx.Tx, sub store.Subscription, now time.Time) (store.Subscription, bool, error) {
+	return s.subscriptionAction(ctx, a, ActionPauseDunning, subID, expectVersion, reason, func(tx pgx.Tx, sub store.Subscription, now time.Time) (store.Subscription, bool, error) {
 		st := statemachine.SubscriptionStatus(sub.Status)
 		if st != statemachine.SubscriptionPastDue && st != statemachine.SubscriptionSuspended {
 			return sub, false, notAllowed(ActionPauseDunning, "subscription", sub.ID, sub.Status, SubscriptionSupportActions(sub.Status, sub.DunningPaused))
@@ -541,8 +545,8 @@ func (s *Service) PauseDunning(ctx context.Context, a Actor, subID string, until
 
 // ResumeDunning restarts a paused dunning clock now (see PauseDunning). Resuming a subscription whose
 // dunning is not paused is a no-op.
-func (s *Service) ResumeDunning(ctx context.Context, a Actor, subID, reason string) (Subscription, error) {
-	return s.subscriptionAction(ctx, a, ActionResumeDunning, subID, reason, func(tx pgx.Tx, sub store.Subscription, now time.Time) (store.Subscription, bool, error) {
+func (s *Service) ResumeDunning(ctx context.Context, a Actor, subID string, expectVersion int, reason string) (Subscription, error) {
+	return s.subscriptionAction(ctx, a, ActionResumeDunning, subID, expectVersion, reason, func(tx pgx.Tx, sub store.Subscription, now time.Time) (store.Subscription, bool, error) {
 		if !sub.DunningPaused {
 			return sub, false, nil
 		}

@@ -3,6 +3,7 @@ package billing_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -561,5 +562,105 @@ func TestSupportCancelIsAudited(t *testing.T) {
 	res = env.Do("POST", path, testenv.SupportToken, map[string]any{"reason": "customer asked by phone"})
 	require.Equal(t, 200, res.Status, "canceling a canceled subscription again is a no-op: %s", res.Body)
 	require.Len(t, auditRows(t, env, d.sub), 1)
+	env.RequireBalanced()
+}
+
+// Every support action honors If-Match with its target's version: a stale ETag is 412 and changes nothing
+// (no state, no audit row, no charge); the current one lets the action through.
+func TestSupportActionsHonorIfMatch(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	plan := env.CreatePlan("9900", "KRW", "month", 1)
+	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	require.Equal(t, "past_due", env.Subscription(d.sub)["status"])
+	post := func(path string, body map[string]any, ifMatch string) testenv.Response {
+		return env.Do("POST", "/v1/support"+path, testenv.SupportToken, body, "If-Match: "+ifMatch)
+	}
+	stale := func(path string, body map[string]any, ifMatch string, version func() any) {
+		t.Helper()
+		before, charges := version(), len(env.ChargesAtGateway())
+		res := post(path, body, ifMatch)
+		require.Equal(t, 412, res.Status, "%s If-Match %s: %s", path, ifMatch, res.Body)
+		require.Equal(t, "precondition_failed", res.JSON(t)["code"])
+		require.Equal(t, before, version(), "%s: a refused action changes nothing", path)
+		require.Len(t, env.ChargesAtGateway(), charges)
+	}
+	subVersion := func() any { return env.Subscription(d.sub)["version"] }
+	invVersion := func() any {
+		res := env.Do("GET", "/v1/invoices/"+d.invoice, testenv.SupportToken, nil)
+		require.Equal(t, 200, res.Status)
+		return res.JSON(t)["version"]
+	}
+	tag := func(v any) string { return fmt.Sprintf(`"%v"`, v) }
+	until := d.failedAt.Add(12 * 24 * time.Hour) // past the 7-day grace
+
+	// Subscription actions.
+	subTag := tag(subVersion())
+	staleSub := tag(subVersion().(float64) + 7)
+	stale("/subscriptions/"+d.sub+"/extend-grace", map[string]any{"reason": "r", "until": until}, staleSub, subVersion)
+	stale("/subscriptions/"+d.sub+"/pause-dunning", map[string]any{"reason": "r"}, staleSub, subVersion)
+	res := post("/subscriptions/"+d.sub+"/pause-dunning", map[string]any{"reason": "ticket 7"}, subTag)
+	require.Equal(t, 200, res.Status, string(res.Body))
+	require.Equal(t, true, res.JSON(t)["dunning"].(map[string]any)["paused"], string(res.Body))
+	stale("/subscriptions/"+d.sub+"/resume-dunning", map[string]any{"reason": "r"}, subTag, subVersion)
+	res = post("/subscriptions/"+d.sub+"/resume-dunning", map[string]any{"reason": "ticket 7"}, res.Header.Get("ETag"))
+	require.Equal(t, 200, res.Status, string(res.Body))
+	stale("/subscriptions/"+d.sub+"/extend-grace", map[string]any{"reason": "r", "until": until}, subTag, subVersion)
+	res = post("/subscriptions/"+d.sub+"/extend-grace", map[string]any{"reason": "ticket 7", "until": until}, res.Header.Get("ETag"))
+	require.Equal(t, 200, res.Status, string(res.Body))
+	stale("/subscriptions/"+d.sub+"/pause-dunning", map[string]any{"reason": "r"}, `W/`+res.Header.Get("ETag"), subVersion)
+	res = env.Do("POST", "/v1/subscriptions/"+d.sub+"/cancel", testenv.SupportToken, map[string]any{"reason": "r", "at_period_end": true}, "If-Match: "+subTag)
+	require.Equal(t, 412, res.Status, "a support cancel honors If-Match too: %s", res.Body)
+	require.Len(t, auditRows(t, env, d.sub), 3, "pause, resume, extend: the refused calls left no audit row")
+
+	// Invoice actions.
+	invTag := tag(invVersion())
+	staleInv := tag(invVersion().(float64) + 7)
+	stale("/invoices/"+d.invoice+"/retry", map[string]any{"reason": "r"}, staleInv, invVersion)
+	stale("/invoices/"+d.invoice+"/write-off", map[string]any{"reason": "r"}, staleInv, invVersion)
+	stale("/invoices/"+d.invoice+"/void", map[string]any{"reason": "r"}, staleInv, invVersion)
+	stale("/invoices/"+d.invoice+"/mark-paid", map[string]any{"reason": "r", "reference": "t-1", "amount": "9900"}, staleInv, invVersion)
+	require.Empty(t, auditRows(t, env, d.invoice))
+	res = post("/invoices/"+d.invoice+"/mark-paid", map[string]any{"reason": "paid by transfer", "reference": "t-1", "amount": "9900"}, invTag)
+	require.Equal(t, 200, res.Status, string(res.Body))
+	require.Equal(t, "paid", res.JSON(t)["status"])
+	require.Equal(t, "active", env.Subscription(d.sub)["status"])
+	env.RequireBalanced()
+}
+
+// An admin's cancel is a person's action too: audited, with the reason given or a note that none was.
+// The merchant backend's (service) cancels are its own business and are not audited.
+func TestAdminCancelIsAudited(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	plan := env.CreatePlan("9900", "KRW", "month", 1)
+	subscribe := func() string {
+		res := env.Subscribe(env.Customer(pgsim.BehaviorOK), plan)
+		require.Equal(t, 201, res.Status, string(res.Body))
+		return res.JSON(t)["id"].(string)
+	}
+	bare, explained, byService := subscribe(), subscribe(), subscribe()
+
+	res := env.Do("POST", "/v1/subscriptions/"+bare+"/cancel", testenv.AdminToken, nil, "X-Request-Id: req-admin-1")
+	require.Equal(t, 200, res.Status, string(res.Body))
+	require.Equal(t, "canceled", res.JSON(t)["status"])
+	rows := auditRows(t, env, bare)
+	require.Len(t, rows, 1)
+	require.Equal(t, "cancel", rows[0]["action"])
+	require.Equal(t, "admin", rows[0]["role"])
+	require.Regexp(t, `^bootstrap:admin:`, rows[0]["actor"])
+	require.Equal(t, "no reason given (admin cancel)", rows[0]["reason"])
+	require.Equal(t, "req-admin-1", rows[0]["request_id"])
+	require.Equal(t, "active", rows[0]["before"].(map[string]any)["status"])
+
+	res = env.Do("POST", "/v1/subscriptions/"+explained+"/cancel", testenv.AdminToken, map[string]any{"reason": "fraud review 12", "at_period_end": true})
+	require.Equal(t, 200, res.Status, string(res.Body))
+	rows = auditRows(t, env, explained)
+	require.Len(t, rows, 1)
+	require.Equal(t, "fraud review 12", rows[0]["reason"])
+
+	res = env.Do("POST", "/v1/subscriptions/"+byService+"/cancel", testenv.ServiceToken, nil)
+	require.Equal(t, 200, res.Status, string(res.Body))
+	require.Empty(t, auditRows(t, env, byService))
 	env.RequireBalanced()
 }

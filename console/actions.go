@@ -25,7 +25,7 @@ func (c *Console) invoiceAction(w http.ResponseWriter, r *http.Request) {
 	switch action {
 	case billing.ActionRetry:
 		var res billing.RetryResult
-		if res, err = c.Billing.RetryInvoice(ctx, a, id, reason); err == nil {
+		if res, err = c.Billing.RetryInvoice(ctx, a, id, 0, reason); err == nil {
 			msg = retryMessage(id, res)
 		}
 	case billing.ActionMarkPaid:
@@ -36,12 +36,12 @@ func (c *Console) invoiceAction(w http.ResponseWriter, r *http.Request) {
 		}
 	case billing.ActionVoid:
 		var inv billing.Invoice
-		if inv, err = c.Billing.VoidInvoice(ctx, a, id, reason); err == nil {
+		if inv, err = c.Billing.VoidInvoice(ctx, a, id, 0, reason); err == nil {
 			msg = fmt.Sprintf("Invoice %s is %s: nothing more is owed on it.", id, label(inv.Status))
 		}
 	case billing.ActionWriteOff:
 		var inv billing.Invoice
-		if inv, err = c.Billing.WriteOffInvoice(ctx, a, id, reason); err == nil {
+		if inv, err = c.Billing.WriteOffInvoice(ctx, a, id, 0, reason); err == nil {
 			msg = fmt.Sprintf("Invoice %s written off (%s): no more retries; %s %s moved to bad debt.", id, label(inv.Status), amount(inv.AmountDue), inv.Currency)
 		}
 	default:
@@ -62,7 +62,7 @@ func (c *Console) subscriptionAction(w http.ResponseWriter, r *http.Request) {
 	case billing.ActionExtendGrace:
 		var until time.Time
 		if until, err = formTime(r, "until", true); err == nil {
-			sub, err = c.Billing.ExtendGrace(ctx, a, id, until, reason)
+			sub, err = c.Billing.ExtendGrace(ctx, a, id, 0, until, reason)
 		}
 	case billing.ActionPauseDunning:
 		var until time.Time
@@ -71,10 +71,10 @@ func (c *Console) subscriptionAction(w http.ResponseWriter, r *http.Request) {
 			if !until.IsZero() {
 				u = &until
 			}
-			sub, err = c.Billing.PauseDunning(ctx, a, id, u, reason)
+			sub, err = c.Billing.PauseDunning(ctx, a, id, 0, u, reason)
 		}
 	case billing.ActionResumeDunning:
-		sub, err = c.Billing.ResumeDunning(ctx, a, id, reason)
+		sub, err = c.Billing.ResumeDunning(ctx, a, id, 0, reason)
 	case billing.ActionCancel:
 		sub, err = c.Billing.SupportCancel(ctx, a, id, billing.CancelRequest{Reason: reason, AtPeriodEnd: r.PostFormValue("at_period_end") == "on"})
 	default:

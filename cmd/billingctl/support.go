@@ -83,11 +83,11 @@ func runSupport(ctx context.Context, c cli, args []string) error {
 			}
 			return printDelinquent(c.out, list.Data, svc.Now())
 		case "retry":
-			result, err = svc.RetryInvoice(ctx, actor, id, *reason)
+			result, err = svc.RetryInvoice(ctx, actor, id, 0, *reason)
 		case "mark-paid":
 			result, err = svc.MarkInvoicePaid(ctx, actor, id, billing.MarkPaid{Reason: *reason, Reference: *reference, Amount: *amount})
 		case "write-off":
-			result, err = svc.WriteOffInvoice(ctx, actor, id, *reason)
+			result, err = svc.WriteOffInvoice(ctx, actor, id, 0, *reason)
 		}
 		if err != nil {
 			return err
