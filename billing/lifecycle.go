@@ -214,7 +214,7 @@ func (s *Service) Resume(ctx context.Context, subID string, expectVersion int) (
 		if err := s.emit(ctx, tx, EvtSubscriptionResumed, Refs{CustomerID: sub.CustomerID, SubscriptionID: sub.ID}, now, data); err != nil {
 			return err
 		}
-		if row.NextRenewalAt != nil {
+		if row.NextRenewalAt != nil && !renewNow {
 			return s.sched.ScheduleTx(ctx, tx, Work{Kind: WorkRenew, ID: row.ID, At: *row.NextRenewalAt})
 		}
 		return nil
@@ -223,10 +223,11 @@ func (s *Service) Resume(ctx context.Context, subID string, expectVersion int) (
 		return Subscription{}, err
 	}
 	if renewNow {
-		// The renewal job is enqueued too; renewing here answers with the charged period. Renew is
-		// idempotent (the subscription is no longer due once renewed), so the two cannot both charge.
+		// Renewing here answers with the charged period. No job is enqueued for it: one racing this call
+		// would renew first and leave the answer with the charge still in flight. If this process dies
+		// or the renewal fails, the subscription is still due, and the sweeper enqueues it.
 		if _, err := s.Renew(ctx, subID); err != nil {
-			s.log.Warn("renewal at resume failed; the renewal job retries it", "subscription_id", subID, "err", err)
+			s.log.Warn("renewal at resume failed; the sweeper enqueues it again", "subscription_id", subID, "err", err)
 		}
 	}
 	return s.GetSubscription(ctx, subID)
