@@ -47,6 +47,9 @@ const defaultIdempotencyLock = 30 * time.Second
 var rerunSafe = map[string]bool{
 	"/v1/customers": true, // external_id is unique
 	"/v1/plans":     true, // code is unique
+	// The request's fingerprint is recorded with the subscription in its creation's transaction; a re-run
+	// answers with that subscription (billing.NewSubscription.Fingerprint).
+	"/v1/subscriptions": true,
 	"/v1/customers/{id}/billing-keys/{key_id}/default": true,
 	"/v1/subscriptions/{id}/cancel":                    true,
 	"/v1/subscriptions/{id}/resume-cancel":             true,
@@ -68,6 +71,27 @@ type idemKey struct {
 	params store.GetIdempotencyKeyParams
 	hash   []byte
 	safe   bool
+}
+
+// fingerprint names the request for a handler that records it with the effect, in the effect's own
+// transaction, so a re-run can find what the first run did: a SHA-256 of scope, method, path, key and the
+// request's hash.
+func (k idemKey) fingerprint() []byte {
+	h := sha256.New()
+	for _, part := range []string{k.params.Scope, k.params.Method, k.params.Path, k.params.Key} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	h.Write(k.hash)
+	return h.Sum(nil)
+}
+
+type fingerprintKey struct{}
+
+// requestFingerprint is the fingerprint of the request's Idempotency-Key, or nil when it has none.
+func requestFingerprint(r *http.Request) []byte {
+	f, _ := r.Context().Value(fingerprintKey{}).([]byte)
+	return f
 }
 
 func (k idemKey) claimParams(now time.Time, lock time.Duration) store.ClaimIdempotencyKeyParams {
@@ -163,6 +187,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 func (s *Server) runOwned(w http.ResponseWriter, r *http.Request, next http.Handler, k idemKey) {
 	stop := s.heartbeat(r.Context(), k)
 	rec := &recorder{ResponseWriter: w}
+	r = r.WithContext(context.WithValue(r.Context(), fingerprintKey{}, k.fingerprint()))
 	finished := false
 	defer func() {
 		stop()

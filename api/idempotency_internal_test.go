@@ -84,8 +84,8 @@ func TestIdempotencyReleasesA5xxOnlyWhereARerunIsSafe(t *testing.T) {
 	t.Parallel()
 	var safe, unsafe atomic.Int32
 	f := newIdemFixture(t, map[string]http.HandlerFunc{
-		"/v1/customers":     counting(&safe, 503, 201),
-		"/v1/subscriptions": counting(&unsafe, 500, 201),
+		"/v1/customers":         counting(&safe, 503, 201),
+		"/v1/webhook-endpoints": counting(&unsafe, 500, 201),
 	})
 
 	// Safe route: the 503 is not stored, so the retry with the same key runs the handler again.
@@ -101,8 +101,8 @@ func TestIdempotencyReleasesA5xxOnlyWhereARerunIsSafe(t *testing.T) {
 	require.EqualValues(t, 2, safe.Load())
 
 	// Unsafe route: the first run may have taken effect before failing, so its 500 is the answer for good.
-	require.Equal(t, 500, f.post("/v1/subscriptions", "k1", `{"a":1}`).Code)
-	res = f.post("/v1/subscriptions", "k1", `{"a":1}`)
+	require.Equal(t, 500, f.post("/v1/webhook-endpoints", "k1", `{"a":1}`).Code)
+	res = f.post("/v1/webhook-endpoints", "k1", `{"a":1}`)
 	require.Equal(t, 500, res.Code)
 	require.Equal(t, "true", res.Header().Get(ReplayedHeader))
 	require.EqualValues(t, 1, unsafe.Load())
@@ -112,8 +112,8 @@ func TestIdempotencyAfterTheOwnerDied(t *testing.T) {
 	t.Parallel()
 	var safe, unsafe atomic.Int32
 	f := newIdemFixture(t, map[string]http.HandlerFunc{
-		"/v1/customers":     counting(&safe, 201),
-		"/v1/subscriptions": counting(&unsafe, 201),
+		"/v1/customers":         counting(&safe, 201),
+		"/v1/webhook-endpoints": counting(&unsafe, 201),
 	})
 
 	// Safe to re-run: the retry takes the key over, runs the handler, and its answer is stored.
@@ -125,8 +125,8 @@ func TestIdempotencyAfterTheOwnerDied(t *testing.T) {
 	require.EqualValues(t, 1, safe.Load())
 
 	// Not safe: the handler is never run again; the caller is told the outcome is unknown.
-	f.abandon("/v1/subscriptions", "dead", `{"x":"y"}`)
-	res = f.post("/v1/subscriptions", "dead", `{"x":"y"}`)
+	f.abandon("/v1/webhook-endpoints", "dead", `{"x":"y"}`)
+	res = f.post("/v1/webhook-endpoints", "dead", `{"x":"y"}`)
 	require.Equal(t, 409, res.Code)
 	require.Contains(t, res.Body.String(), `"code":"idempotency_key_interrupted"`)
 	require.Equal(t, "application/problem+json", res.Header().Get("Content-Type"))
@@ -258,7 +258,7 @@ func TestRerunSafeNamesServedPostRoutes(t *testing.T) {
 	for route := range rerunSafe {
 		require.True(t, posts[route], "rerunSafe lists %s, which is not a served POST route", route)
 	}
-	require.False(t, rerunSafe["/v1/subscriptions"], "a re-run would open and charge a second subscription")
+	require.False(t, rerunSafe["/v1/customers/{id}/billing-keys"], "a re-run would issue a second key")
 	require.False(t, rerunSafe["/v1/subscriptions/{id}/change-plan"], "a re-run would withdraw a scheduled change")
 }
 

@@ -28,6 +28,8 @@ func (s *Server) mountSubscriptions(r chi.Router) {
 
 // createSubscription answers 201 when the first charge succeeded (or a trial started), 402 with the
 // subscription when it was declined, and 202 when the outcome is unknown (resolved in the background).
+// A re-run of a request whose first run was cut off answers the same way about the subscription that
+// run created, by its first charge.
 func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	var req createSubscriptionRequest
 	if err := decode(r, &req); err != nil {
@@ -35,7 +37,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	created, err := s.Billing.CreateSubscription(r.Context(), billing.NewSubscription{CustomerID: req.CustomerID,
-		PlanID: req.PlanID, Quantity: req.Quantity, TrialDays: req.TrialDays})
+		PlanID: req.PlanID, Quantity: req.Quantity, TrialDays: req.TrialDays, Fingerprint: requestFingerprint(r)})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -43,7 +45,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	sub := created.Subscription
 	w.Header().Set("ETag", etag(sub.Version))
 	switch {
-	case sub.Status == "active" || sub.Status == "trialing":
+	case sub.Status == "active" || sub.Status == "trialing" || created.Charge.Outcome == gateway.Succeeded:
 		writeJSON(w, http.StatusCreated, sub)
 	case created.Charge.Outcome == gateway.Declined || created.Charge.NoKey:
 		invoiceID := ""

@@ -64,6 +64,11 @@ type NewSubscription struct {
 	Quantity   int
 	// TrialDays overrides the plan's trial when not nil.
 	TrialDays *int
+	// Fingerprint identifies the request that asks for the subscription (the API's idempotency
+	// fingerprint: token scope, Idempotency-Key and request hash). When set it is recorded with the
+	// subscription, in the same transaction, and a request with the same fingerprint is answered with
+	// that subscription instead of a second one: the request is safe to run again after a crash.
+	Fingerprint []byte
 }
 
 // Created is the result of CreateSubscription: the subscription, its first invoice (nil during a trial)
@@ -95,6 +100,9 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 	}
 	if err := v.Err(); err != nil {
 		return Created{}, err
+	}
+	if again, ok, err := s.createdBefore(ctx, in.Fingerprint); err != nil || ok {
+		return again, err
 	}
 	if err := s.requireCustomer(ctx, s.pool, in.CustomerID); err != nil {
 		return Created{}, err
@@ -149,6 +157,12 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 			return fmt.Errorf("create subscription: %w", err)
 		}
 		subID = sub.ID
+		if len(in.Fingerprint) > 0 {
+			if err := s.q(tx).RecordSubscriptionCreation(ctx, store.RecordSubscriptionCreationParams{
+				Fingerprint: in.Fingerprint, SubscriptionID: sub.ID, CreatedAt: now}); err != nil {
+				return fmt.Errorf("record subscription creation: %w", err)
+			}
+		}
 		refs := Refs{CustomerID: sub.CustomerID, SubscriptionID: sub.ID}
 		if err := s.emit(ctx, tx, EvtSubscriptionCreated, refs, now, map[string]any{"plan_id": plan.ID, "status": sub.Status}); err != nil {
 			return err
@@ -171,6 +185,12 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 		att, _, err = s.newAttempt(ctx, tx, inv, now)
 		return err
 	})
+	if dbx.IsUniqueViolation(err, "subscription_creations_pkey") {
+		// The same request ran concurrently (its idempotency lock was taken over while the first run
+		// still lived) and created the subscription first: answer with that one.
+		again, _, err := s.createdBefore(ctx, in.Fingerprint)
+		return again, err
+	}
 	if err != nil {
 		return Created{}, err
 	}
@@ -192,6 +212,48 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 		out.Invoice = &inv
 	}
 	return out, nil
+}
+
+// createdBefore answers a request whose fingerprint already created a subscription (ok=false when none
+// did): the subscription as it is now, its first invoice, and what the first invoice's latest charge did.
+// An attempt the first run left in flight — it was killed between sending and recording — is looked up at
+// the gateway now, as a returning customer's GET does, so the answer is as definite as the gateway allows.
+func (s *Service) createdBefore(ctx context.Context, fingerprint []byte) (Created, bool, error) {
+	if len(fingerprint) == 0 {
+		return Created{}, false, nil
+	}
+	row, err := s.q(s.pool).SubscriptionByCreation(ctx, fingerprint)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Created{}, false, nil
+	}
+	if err != nil {
+		return Created{}, false, err
+	}
+	if err := s.ResolveStuckForSubscription(ctx, row.ID); err != nil {
+		return Created{}, true, err
+	}
+	var out Created
+	inv, err := s.q(s.pool).InitialInvoice(ctx, &row.ID)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows): // a trial: no invoice at creation
+	case err != nil:
+		return out, true, err
+	default:
+		atts, err := s.q(s.pool).InvoiceAttempts(ctx, inv.ID)
+		if err != nil {
+			return out, true, err
+		}
+		if len(atts) > 0 {
+			out.Charge = resultFromAttempt(atts[len(atts)-1])
+		}
+		view, err := s.GetInvoice(ctx, inv.ID)
+		if err != nil {
+			return out, true, err
+		}
+		out.Invoice = &view
+	}
+	out.Subscription, err = s.GetSubscription(ctx, row.ID)
+	return out, true, err
 }
 
 // periodInvoice is the draft of a subscription's invoice for one period at the plan's price.

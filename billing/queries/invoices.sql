@@ -59,3 +59,6 @@ RETURNING id;
 
 -- name: HasFailedOpenInvoice :one
 SELECT EXISTS (SELECT 1 FROM invoices WHERE customer_id = $1 AND status = 'open' AND first_failed_at IS NOT NULL);
+
+-- name: InitialInvoice :one
+SELECT * FROM invoices WHERE subscription_id = $1 AND kind = 'initial' ORDER BY created_at LIMIT 1;

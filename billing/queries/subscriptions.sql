@@ -78,3 +78,9 @@ SELECT
     (SELECT min(i.next_attempt_at) FROM invoices i WHERE i.subscription_id = @subscription_id AND i.status = 'open') AS next_attempt_at,
     (SELECT a.decline_code FROM payment_attempts a JOIN invoices i ON i.id = a.invoice_id
         WHERE i.subscription_id = @subscription_id AND a.status = 'declined' ORDER BY a.created_at DESC, a.seq DESC LIMIT 1) AS last_decline_code;
+
+-- name: RecordSubscriptionCreation :exec
+INSERT INTO subscription_creations (fingerprint, subscription_id, created_at) VALUES ($1, $2, $3);
+
+-- name: SubscriptionByCreation :one
+SELECT s.* FROM subscriptions s JOIN subscription_creations c ON c.subscription_id = s.id WHERE c.fingerprint = $1;

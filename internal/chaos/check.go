@@ -73,6 +73,9 @@ func check(ctx context.Context, pool *pgxpool.Pool, charges []simCharge, rep *Re
 		GROUP BY subscription_id, period_start HAVING count(*) > 1`)...)
 	add("every gateway charge belongs to a paid invoice of the same amount", v1)
 	add("at most one net charge per invoice and per (subscription, period)", v2)
+	// Each customer signed up once (one Idempotency-Key, retried across kills): one subscription each.
+	add("one subscription per signup", q(`SELECT customer_id || ' has ' || count(*) || ' subscriptions' FROM subscriptions
+		GROUP BY customer_id HAVING count(*) > 1`))
 
 	// 2. Nothing missing: every succeeded attempt is a charge at the gateway.
 	done := map[string]bool{}

@@ -104,27 +104,14 @@ func seed(ctx context.Context, cfg Config, rnd *rand.Rand, admin, svc *client) (
 			ID             string `json:"id"`
 			SubscriptionID string `json:"subscription_id"`
 		}
-		for try := 0; s.ID == "" && s.SubscriptionID == ""; try++ {
-			a, err = svc.do(ctx, "POST", "/v1/subscriptions", fmt.Sprintf("%s-sub-%d", key, try), map[string]any{"customer_id": c.ID, "plan_id": w.plans[plan]})
-			if err == nil && interrupted(a) && try < 20 {
-				// The replica died mid-request: whether the subscription exists is unknown. Look it up,
-				// as the answer says, before asking again with a new key.
-				l, lerr := svc.do(ctx, "GET", "/v1/customers/"+c.ID+"/subscriptions", "", nil)
-				var list struct {
-					Data []struct {
-						ID string `json:"id"`
-					} `json:"data"`
-				}
-				if lerr == nil && l.decode(&list) == nil && len(list.Data) > 0 {
-					s.ID = list.Data[0].ID
-				}
-				continue
-			}
-			if err != nil || (a.Status != 201 && a.Status != 202 && a.Status != 402) {
-				return nil, fmt.Errorf("subscription %d: %v %d %s", i, err, a.Status, a.Body)
-			}
-			_ = a.decode(&s)
+		// One key for the whole signup, however many replicas die under it: the request is safe to run
+		// again (its fingerprint is recorded with the subscription), so a retry answers about the one
+		// subscription the first run opened. A 409 idempotency_key_interrupted here is a regression.
+		a, err = svc.do(ctx, "POST", "/v1/subscriptions", key+"-sub", map[string]any{"customer_id": c.ID, "plan_id": w.plans[plan]})
+		if err != nil || (a.Status != 201 && a.Status != 202 && a.Status != 402) {
+			return nil, fmt.Errorf("subscription %d: %v %d %s", i, err, a.Status, a.Body)
 		}
+		_ = a.decode(&s)
 		if s.ID == "" {
 			s.ID = s.SubscriptionID
 		}

@@ -224,6 +224,38 @@ func (q *Queries) HasFailedOpenInvoice(ctx context.Context, customerID string) (
 	return exists, err
 }
 
+const initialInvoice = `-- name: InitialInvoice :one
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version FROM invoices WHERE subscription_id = $1 AND kind = 'initial' ORDER BY created_at LIMIT 1
+`
+
+func (q *Queries) InitialInvoice(ctx context.Context, subscriptionID *string) (Invoice, error) {
+	row := q.db.QueryRow(ctx, initialInvoice, subscriptionID)
+	var i Invoice
+	err := row.Scan(
+		&i.ID,
+		&i.CustomerID,
+		&i.SubscriptionID,
+		&i.Kind,
+		&i.Status,
+		&i.Currency,
+		&i.PeriodStart,
+		&i.PeriodEnd,
+		&i.Subtotal,
+		&i.Total,
+		&i.AmountDue,
+		&i.AmountPaid,
+		&i.AttemptCount,
+		&i.NextAttemptAt,
+		&i.FirstFailedAt,
+		&i.CreatedAt,
+		&i.FinalizedAt,
+		&i.PaidAt,
+		&i.VoidedAt,
+		&i.Version,
+	)
+	return i, err
+}
+
 const invoiceLines = `-- name: InvoiceLines :many
 SELECT id, invoice_id, description, plan_id, quantity, unit_amount, amount, period_start, period_end, proration FROM invoice_lines WHERE invoice_id = $1 ORDER BY id
 `

@@ -394,6 +394,59 @@ func (q *Queries) NextDueTime(ctx context.Context, after *time.Time) (time.Time,
 	return next, err
 }
 
+const recordSubscriptionCreation = `-- name: RecordSubscriptionCreation :exec
+INSERT INTO subscription_creations (fingerprint, subscription_id, created_at) VALUES ($1, $2, $3)
+`
+
+type RecordSubscriptionCreationParams struct {
+	Fingerprint    []byte
+	SubscriptionID string
+	CreatedAt      time.Time
+}
+
+func (q *Queries) RecordSubscriptionCreation(ctx context.Context, arg RecordSubscriptionCreationParams) error {
+	_, err := q.db.Exec(ctx, recordSubscriptionCreation, arg.Fingerprint, arg.SubscriptionID, arg.CreatedAt)
+	return err
+}
+
+const subscriptionByCreation = `-- name: SubscriptionByCreation :one
+SELECT s.id, s.customer_id, s.plan_id, s.quantity, s.status, s.billing_anchor, s.current_period_start, s.current_period_end, s.next_renewal_at, s.trial_end, s.cancel_at_period_end, s.canceled_at, s.cancel_reason, s.pending_plan_id, s.pending_quantity, s.paused_at, s.incomplete_expires_at, s.past_due_since, s.grace_ends_at, s.dunning_ends_at, s.dunning_paused, s.dunning_paused_until, s.version, s.created_at, s.updated_at, s.dunning_paused_at FROM subscriptions s JOIN subscription_creations c ON c.subscription_id = s.id WHERE c.fingerprint = $1
+`
+
+func (q *Queries) SubscriptionByCreation(ctx context.Context, fingerprint []byte) (Subscription, error) {
+	row := q.db.QueryRow(ctx, subscriptionByCreation, fingerprint)
+	var i Subscription
+	err := row.Scan(
+		&i.ID,
+		&i.CustomerID,
+		&i.PlanID,
+		&i.Quantity,
+		&i.Status,
+		&i.BillingAnchor,
+		&i.CurrentPeriodStart,
+		&i.CurrentPeriodEnd,
+		&i.NextRenewalAt,
+		&i.TrialEnd,
+		&i.CancelAtPeriodEnd,
+		&i.CanceledAt,
+		&i.CancelReason,
+		&i.PendingPlanID,
+		&i.PendingQuantity,
+		&i.PausedAt,
+		&i.IncompleteExpiresAt,
+		&i.PastDueSince,
+		&i.GraceEndsAt,
+		&i.DunningEndsAt,
+		&i.DunningPaused,
+		&i.DunningPausedUntil,
+		&i.Version,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.DunningPausedAt,
+	)
+	return i, err
+}
+
 const subscriptionDunningSummary = `-- name: SubscriptionDunningSummary :one
 SELECT
     (SELECT count(*) FROM payment_attempts a JOIN invoices i ON i.id = a.invoice_id

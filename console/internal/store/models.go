@@ -263,6 +263,12 @@ type Subscription struct {
 	DunningPausedAt     *time.Time
 }
 
+type SubscriptionCreation struct {
+	Fingerprint    []byte
+	SubscriptionID string
+	CreatedAt      time.Time
+}
+
 type TestClock struct {
 	ID        bool
 	Now       time.Time
