@@ -88,6 +88,22 @@ func (c *Console) subscriptionAction(w http.ResponseWriter, r *http.Request) {
 	c.finish(w, r, msg, err)
 }
 
+// resolveFinding closes a reconciliation finding from the overview: refund the charge at the gateway, or
+// dismiss it, with a reason, as the REST endpoint does.
+func (c *Console) resolveFinding(w http.ResponseWriter, r *http.Request) {
+	if c.ResolveFinding == nil {
+		c.errorPage(w, r, http.StatusNotFound, "Not found", "Reconciliation is not wired into this console.")
+		return
+	}
+	id, action := chi.URLParam(r, "id"), r.PostFormValue("action")
+	err := c.ResolveFinding(r.Context(), actor(r), id, action, r.PostFormValue("reason"))
+	msg := fmt.Sprintf("Finding %s dismissed.", id)
+	if action == "cancel_at_gateway" {
+		msg = fmt.Sprintf("Finding %s resolved: the charge was canceled (refunded) at the gateway.", id)
+	}
+	c.finish(w, r, msg, err)
+}
+
 // finish keeps the outcome for the next page and sends the browser back to the account (post, redirect,
 // get: a reload does not repeat the action).
 func (c *Console) finish(w http.ResponseWriter, r *http.Request, msg string, err error) {

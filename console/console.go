@@ -37,12 +37,19 @@ type Finding struct {
 	TheirAmount string
 	Currency    string
 	CreatedAt   time.Time
+	// Actions are the resolutions this finding allows (cancel_at_gateway, dismiss).
+	Actions []string
 }
 
 // FindingsReader lists open reconciliation findings, oldest first, at most limit of them, and says
 // whether there are more. The reconcile package answers it (internal/app adapts it); nil leaves the
 // overview's findings panel out.
 type FindingsReader func(ctx context.Context, limit int) (findings []Finding, more bool, err error)
+
+// FindingResolver closes an open finding with one of its actions and a reason, audited under the
+// signed-in person; it is what POST /v1/support/reconciliation/findings/{id}/resolve calls. Nil offers
+// no resolve form.
+type FindingResolver func(ctx context.Context, a billing.Actor, id, action, reason string) error
 
 // Deps is what the console needs; internal/app wires it.
 type Deps struct {
@@ -54,8 +61,9 @@ type Deps struct {
 	Lookup api.TokenLookup
 	// Gateways are the enabled gateways' names (the list's gateway filter offers them).
 	Gateways []string
-	// Findings reads reconciliation findings (optional).
-	Findings FindingsReader
+	// Findings reads reconciliation findings (optional); ResolveFinding resolves one (optional).
+	Findings       FindingsReader
+	ResolveFinding FindingResolver
 	// Now is the wall clock sessions expire by (default time.Now). Domain figures use Billing.Now(),
 	// which is the test clock when it is on: a session must not expire because the test clock jumped.
 	Now func() time.Time
@@ -105,6 +113,7 @@ func New(d Deps) *Console {
 		r.Get("/customers/{id}", c.customer)
 		r.Post("/invoices/{id}/{action}", c.invoiceAction)
 		r.Post("/subscriptions/{id}/{action}", c.subscriptionAction)
+		r.Post("/findings/{id}/resolve", c.resolveFinding)
 		r.With(c.adminOnly).Get("/api-keys", c.apiKeys)
 	})
 	c.router = r

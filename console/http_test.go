@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -10,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/internal/testenv"
 )
 
@@ -327,4 +330,61 @@ func TestConsoleActionsDoWhatRESTDoes(t *testing.T) {
 	audited("cancel", a.Subscription)
 
 	env.RequireBalanced()
+}
+
+// Reconciliation findings are decided on the overview, as through the REST endpoint: refund a charge we
+// never asked for at the gateway, or dismiss a finding, always with a reason and an audit row.
+func TestConsoleResolvesReconciliationFindings(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	now := env.App.Billing.Now()
+	for _, order := range []string{"stray-refund", "stray-dismiss"} {
+		_, err := env.Sim().Plant(order, pgsim.Plant{Amount: decimal.NewFromInt(5000), ApprovedAt: now})
+		require.NoError(t, err)
+	}
+	_, err := env.App.Reconcile.Run(context.Background(), "sim", now.Add(-24*time.Hour), now.Add(time.Hour))
+	require.NoError(t, err)
+	findingOf := func(order string) string {
+		var id string
+		require.NoError(t, env.App.Pool.QueryRow(context.Background(), `SELECT id FROM reconciliation_findings WHERE order_id = $1`, order).Scan(&id))
+		return id
+	}
+	refund, dismiss := findingOf("stray-refund"), findingOf("stray-dismiss")
+
+	v := newVisitor(t, env)
+	require.Equal(t, http.StatusSeeOther, v.signIn(testenv.SupportToken).Status)
+	resolve := func(id string, fields url.Values) page {
+		t.Helper()
+		overview := v.get("/console")
+		require.Contains(t, overview.Body, `action="/console/findings/`+id+`/resolve"`, "the overview offers a decision on %s", id)
+		fields.Set("csrf", csrfOf(t, overview))
+		p := v.do("POST", "/console/findings/"+id+"/resolve", fields)
+		require.Equal(t, http.StatusSeeOther, p.Status, p.Body)
+		require.Equal(t, "/console", p.Location)
+		return v.get(p.Location)
+	}
+
+	// Without a reason nothing happens, and the person is told why.
+	p := resolve(refund, url.Values{"action": {"cancel_at_gateway"}, "reason": {" "}})
+	require.Contains(t, p.Body, `class="flash flash-error"`)
+	charge, _ := env.Sim().Charge("stray-refund")
+	require.Equal(t, "DONE", charge.Status)
+
+	p = resolve(refund, url.Values{"action": {"cancel_at_gateway"}, "reason": {"ticket 31: not our charge"}})
+	require.Contains(t, p.Body, "refunded")
+	charge, _ = env.Sim().Charge("stray-refund")
+	require.Equal(t, "CANCELED", charge.Status)
+	require.NotContains(t, p.Body, `/console/findings/`+refund+`/resolve`, "a resolved finding leaves the list")
+
+	p = resolve(dismiss, url.Values{"action": {"dismiss"}, "reason": {"ticket 32: paid by phone, booked by finance"}})
+	require.Contains(t, p.Body, "dismissed")
+	require.Contains(t, p.Body, "No open findings")
+	charge, _ = env.Sim().Charge("stray-dismiss")
+	require.Equal(t, "DONE", charge.Status, "dismissing refunds nothing")
+
+	for id, action := range map[string]string{refund: "reconciliation.cancel_at_gateway", dismiss: "reconciliation.dismiss"} {
+		require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM audit_log WHERE action = $1 AND target_id = $2 AND origin = 'console'
+			AND actor LIKE 'console:bootstrap:support:%' AND reason LIKE 'ticket %'`, action, id), id)
+	}
+	require.Equal(t, 0, env.QueryInt(`SELECT count(*) FROM reconciliation_findings WHERE status = 'open'`))
 }
