@@ -197,3 +197,36 @@ func TestBillingKeyInputErrors(t *testing.T) {
 	require.Equal(t, 403, env.Do("POST", base+"/bk_x/default", testenv.SupportToken, nil).Status)
 	require.Equal(t, 201, env.Do("POST", base, testenv.AdminToken, map[string]any{"gateway": "sim", "auth_key": "ok", "customer_key": "ck"}).Status, "admin may do everything")
 }
+
+// A key issue whose answer was lost (the process was killed after the key was stored) is retried with the
+// same Idempotency-Key: the retry runs the handler again and answers with the key the first run stored,
+// not a second copy of the card. The same key with another card is still a different request.
+func TestBillingKeyIssueRetriedAfterTheAnswerWasLost(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	cus := env.CreateCustomer()
+	body := map[string]any{"gateway": "sim", "auth_key": "ok-lost", "customer_key": "ck-" + cus}
+	res := env.Do("POST", "/v1/customers/"+cus+"/billing-keys", testenv.ServiceToken, body, "Idempotency-Key: card-1")
+	require.Equal(t, 201, res.Status, string(res.Body))
+	first := res.JSON(t)["id"]
+
+	// What a kill between the commit and storing the answer leaves behind.
+	require.Equal(t, 1, env.QueryInt(`WITH u AS (UPDATE idempotency_keys SET status = 'in_progress', response_status = NULL,
+		response_body = NULL, response_headers = NULL, completed_at = NULL, locked_until = now() - interval '1 second'
+		WHERE key = 'card-1' RETURNING 1) SELECT count(*) FROM u`))
+
+	again := env.Do("POST", "/v1/customers/"+cus+"/billing-keys", testenv.ServiceToken, body, "Idempotency-Key: card-1")
+	require.Equal(t, 201, again.Status, string(again.Body))
+	require.Empty(t, again.Header.Get("Idempotent-Replayed"), "the handler ran again")
+	require.Equal(t, first, again.JSON(t)["id"])
+	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM billing_keys WHERE customer_id = $1`, cus))
+
+	replay := env.Do("POST", "/v1/customers/"+cus+"/billing-keys", testenv.ServiceToken, body, "Idempotency-Key: card-1")
+	require.Equal(t, "true", replay.Header.Get("Idempotent-Replayed"))
+	require.Equal(t, first, replay.JSON(t)["id"])
+	other := env.Do("POST", "/v1/customers/"+cus+"/billing-keys", testenv.ServiceToken,
+		map[string]any{"gateway": "sim", "auth_key": "ok-other", "customer_key": "ck-" + cus}, "Idempotency-Key: card-1")
+	require.Equal(t, 422, other.Status, string(other.Body))
+	require.Equal(t, "idempotency_key_reused", other.JSON(t)["code"])
+	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM billing_keys WHERE customer_id = $1`, cus))
+}

@@ -50,6 +50,9 @@ var rerunSafe = map[string]bool{
 	// The request's fingerprint is recorded with the subscription in its creation's transaction; a re-run
 	// answers with that subscription (billing.NewSubscription.Fingerprint).
 	"/v1/subscriptions": true,
+	// Likewise recorded with the stored key (billingkey.Vault.Issue); the gateway's own issue call is
+	// idempotent on (customer key, auth key).
+	"/v1/customers/{id}/billing-keys": true,
 	"/v1/customers/{id}/billing-keys/{key_id}/default": true,
 	"/v1/subscriptions/{id}/cancel":                    true,
 	"/v1/subscriptions/{id}/resume-cancel":             true,

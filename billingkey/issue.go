@@ -12,6 +12,7 @@ import (
 	"github.com/dunningworks/billing/billingkey/internal/store"
 	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/internal/ids"
 )
 
@@ -23,7 +24,11 @@ import (
 // The gateway is called outside any transaction: a slow gateway must not hold a customer lock or a
 // connection. If storing fails after the gateway issued the key, the caller may retry with the same auth
 // key; adapters derive their idempotency key from (customerKey, authKey) and get the same key back.
-func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, customerKey string) (Key, error) {
+//
+// fingerprint, when set, names the request (the API's idempotency fingerprint). It is stored with the
+// key, and a request with the same fingerprint is answered with that key instead of storing it twice:
+// the request is safe to run again after a crash between storing and answering.
+func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, customerKey string, fingerprint []byte) (Key, error) {
 	gatewayName, customerKey = strings.TrimSpace(gatewayName), strings.TrimSpace(customerKey)
 	var val apperr.Validation
 	var gw gateway.Gateway
@@ -47,6 +52,9 @@ func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, cus
 	}
 	if err := val.Err(); err != nil {
 		return Key{}, err
+	}
+	if k, ok, err := v.issuedBefore(ctx, fingerprint); err != nil || ok {
+		return k, err
 	}
 	if err := v.requireCustomer(ctx, customerID); err != nil {
 		return Key{}, err
@@ -85,14 +93,40 @@ func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, cus
 		if err != nil {
 			return fmt.Errorf("store billing key: %w", err)
 		}
+		if len(fingerprint) > 0 {
+			if err := v.q(tx).RecordKeyIssue(ctx, store.RecordKeyIssueParams{Fingerprint: fingerprint, BillingKeyID: id,
+				CreatedAt: v.clock.Now()}); err != nil {
+				return fmt.Errorf("record billing key issue: %w", err)
+			}
+		}
 		return v.registered(ctx, tx, customerID)
 	})
+	if dbx.IsUniqueViolation(err, "billing_key_issues_pkey") {
+		// The same request ran concurrently and stored the key first.
+		k, _, err := v.issuedBefore(ctx, fingerprint)
+		return k, err
+	}
 	if err != nil {
 		return Key{}, err
 	}
 	v.log.InfoContext(ctx, "billing key registered", "customer_id", customerID, "billing_key_id", row.ID,
 		"gateway", gatewayName, "is_default", row.IsDefault)
 	return keyView(row), nil
+}
+
+// issuedBefore returns the key a request with this fingerprint stored (ok=false when none did).
+func (v *Vault) issuedBefore(ctx context.Context, fingerprint []byte) (Key, bool, error) {
+	if len(fingerprint) == 0 {
+		return Key{}, false, nil
+	}
+	row, err := v.q(v.pool).KeyByIssue(ctx, fingerprint)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Key{}, false, nil
+	}
+	if err != nil {
+		return Key{}, false, err
+	}
+	return keyView(row), true, nil
 }
 
 // takesDefault reports whether a new key becomes the default: when the customer has none, the current

@@ -64,3 +64,9 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: Reencrypt :exec
 UPDATE billing_keys SET ciphertext = @ciphertext, key_version = @key_version WHERE id = @id;
+
+-- name: RecordKeyIssue :exec
+INSERT INTO billing_key_issues (fingerprint, billing_key_id, created_at) VALUES ($1, $2, $3);
+
+-- name: KeyByIssue :one
+SELECT k.* FROM billing_keys k JOIN billing_key_issues i ON i.billing_key_id = k.id WHERE i.fingerprint = $1;

@@ -53,6 +53,12 @@ type BillingKey struct {
 	RevokedAt       *time.Time
 }
 
+type BillingKeyIssue struct {
+	Fingerprint  []byte
+	BillingKeyID string
+	CreatedAt    time.Time
+}
+
 type ConsoleSession struct {
 	IDHash    []byte
 	KeyID     string

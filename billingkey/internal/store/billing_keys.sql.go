@@ -190,6 +190,32 @@ func (q *Queries) InsertKey(ctx context.Context, arg InsertKeyParams) (BillingKe
 	return i, err
 }
 
+const keyByIssue = `-- name: KeyByIssue :one
+SELECT k.id, k.customer_id, k.gateway, k.customer_key, k.ciphertext, k.key_version, k.card_brand, k.masked_number, k.status, k.is_default, k.hard_declined_at, k.hard_decline_code, k.created_at, k.revoked_at FROM billing_keys k JOIN billing_key_issues i ON i.billing_key_id = k.id WHERE i.fingerprint = $1
+`
+
+func (q *Queries) KeyByIssue(ctx context.Context, fingerprint []byte) (BillingKey, error) {
+	row := q.db.QueryRow(ctx, keyByIssue, fingerprint)
+	var i BillingKey
+	err := row.Scan(
+		&i.ID,
+		&i.CustomerID,
+		&i.Gateway,
+		&i.CustomerKey,
+		&i.Ciphertext,
+		&i.KeyVersion,
+		&i.CardBrand,
+		&i.MaskedNumber,
+		&i.Status,
+		&i.IsDefault,
+		&i.HardDeclinedAt,
+		&i.HardDeclineCode,
+		&i.CreatedAt,
+		&i.RevokedAt,
+	)
+	return i, err
+}
+
 const keyExists = `-- name: KeyExists :one
 SELECT EXISTS (SELECT 1 FROM billing_keys WHERE id = $1)
 `
@@ -314,6 +340,21 @@ func (q *Queries) MarkHardDeclined(ctx context.Context, arg MarkHardDeclinedPara
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const recordKeyIssue = `-- name: RecordKeyIssue :exec
+INSERT INTO billing_key_issues (fingerprint, billing_key_id, created_at) VALUES ($1, $2, $3)
+`
+
+type RecordKeyIssueParams struct {
+	Fingerprint  []byte
+	BillingKeyID string
+	CreatedAt    time.Time
+}
+
+func (q *Queries) RecordKeyIssue(ctx context.Context, arg RecordKeyIssueParams) error {
+	_, err := q.db.Exec(ctx, recordKeyIssue, arg.Fingerprint, arg.BillingKeyID, arg.CreatedAt)
+	return err
 }
 
 const reencrypt = `-- name: Reencrypt :exec
