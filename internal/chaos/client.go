@@ -29,6 +29,12 @@ type answer struct {
 func (a answer) decode(v any) error { return json.Unmarshal(a.Body, v) }
 
 func (c *client) do(ctx context.Context, method, path, idemKey string, body any) (answer, error) {
+	return c.send(ctx, method, path, idemKey, body, true)
+}
+
+// send is do; with retry5xx false a 5xx answer is returned rather than retried (a call that fails while
+// the gateway is down, which the fault phase keeps down until the caller moves on).
+func (c *client) send(ctx context.Context, method, path, idemKey string, body any, retry5xx bool) (answer, error) {
 	var raw []byte
 	if body != nil {
 		var err error
@@ -76,7 +82,7 @@ func (c *client) do(ctx context.Context, method, path, idemKey string, body any)
 		// 5xx and 503: the replica is going down or the database is busy. Try again.
 		// A replayed 5xx is the stored first outcome of this key: asking again changes nothing.
 		replayed := res.Header.Get("Idempotent-Replayed") == "true"
-		if (res.StatusCode >= 500 && !replayed) || (res.StatusCode == 409 && bytes.Contains(b, []byte("idempotency_key_in_use"))) {
+		if (res.StatusCode >= 500 && !replayed && retry5xx) || (res.StatusCode == 409 && bytes.Contains(b, []byte("idempotency_key_in_use"))) {
 			lastErr = fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, b)
 			time.Sleep(100 * time.Millisecond)
 			continue
