@@ -52,19 +52,20 @@ var rerunSafe = map[string]bool{
 	"/v1/subscriptions": true,
 	// Likewise recorded with the stored key (billingkey.Vault.Issue); the gateway's own issue call is
 	// idempotent on (customer key, auth key).
-	"/v1/customers/{id}/billing-keys": true,
-	"/v1/customers/{id}/billing-keys/{key_id}/default": true,
-	"/v1/subscriptions/{id}/cancel":                    true,
-	"/v1/subscriptions/{id}/resume-cancel":             true,
-	"/v1/subscriptions/{id}/pause":                     true,
-	"/v1/subscriptions/{id}/resume":                    true,
-	"/v1/support/invoices/{id}/retry":                  true, // a paid invoice is never charged again
-	"/v1/support/invoices/{id}/mark-paid":              true,
-	"/v1/support/invoices/{id}/void":                   true,
-	"/v1/support/invoices/{id}/write-off":              true,
-	"/v1/support/subscriptions/{id}/extend-grace":      true,
-	"/v1/support/subscriptions/{id}/pause-dunning":     true,
-	"/v1/support/subscriptions/{id}/resume-dunning":    true,
+	"/v1/customers/{id}/billing-keys":                            true,
+	"/v1/customers/{id}/billing-keys/{key_id}/default":           true,
+	"/v1/subscriptions/{id}/cancel":                              true,
+	"/v1/subscriptions/{id}/resume-cancel":                       true,
+	"/v1/subscriptions/{id}/pause":                               true,
+	"/v1/subscriptions/{id}/resume":                              true,
+	"/v1/support/invoices/{id}/retry":                            true, // a paid invoice is never charged again
+	"/v1/support/invoices/{id}/mark-paid":                        true,
+	"/v1/support/invoices/{id}/void":                             true,
+	"/v1/support/invoices/{id}/write-off":                        true,
+	"/v1/support/subscriptions/{id}/extend-grace":                true,
+	"/v1/support/subscriptions/{id}/pause-dunning":               true,
+	"/v1/support/subscriptions/{id}/resume-dunning":              true,
+	"/v1/webhook-endpoints/{id}/deliveries/{delivery_id}/resend": true, // only a failed delivery is re-sent
 }
 
 // replayedHeaders are the response headers stored with an answer and sent again on a replay.

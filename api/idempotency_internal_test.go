@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dunningworks/billing/internal/testdb"
+	"github.com/dunningworks/billing/notify"
 )
 
 // These tests drive the idempotency middleware with stand-in handlers on real route patterns, to make
@@ -249,7 +250,8 @@ func TestReapIdempotencyKeys(t *testing.T) {
 func TestRerunSafeNamesServedPostRoutes(t *testing.T) {
 	t.Parallel()
 	posts := map[string]bool{}
-	require.NoError(t, chi.Walk(New(Deps{}).Router(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+	// With a notify service, so the webhook endpoints' routes are served too.
+	require.NoError(t, chi.Walk(New(Deps{Notify: notify.New(notify.Config{})}).Router(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		if method == http.MethodPost {
 			posts[route] = true
 		}

@@ -25,6 +25,7 @@ func (s *Server) mountWebhookEndpoints(r chi.Router) {
 	r.With(allow()).Get("/v1/webhook-endpoints/{id}", s.getWebhookEndpoint)
 	r.With(allow()).Delete("/v1/webhook-endpoints/{id}", s.deleteWebhookEndpoint)
 	r.With(allow()).Get("/v1/webhook-endpoints/{id}/deliveries", s.listWebhookDeliveries)
+	r.With(allow()).Post("/v1/webhook-endpoints/{id}/deliveries/{delivery_id}/resend", s.resendWebhookDelivery)
 }
 
 func (s *Server) createWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
@@ -86,4 +87,18 @@ func (s *Server) listWebhookDeliveries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, l)
+}
+
+// resendWebhookDelivery gives a failed delivery one more attempt now (after the receiver was fixed).
+func (s *Server) resendWebhookDelivery(w http.ResponseWriter, r *http.Request) {
+	if err := decodeOptional(r, &struct{}{}); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	d, err := s.Notify.Resend(r.Context(), chi.URLParam(r, "id"), chi.URLParam(r, "delivery_id"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, d)
 }

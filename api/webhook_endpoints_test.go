@@ -393,3 +393,42 @@ func TestDunningStepsAreDeliveredAsWebhooks(t *testing.T) {
 	}
 	env.RequireBalanced()
 }
+
+// A delivery that ran out of attempts while the merchant's server was down is re-sent by hand once it is
+// fixed: one more signed attempt of the same event, through the job queue.
+func TestFailedWebhookDeliveryIsResentByHand(t *testing.T) {
+	t.Parallel()
+	opts := fastWebhooks
+	opts.App.Notify.MaxAttempts = 2
+	env := testenv.New(t, opts)
+	rcv := newHookReceiver(t)
+	rcv.script("/down", 503, 503, 200)
+	ep := rcv.register(env, "/down", "invoice.paid")
+	plan := env.CreatePlan("9900", "KRW", "month", 1)
+	require.Equal(t, 201, env.Subscribe(env.Customer("ok"), plan).Status)
+	caughtUp(t, env)
+	base := "/v1/webhook-endpoints/" + ep["id"].(string) + "/deliveries"
+	res := env.Do("GET", base, testenv.AdminToken, nil)
+	d := res.JSON(t)["data"].([]any)[0].(map[string]any)
+	require.Equal(t, "failed", d["status"])
+	require.Len(t, rcv.hooks("/down"), 2)
+
+	require.Equal(t, 403, env.Do("POST", base+"/"+d["id"].(string)+"/resend", testenv.SupportToken, nil).Status)
+	res = env.Do("POST", base+"/"+d["id"].(string)+"/resend", testenv.AdminToken, nil)
+	require.Equal(t, 202, res.Status, string(res.Body))
+	require.Equal(t, "pending", res.JSON(t)["status"])
+	caughtUp(t, env)
+	got := rcv.hooks("/down")
+	require.Len(t, got, 3)
+	require.Equal(t, got[0].event.ID, got[2].event.ID, "the same event")
+	require.Equal(t, "3", got[2].attempt)
+	require.NoError(t, got[2].verified)
+	res = env.Do("GET", base, testenv.AdminToken, nil)
+	require.Equal(t, "delivered", res.JSON(t)["data"].([]any)[0].(map[string]any)["status"])
+
+	res = env.Do("POST", base+"/"+d["id"].(string)+"/resend", testenv.AdminToken, nil)
+	require.Equal(t, 409, res.Status, string(res.Body))
+	require.Equal(t, "delivered", res.JSON(t)["state"])
+	require.Equal(t, 404, env.Do("POST", base+"/12345678/resend", testenv.AdminToken, nil).Status)
+	require.Equal(t, 404, env.Do("POST", base+"/nonsense/resend", testenv.AdminToken, nil).Status)
+}

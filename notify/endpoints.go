@@ -86,7 +86,7 @@ const (
 	maxEvents    = 100
 )
 
-func validate(n NewEndpoint) (NewEndpoint, error) {
+func validate(n NewEndpoint, allowPrivate bool) (NewEndpoint, error) {
 	var v apperr.Validation
 	u, err := url.Parse(n.URL)
 	switch {
@@ -101,6 +101,8 @@ func validate(n NewEndpoint) (NewEndpoint, error) {
 		v.Add("url", "must not carry a user or password")
 	case u.Fragment != "" || u.RawFragment != "":
 		v.Add("url", "must not have a fragment")
+	case !allowPrivate && checkHost(u.Hostname()) != nil:
+		v.Add("url", "must point at a public address: loopback, private and link-local networks are refused in production")
 	}
 	out := NewEndpoint{URL: n.URL}
 	switch {
@@ -140,7 +142,7 @@ func binding(id string) []string { return []string{"webhook_endpoint", id} }
 // CreateEndpoint registers an endpoint and returns it with its signing secret, which is stored only as
 // key-ring ciphertext and never returned again.
 func (s *Service) CreateEndpoint(ctx context.Context, n NewEndpoint) (CreatedEndpoint, error) {
-	n, err := validate(n)
+	n, err := validate(n, s.allowPrivate)
 	if err != nil {
 		return CreatedEndpoint{}, err
 	}
@@ -268,14 +270,75 @@ func (s *Service) ListDeliveries(ctx context.Context, endpointID string, p page.
 	}
 	out := make([]Delivery, 0, len(rows))
 	for _, r := range rows {
-		d := Delivery{ID: strconv.FormatInt(r.ID, 10), EventID: r.EventID, EventType: r.EventType, EndpointID: r.EndpointID,
-			Status: r.Status, Attempts: int(r.Attempts), LastError: r.LastError, NextAttemptAt: r.NextAttemptAt,
-			CreatedAt: r.CreatedAt, DeliveredAt: r.DeliveredAt}
-		if r.LastStatus != nil {
-			st := int(*r.LastStatus)
-			d.LastStatus = &st
-		}
-		out = append(out, d)
+		out = append(out, deliveryView(r))
 	}
 	return page.Build(out, p.Limit, func(d Delivery) (time.Time, string) { return d.CreatedAt, d.ID }), nil
+}
+
+func deliveryView(r store.ListDeliveriesRow) Delivery {
+	d := Delivery{ID: strconv.FormatInt(r.ID, 10), EventID: r.EventID, EventType: r.EventType, EndpointID: r.EndpointID,
+		Status: r.Status, Attempts: int(r.Attempts), LastError: r.LastError, NextAttemptAt: r.NextAttemptAt,
+		CreatedAt: r.CreatedAt, DeliveredAt: r.DeliveredAt}
+	if r.LastStatus != nil {
+		st := int(*r.LastStatus)
+		d.LastStatus = &st
+	}
+	return d
+}
+
+// getDelivery reads one of an endpoint's deliveries: 404 when the endpoint has no such delivery.
+func (s *Service) getDelivery(ctx context.Context, db dbx.DBTX, endpointID, deliveryID string) (Delivery, int64, error) {
+	id, err := strconv.ParseInt(deliveryID, 10, 64)
+	if err != nil {
+		return Delivery{}, 0, apperr.NotFound("webhook_delivery", deliveryID)
+	}
+	row, err := s.q(db).GetDelivery(ctx, store.GetDeliveryParams{ID: id, EndpointID: endpointID})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Delivery{}, 0, apperr.NotFound("webhook_delivery", deliveryID)
+	}
+	if err != nil {
+		return Delivery{}, 0, err
+	}
+	return deliveryView(store.ListDeliveriesRow(row)), id, nil
+}
+
+// Resend gives a failed delivery one more attempt, now: after the receiver was fixed, nobody should wait
+// for the next event to find out. The attempt is the delivery's next (its count goes on); if it fails
+// too, the delivery is failed again. Only a failed delivery of an enabled endpoint can be re-sent (409
+// otherwise); a pending one is already on its way, a delivered one arrived.
+func (s *Service) Resend(ctx context.Context, endpointID, deliveryID string) (Delivery, error) {
+	if _, err := s.GetEndpoint(ctx, endpointID); err != nil {
+		return Delivery{}, err
+	}
+	var out Delivery
+	err := dbx.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		cur, id, err := s.getDelivery(ctx, tx, endpointID, deliveryID)
+		if err != nil {
+			return err
+		}
+		attempts, err := s.q(tx).ResendDelivery(ctx, store.ResendDeliveryParams{ID: id, EndpointID: endpointID, Now: s.wall.Now()})
+		if errors.Is(err, pgx.ErrNoRows) {
+			allowed := []string{}
+			if cur.Status == DeliveryFailed {
+				return apperr.Conflict("endpoint_deleted", "the endpoint of delivery %s was deleted: nothing can be sent to it", deliveryID)
+			}
+			return &apperr.Error{Kind: apperr.KindConflict, Code: "illegal_state_transition",
+				Message: fmt.Sprintf("cannot resend delivery %s: it is %s (only a failed delivery can be re-sent)", deliveryID, cur.Status),
+				Extra:   map[string]any{"state": cur.Status, "allowed": allowed}}
+		}
+		if err != nil {
+			return err
+		}
+		if s.enq != nil {
+			if err := s.enq.EnqueueTx(ctx, tx, Ticket{DeliveryID: id, Attempt: int(attempts) + 1}); err != nil {
+				return err
+			}
+		}
+		out, _, err = s.getDelivery(ctx, tx, endpointID, deliveryID)
+		return err
+	})
+	if err == nil {
+		s.log.InfoContext(ctx, "webhook delivery re-sent", "delivery_id", deliveryID, "endpoint_id", endpointID)
+	}
+	return out, err
 }

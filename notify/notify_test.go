@@ -90,7 +90,7 @@ func newFixture(t *testing.T, tu notify.Tuning, wall ...clock.Clock) *fixture {
 		w = wall[0]
 	}
 	f := &fixture{pool: testdb.New(t), q: &queue{}, reg: prometheus.NewRegistry(), keys: newKeys(1)}
-	f.svc = notify.New(notify.Config{Pool: f.pool, KeyRing: newRing(t, f.keys), Registry: f.reg, Tuning: tu, Log: quiet, Wall: w})
+	f.svc = notify.New(notify.Config{Pool: f.pool, KeyRing: newRing(t, f.keys), Registry: f.reg, Tuning: tu, Log: quiet, Wall: w, AllowPrivateNetworks: true})
 	f.svc.SetEnqueuer(f.q)
 	return f
 }
@@ -487,7 +487,7 @@ func TestRotateSecretsKeepsTheSecret(t *testing.T) {
 	// with the same secret.
 	keys := newKeys(2)
 	keys[1] = f.keys[1]
-	svc := notify.New(notify.Config{Pool: f.pool, KeyRing: newRing(t, keys), Registry: prometheus.NewRegistry(), Log: quiet})
+	svc := notify.New(notify.Config{Pool: f.pool, KeyRing: newRing(t, keys), Registry: prometheus.NewRegistry(), Log: quiet, AllowPrivateNetworks: true})
 	svc.SetEnqueuer(f.q)
 	n, err := svc.RotateSecrets(ctx, 1)
 	require.NoError(t, err)
@@ -529,6 +529,19 @@ func TestEndpointValidation(t *testing.T) {
 		"unknown event":   {"https://example.com/x", []string{"invoice.paid", "invoice.exploded"}, "events[1]"},
 		"wrong case":      {"https://example.com/x", []string{"Invoice.Paid"}, "events[0]"},
 		"wildcard prefix": {"https://example.com/x", []string{"invoice.*"}, "events[0]"},
+		// Production refuses the service's own networks (server-side request forgery).
+		"loopback":       {"http://127.0.0.1:8080/x", []string{"*"}, "url"},
+		"localhost":      {"http://localhost:8080/x", []string{"*"}, "url"},
+		"sub.localhost":  {"http://app.localhost/x", []string{"*"}, "url"},
+		"metadata":       {"http://169.254.169.254/latest/meta-data", []string{"*"}, "url"},
+		"private":        {"https://10.1.2.3/x", []string{"*"}, "url"},
+		"private 172":    {"https://172.20.0.5/x", []string{"*"}, "url"},
+		"cgnat":          {"https://100.64.1.1/x", []string{"*"}, "url"},
+		"unspecified":    {"http://0.0.0.0/x", []string{"*"}, "url"},
+		"ipv6 loopback":  {"http://[::1]/x", []string{"*"}, "url"},
+		"ipv6 unique":    {"http://[fd00::1]/x", []string{"*"}, "url"},
+		"ipv4 in ipv6":   {"http://[::ffff:127.0.0.1]/x", []string{"*"}, "url"},
+		"ipv6 linklocal": {"http://[fe80::1]/x", []string{"*"}, "url"},
 	} {
 		_, err := svc.CreateEndpoint(context.Background(), notify.NewEndpoint{URL: c.url, Events: c.events})
 		e, ok := apperr.As(err)
@@ -536,4 +549,74 @@ func TestEndpointValidation(t *testing.T) {
 		require.Equal(t, apperr.KindValidation, e.Kind, name)
 		require.Equal(t, c.field, e.Fields[0].Field, name)
 	}
+}
+
+// The refusal also holds when a public-looking name resolves to a private address at send time (DNS
+// rebinding): the check runs on the address actually dialed. Here an endpoint registered where private
+// networks were allowed is delivered by a production sender: the receiver hears nothing, and the attempt
+// fails with the reason.
+func TestProductionSenderRefusesPrivateAddressesWhenDialing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, notify.Tuning{MaxAttempts: 1})
+	rcv := newReceiver(t, 200)
+	ep := f.endpoint(t, rcv.URL, "*")
+	insertEvent(t, f.pool, "invoice.paid")
+	f.fanOut(t)
+	id := f.q.take()[0].DeliveryID
+
+	prod := notify.New(notify.Config{Pool: f.pool, KeyRing: newRing(t, f.keys), Registry: prometheus.NewRegistry(), Log: quiet,
+		Tuning: notify.Tuning{MaxAttempts: 1}})
+	res, err := prod.Deliver(ctx, id, 1)
+	require.NoError(t, err)
+	require.Equal(t, notify.DeliveryFailed, res.Status)
+	require.Empty(t, rcv.requests(), "nothing reached the private address")
+	d := onlyDelivery(t, f, ep.ID)
+	require.Contains(t, *d.LastError, "destination address is not public")
+
+	_, err = prod.CreateEndpoint(ctx, notify.NewEndpoint{URL: "https://hooks.example.com/billing", Events: []string{"*"}})
+	require.NoError(t, err, "a public name is accepted at creation; its address is checked at every dial")
+}
+
+// A failed delivery can be re-sent once the receiver is fixed: one more attempt now, counted on. Only a
+// failed delivery can; a delivered or pending one is a 409 naming its state.
+func TestResendAFailedDelivery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, notify.Tuning{MaxAttempts: 1})
+	rcv := newReceiver(t, 500, 200)
+	ep := f.endpoint(t, rcv.URL, "*")
+	insertEvent(t, f.pool, "invoice.paid")
+	f.fanOut(t)
+	id := f.q.take()[0].DeliveryID
+	res, err := f.svc.Deliver(ctx, id, 1)
+	require.NoError(t, err)
+	require.Equal(t, notify.DeliveryFailed, res.Status)
+	d := onlyDelivery(t, f, ep.ID)
+
+	again, err := f.svc.Resend(ctx, ep.ID, d.ID)
+	require.NoError(t, err)
+	require.Equal(t, notify.DeliveryPending, again.Status)
+	require.Equal(t, 1, again.Attempts)
+	tickets := f.q.take()
+	require.Len(t, tickets, 1)
+	require.Equal(t, notify.Ticket{DeliveryID: id, Attempt: 2}, tickets[0])
+	res, err = f.svc.Deliver(ctx, id, 2)
+	require.NoError(t, err)
+	require.Equal(t, notify.DeliveryDelivered, res.Status)
+	require.Len(t, rcv.requests(), 2)
+
+	_, err = f.svc.Resend(ctx, ep.ID, d.ID)
+	e, ok := apperr.As(err)
+	require.True(t, ok, "%v", err)
+	require.Equal(t, apperr.KindConflict, e.Kind)
+	require.Equal(t, "delivered", e.Extra["state"])
+	_, err = f.svc.Resend(ctx, ep.ID, "999999")
+	e, ok = apperr.As(err)
+	require.True(t, ok)
+	require.Equal(t, apperr.KindNotFound, e.Kind)
+	_, err = f.svc.Resend(ctx, "whep_nope", d.ID)
+	e, ok = apperr.As(err)
+	require.True(t, ok)
+	require.Equal(t, apperr.KindNotFound, e.Kind)
 }

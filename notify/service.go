@@ -96,8 +96,12 @@ type Config struct {
 	// the test clock: an HTTP retry is not domain time.
 	Wall   clock.Clock
 	Tuning Tuning
-	// Client sends the webhooks (default: a client that follows no redirects; Tuning.Timeout applies).
+	// Client sends the webhooks (default: a client that follows no redirects, and reaches public
+	// addresses only unless AllowPrivateNetworks; Tuning.Timeout applies).
 	Client *http.Client
+	// AllowPrivateNetworks lets endpoints point at loopback, private and link-local addresses (development:
+	// a receiver on the same machine). Production refuses them (destination.go).
+	AllowPrivateNetworks bool
 }
 
 // Service registers endpoints, fans events out to them and delivers them.
@@ -110,6 +114,8 @@ type Service struct {
 	client  *http.Client
 	enq     Enqueuer
 	metrics metrics
+	// allowPrivate: see Config.AllowPrivateNetworks.
+	allowPrivate bool
 }
 
 // New builds the service. Install an Enqueuer (SetEnqueuer) before fanning out.
@@ -124,15 +130,19 @@ func New(c Config) *Service {
 		c.Registry = prometheus.NewRegistry()
 	}
 	if c.Client == nil {
+		transport := publicOnlyTransport()
+		if c.AllowPrivateNetworks {
+			transport = http.DefaultTransport.(*http.Transport).Clone()
+		}
 		c.Client = &http.Client{
-			Transport: http.DefaultTransport.(*http.Transport).Clone(),
+			Transport: transport,
 			// A redirect is an answer, not a delivery: following it would send the signed event to a URL
 			// nobody registered.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
 	return &Service{pool: c.Pool, ring: c.KeyRing, log: c.Log, wall: c.Wall, t: c.Tuning.withDefaults(),
-		client: c.Client, metrics: newMetrics(c.Registry)}
+		client: c.Client, metrics: newMetrics(c.Registry), allowPrivate: c.AllowPrivateNetworks}
 }
 
 // SetKeyRing installs the key ring (the vault that owns it is built after the job runner).

@@ -124,7 +124,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 
 	a.Billing = billing.New(billing.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Log: log, Hooks: o.Hooks, Policies: policies})
 	// Webhook delivery keeps the wall clock even under the test clock: its retries are HTTP, not domain time.
-	a.Notify = notify.New(notify.Config{Pool: a.Pool, Registry: a.Registry, Log: log.With("component", "notify"), Tuning: o.Notify})
+	a.Notify = notify.New(notify.Config{Pool: a.Pool, Registry: a.Registry, Log: log.With("component", "notify"), Tuning: o.Notify,
+		AllowPrivateNetworks: cfg.Mode != config.ModeProduction})
 	a.Reconcile = reconcile.New(reconcile.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Registry: a.Registry,
 		Log: log.With("component", "reconcile")})
 	a.Jobs, err = jobs.New(jobs.Config{Pool: a.Pool, Billing: a.Billing, Notify: a.Notify, Clock: a.Clock, TestClock: cfg.TestClock,

@@ -41,3 +41,16 @@ FOR UPDATE SKIP LOCKED;
 -- name: ReencryptSecret :exec
 UPDATE webhook_endpoints SET secret_ciphertext = @secret_ciphertext, secret_key_version = @secret_key_version
 WHERE id = @id;
+
+-- name: GetDelivery :one
+SELECT d.id, d.event_id, e.type AS event_type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
+       d.last_status, d.last_error, d.created_at, d.delivered_at
+FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id = @id AND d.endpoint_id = @endpoint_id;
+
+-- name: ResendDelivery :one
+-- A failed delivery to an enabled endpoint becomes pending again, due now: one more attempt.
+UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = @now::timestamptz
+FROM webhook_endpoints w
+WHERE d.id = @id AND d.endpoint_id = @endpoint_id AND d.status = 'failed' AND w.id = d.endpoint_id AND w.status = 'enabled'
+RETURNING d.attempts;

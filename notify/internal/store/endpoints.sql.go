@@ -52,6 +52,51 @@ func (q *Queries) DeleteEndpoint(ctx context.Context, id string) (DeleteEndpoint
 	return i, err
 }
 
+const getDelivery = `-- name: GetDelivery :one
+SELECT d.id, d.event_id, e.type AS event_type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at,
+       d.last_status, d.last_error, d.created_at, d.delivered_at
+FROM webhook_deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id = $1 AND d.endpoint_id = $2
+`
+
+type GetDeliveryParams struct {
+	ID         int64
+	EndpointID string
+}
+
+type GetDeliveryRow struct {
+	ID            int64
+	EventID       string
+	EventType     string
+	EndpointID    string
+	Status        string
+	Attempts      int32
+	NextAttemptAt *time.Time
+	LastStatus    *int32
+	LastError     *string
+	CreatedAt     time.Time
+	DeliveredAt   *time.Time
+}
+
+func (q *Queries) GetDelivery(ctx context.Context, arg GetDeliveryParams) (GetDeliveryRow, error) {
+	row := q.db.QueryRow(ctx, getDelivery, arg.ID, arg.EndpointID)
+	var i GetDeliveryRow
+	err := row.Scan(
+		&i.ID,
+		&i.EventID,
+		&i.EventType,
+		&i.EndpointID,
+		&i.Status,
+		&i.Attempts,
+		&i.NextAttemptAt,
+		&i.LastStatus,
+		&i.LastError,
+		&i.CreatedAt,
+		&i.DeliveredAt,
+	)
+	return i, err
+}
+
 const getEndpoint = `-- name: GetEndpoint :one
 SELECT id, url, events, status, created_at, deleted_at FROM webhook_endpoints WHERE id = $1
 `
@@ -262,6 +307,27 @@ type ReencryptSecretParams struct {
 func (q *Queries) ReencryptSecret(ctx context.Context, arg ReencryptSecretParams) error {
 	_, err := q.db.Exec(ctx, reencryptSecret, arg.SecretCiphertext, arg.SecretKeyVersion, arg.ID)
 	return err
+}
+
+const resendDelivery = `-- name: ResendDelivery :one
+UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = $1::timestamptz
+FROM webhook_endpoints w
+WHERE d.id = $2 AND d.endpoint_id = $3 AND d.status = 'failed' AND w.id = d.endpoint_id AND w.status = 'enabled'
+RETURNING d.attempts
+`
+
+type ResendDeliveryParams struct {
+	Now        time.Time
+	ID         int64
+	EndpointID string
+}
+
+// A failed delivery to an enabled endpoint becomes pending again, due now: one more attempt.
+func (q *Queries) ResendDelivery(ctx context.Context, arg ResendDeliveryParams) (int32, error) {
+	row := q.db.QueryRow(ctx, resendDelivery, arg.Now, arg.ID, arg.EndpointID)
+	var attempts int32
+	err := row.Scan(&attempts)
+	return attempts, err
 }
 
 const staleSecretsForUpdate = `-- name: StaleSecretsForUpdate :many
