@@ -159,3 +159,12 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 func client() *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
+
+// waitLocation waits until the tab's address contains want (a form submitted, its answer loaded).
+func waitLocation(t *testing.T, ctx context.Context, want string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		l, err := chromedp.Run(ctx, chromedp.Location())
+		return err == nil && strings.Contains(l, want)
+	}, 10*time.Second, 20*time.Millisecond, "the address never contained %q", want)
+}
