@@ -86,23 +86,26 @@ func TestAMonthRenewsOnceAndAYearTwelveTimesInOrder(t *testing.T) {
 
 // Crash points on the charge path. A failpoint stops the work where a crash would; then the process is
 // replaced by a fresh one on the same database and gateway, and time moves on.
+// chargeCrashPoints are the places on the charge path where a process can die with the most at stake: the
+// hooks fail (the caller sees an error, as after a kill) while fail is set.
+var chargeCrashPoints = []struct {
+	name  string
+	hooks func(fail *atomic.Bool) billing.Hooks
+}{
+	{"after the attempt commits, before the gateway call", func(fail *atomic.Bool) billing.Hooks {
+		return billing.Hooks{BeforeCharge: func(string) error { return crashIf(fail) }}
+	}},
+	{"after the gateway succeeded, before the outcome commits", func(fail *atomic.Bool) billing.Hooks {
+		return billing.Hooks{AfterCharge: func(string, gateway.Outcome) error { return crashIf(fail) }}
+	}},
+	{"after the outcome commits, before the caller returns", func(fail *atomic.Bool) billing.Hooks {
+		return billing.Hooks{AfterRecord: func(string) error { return crashIf(fail) }}
+	}},
+}
+
 func TestCrashPointsChargeExactlyOnce(t *testing.T) {
 	t.Parallel()
-	points := []struct {
-		name  string
-		hooks func(fail *atomic.Bool) billing.Hooks
-	}{
-		{"after the attempt commits, before the gateway call", func(fail *atomic.Bool) billing.Hooks {
-			return billing.Hooks{BeforeCharge: func(string) error { return crashIf(fail) }}
-		}},
-		{"after the gateway succeeded, before the outcome commits", func(fail *atomic.Bool) billing.Hooks {
-			return billing.Hooks{AfterCharge: func(string, gateway.Outcome) error { return crashIf(fail) }}
-		}},
-		{"after the outcome commits, before the job completes", func(fail *atomic.Bool) billing.Hooks {
-			return billing.Hooks{AfterRecord: func(string) error { return crashIf(fail) }}
-		}},
-	}
-	for _, p := range points {
+	for _, p := range chargeCrashPoints {
 		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
 			var fail atomic.Bool

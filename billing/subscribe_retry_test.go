@@ -6,8 +6,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/dunningworks/billing/billing"
-	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/internal/app"
 	"github.com/dunningworks/billing/internal/testenv"
@@ -19,21 +17,7 @@ import (
 // is charged once. The retry runs on another replica of the same database, as after a real crash.
 func TestSubscribeRetriedAfterACrashOpensAndChargesOnce(t *testing.T) {
 	t.Parallel()
-	points := []struct {
-		name  string
-		hooks func(fail *atomic.Bool) billing.Hooks
-	}{
-		{"after the attempt commits, before the gateway call", func(fail *atomic.Bool) billing.Hooks {
-			return billing.Hooks{BeforeCharge: func(string) error { return crashIf(fail) }}
-		}},
-		{"after the gateway succeeded, before the outcome commits", func(fail *atomic.Bool) billing.Hooks {
-			return billing.Hooks{AfterCharge: func(string, gateway.Outcome) error { return crashIf(fail) }}
-		}},
-		{"after the outcome commits, before the answer", func(fail *atomic.Bool) billing.Hooks {
-			return billing.Hooks{AfterRecord: func(string) error { return crashIf(fail) }}
-		}},
-	}
-	for _, p := range points {
+	for _, p := range chargeCrashPoints {
 		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
 			var fail atomic.Bool
