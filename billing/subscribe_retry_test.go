@@ -73,10 +73,7 @@ func TestSubscribeRetriedAfterTheAnswerWasLost(t *testing.T) {
 		require.Equal(t, 1, attempts)
 
 		// What a kill between the commit and storing the answer leaves behind.
-		n := env.QueryInt(`WITH u AS (UPDATE idempotency_keys SET status = 'in_progress', response_status = NULL,
-			response_body = NULL, response_headers = NULL, completed_at = NULL, locked_until = now() - interval '1 second'
-			WHERE key = $1 RETURNING 1) SELECT count(*) FROM u`, "lost-"+c.behavior)
-		require.Equal(t, 1, n)
+		require.Equal(t, 1, env.LoseAnswer("lost-"+c.behavior))
 
 		again := env.Do("POST", "/v1/subscriptions", testenv.ServiceToken, body, key)
 		require.Equal(t, c.status, again.Status, string(again.Body))

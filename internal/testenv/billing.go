@@ -115,3 +115,13 @@ func (e *Env) QueryInt(sql string, args ...any) int {
 	require.NoError(e.T, e.App.Pool.QueryRow(context.Background(), sql, args...).Scan(&n))
 	return n
 }
+
+// LoseAnswer leaves the request stored under an Idempotency-Key as a process killed after its commit and
+// before its answer was stored leaves it: in progress, the lock lapsed, no answer. It returns how many keys
+// it changed.
+func (e *Env) LoseAnswer(idempotencyKey string) int {
+	e.T.Helper()
+	return e.QueryInt(`WITH u AS (UPDATE idempotency_keys SET status = 'in_progress', response_status = NULL,
+		response_body = NULL, response_headers = NULL, completed_at = NULL, locked_until = now() - interval '1 second'
+		WHERE key = $1 RETURNING 1) SELECT count(*) FROM u`, idempotencyKey)
+}
