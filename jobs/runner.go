@@ -108,7 +108,7 @@ func New(cfg Config) (*Runner, error) {
 		JobTimeout: cfg.JobTimeout,
 		// A job left running by a killed replica is rescued soon after; the work it carried is idempotent.
 		RescueStuckJobsAfter: cfg.JobRescueAfter,
-		Logger:               logger.With("component", "river"),
+		Logger:               riverLogger(logger),
 		PeriodicJobs: append([]*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.SweepInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
@@ -269,4 +269,32 @@ func (s *Sweeper) SweepAt(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	return len(work), nil
+}
+
+// riverLogger is River's logger. River reports its producers' job counts at info every few seconds; at our
+// info level that drowns the service's own lines, so River speaks at warn and above unless debug is on.
+func riverLogger(l *slog.Logger) *slog.Logger {
+	l = l.With("component", "river")
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		return l
+	}
+	return slog.New(minLevel{Handler: l.Handler(), min: slog.LevelWarn})
+}
+
+// minLevel drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(a), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
 }
