@@ -21,14 +21,37 @@ import (
 // errPrivateDestination is why a delivery to a refused address failed.
 var errPrivateDestination = errors.New("destination address is not public (private, loopback or link-local networks are refused)")
 
-// cgnat is the shared address space of carrier-grade NAT (RFC 6598), private in all but name.
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+var (
+	// nat64 is the well-known NAT64 prefix (RFC 6052): 64:ff9b::a.b.c.d reaches a.b.c.d, so that address
+	// is the one to judge.
+	nat64 = netip.MustParsePrefix("64:ff9b::/96")
+	// notPublic are ranges that IsGlobalUnicast lets through but that lead inside or nowhere: carrier-grade
+	// NAT, "this network", IETF protocol assignments, benchmarking, reserved; and the IPv6 forms that embed
+	// an IPv4 address or a site (local-use NAT64, 6to4, IPv4-compatible, IPv4-translated, site-local).
+	notPublic = []netip.Prefix{
+		netip.MustParsePrefix("100.64.0.0/10"), netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("192.0.0.0/24"),
+		netip.MustParsePrefix("198.18.0.0/15"), netip.MustParsePrefix("240.0.0.0/4"),
+		netip.MustParsePrefix("64:ff9b:1::/48"), netip.MustParsePrefix("2002::/16"), netip.MustParsePrefix("::/96"),
+		netip.MustParsePrefix("::ffff:0:0:0/96"), netip.MustParsePrefix("fec0::/10"),
+	}
+)
 
 // publicAddr reports whether a webhook may be sent to a.
 func publicAddr(a netip.Addr) bool {
 	a = a.Unmap()
-	return a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !a.IsLoopback() && !a.IsLinkLocalUnicast() &&
-		!cgnat.Contains(a) && !(a.Is4() && a.As4()[0] == 0)
+	if nat64.Contains(a) {
+		b := a.As16()
+		return publicAddr(netip.AddrFrom4([4]byte(b[12:])))
+	}
+	if !a.IsValid() || !a.IsGlobalUnicast() || a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() {
+		return false
+	}
+	for _, p := range notPublic {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkHost refuses, at creation, a URL host that is a non-public address or names the local machine.

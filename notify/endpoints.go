@@ -318,13 +318,13 @@ func (s *Service) Resend(ctx context.Context, endpointID, deliveryID string) (De
 		}
 		attempts, err := s.q(tx).ResendDelivery(ctx, store.ResendDeliveryParams{ID: id, EndpointID: endpointID, Now: s.wall.Now()})
 		if errors.Is(err, pgx.ErrNoRows) {
-			allowed := []string{}
+			extra := map[string]any{"state": cur.Status, "allowed": []string{}}
 			if cur.Status == DeliveryFailed {
-				return apperr.Conflict("endpoint_deleted", "the endpoint of delivery %s was deleted: nothing can be sent to it", deliveryID)
+				return &apperr.Error{Kind: apperr.KindConflict, Code: "endpoint_deleted", Extra: extra,
+					Message: fmt.Sprintf("the endpoint of delivery %s was deleted: nothing can be sent to it", deliveryID)}
 			}
-			return &apperr.Error{Kind: apperr.KindConflict, Code: "illegal_state_transition",
-				Message: fmt.Sprintf("cannot resend delivery %s: it is %s (only a failed delivery can be re-sent)", deliveryID, cur.Status),
-				Extra:   map[string]any{"state": cur.Status, "allowed": allowed}}
+			return &apperr.Error{Kind: apperr.KindConflict, Code: "illegal_state_transition", Extra: extra,
+				Message: fmt.Sprintf("cannot resend delivery %s: it is %s (only a failed delivery can be re-sent)", deliveryID, cur.Status)}
 		}
 		if err != nil {
 			return err
