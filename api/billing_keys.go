@@ -27,7 +27,7 @@ func (s *Server) issueBillingKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	k, err := s.Vault.Issue(r.Context(), chi.URLParam(r, "id"), req.Gateway, req.AuthKey, req.CustomerKey, requestFingerprint(r))
+	k, err := s.Vault.Issue(r.Context(), chi.URLParam(r, "id"), req.Gateway, req.AuthKey, req.CustomerKey, idempotencyOf(r))
 	if err != nil {
 		writeError(w, r, err)
 		return

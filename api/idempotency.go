@@ -17,6 +17,7 @@ import (
 
 	"github.com/dunningworks/billing/api/internal/store"
 	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/idem"
 )
 
 // Idempotency keys (API.md, docs/idempotency.md). A POST with an Idempotency-Key runs at most once per
@@ -28,7 +29,7 @@ const (
 	// ReplayedHeader marks an answer that was stored, not computed now.
 	ReplayedHeader = "Idempotent-Replayed"
 	// IdempotencyRetention is how long a key is kept; the reaper deletes older ones.
-	IdempotencyRetention = 24 * time.Hour
+	IdempotencyRetention = idem.Retention
 
 	maxIdempotencyKey = 255
 )
@@ -39,16 +40,16 @@ const (
 const defaultIdempotencyLock = 30 * time.Second
 
 // rerunSafe are the POST routes whose handler can run a second time after a first run that took effect
-// without making a second effect: creations guarded by a unique natural key (a re-run answers 409) and
-// state-guarded changes (a re-run is refused by the state machine or changes nothing). Only for these is
-// a key released after a 5xx or taken over after its owner died; every other route — above all
-// POST /v1/subscriptions, whose re-run would open and charge a second subscription — keeps the first
-// outcome, whatever it was. A new route is unsafe until it is listed here.
+// without making a second effect: creations guarded by a unique natural key (a re-run answers 409),
+// state-guarded changes (a re-run is refused by the state machine or changes nothing), and the creations
+// that record the key with their effect (a re-run finds what the first run made). Only for these is a key
+// released after a 5xx or taken over after its owner died; every other route keeps the first outcome,
+// whatever it was. A new route is unsafe until it is listed here.
 var rerunSafe = map[string]bool{
 	"/v1/customers": true, // external_id is unique
 	"/v1/plans":     true, // code is unique
-	// The request's fingerprint is recorded with the subscription in its creation's transaction; a re-run
-	// answers with that subscription (billing.NewSubscription.Fingerprint).
+	// The key is recorded with the subscription in its creation's transaction; a re-run answers with
+	// that subscription (billing.NewSubscription.Idempotency).
 	"/v1/subscriptions": true,
 	// Likewise recorded with the stored key (billingkey.Vault.Issue); the gateway's own issue call is
 	// idempotent on (customer key, auth key).
@@ -77,25 +78,23 @@ type idemKey struct {
 	safe   bool
 }
 
-// fingerprint names the request for a handler that records it with the effect, in the effect's own
-// transaction, so a re-run can find what the first run did: a SHA-256 of scope, method, path, key and the
-// request's hash.
-func (k idemKey) fingerprint() []byte {
+// domainRequest is the key as a domain call records it with its effect (internal/idem): the request's
+// identity — a SHA-256 of scope, method, path and key, the same for every retry — and its content hash.
+func (k idemKey) domainRequest() idem.Request {
 	h := sha256.New()
 	for _, part := range []string{k.params.Scope, k.params.Method, k.params.Path, k.params.Key} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}
-	h.Write(k.hash)
-	return h.Sum(nil)
+	return idem.Request{Identity: h.Sum(nil), Hash: k.hash}
 }
 
-type fingerprintKey struct{}
+type idemRequestKey struct{}
 
-// requestFingerprint is the fingerprint of the request's Idempotency-Key, or nil when it has none.
-func requestFingerprint(r *http.Request) []byte {
-	f, _ := r.Context().Value(fingerprintKey{}).([]byte)
-	return f
+// idempotencyOf is the request's Idempotency-Key for a domain call, or the zero idem.Request without one.
+func idempotencyOf(r *http.Request) idem.Request {
+	v, _ := r.Context().Value(idemRequestKey{}).(idem.Request)
+	return v
 }
 
 func (k idemKey) claimParams(now time.Time, lock time.Duration) store.ClaimIdempotencyKeyParams {
@@ -155,8 +154,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 			}
 			switch {
 			case !bytes.Equal(row.RequestHash, k.hash):
-				writeError(w, r, &apperr.Error{Kind: apperr.KindValidation, Code: "idempotency_key_reused",
-					Message: "this Idempotency-Key was used with a different request body; use a new key for a new request"})
+				writeError(w, r, idem.ErrReused())
 			case row.Status == "completed":
 				replay(w, row)
 			case row.LockedUntil != nil && row.LockedUntil.After(now):
@@ -191,7 +189,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 func (s *Server) runOwned(w http.ResponseWriter, r *http.Request, next http.Handler, k idemKey) {
 	stop := s.heartbeat(r.Context(), k)
 	rec := &recorder{ResponseWriter: w}
-	r = r.WithContext(context.WithValue(r.Context(), fingerprintKey{}, k.fingerprint()))
+	r = r.WithContext(context.WithValue(r.Context(), idemRequestKey{}, k.domainRequest()))
 	finished := false
 	defer func() {
 		stop()
@@ -212,6 +210,12 @@ func (s *Server) runOwned(w http.ResponseWriter, r *http.Request, next http.Hand
 		status = http.StatusOK
 	}
 	if status >= 500 && k.safe {
+		s.releaseKey(r, k)
+		return
+	}
+	if status == http.StatusUnprocessableEntity && problemCode(rec.body.Bytes()) == "idempotency_key_reused" {
+		// The domain knows this key under another body (the first request's answer was a released 5xx):
+		// the key is that request's, not this one's, so this refusal is not stored under it.
 		s.releaseKey(r, k)
 		return
 	}
@@ -309,6 +313,15 @@ func canonicalJSON(body []byte) ([]byte, bool) {
 	}
 	out, err := json.Marshal(v)
 	return out, err == nil
+}
+
+// problemCode reads a problem document's code ("" for any other body).
+func problemCode(body []byte) string {
+	var p struct {
+		Code string `json:"code"`
+	}
+	_ = json.Unmarshal(body, &p)
+	return p.Code
 }
 
 func idempotencyUnavailable(err error) error {

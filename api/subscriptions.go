@@ -37,7 +37,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	created, err := s.Billing.CreateSubscription(r.Context(), billing.NewSubscription{CustomerID: req.CustomerID,
-		PlanID: req.PlanID, Quantity: req.Quantity, TrialDays: req.TrialDays, Fingerprint: requestFingerprint(r)})
+		PlanID: req.PlanID, Quantity: req.Quantity, TrialDays: req.TrialDays, Idempotency: idempotencyOf(r)})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -45,7 +45,8 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 	sub := created.Subscription
 	w.Header().Set("ETag", etag(sub.Version))
 	switch {
-	case sub.Status == "active" || sub.Status == "trialing" || created.Charge.Outcome == gateway.Succeeded:
+	case sub.Status == "active" || sub.Status == "trialing" || created.Charge.Outcome == gateway.Succeeded ||
+		created.Invoice == nil: // a trial has no first charge
 		writeJSON(w, http.StatusCreated, sub)
 	case created.Charge.Outcome == gateway.Declined || created.Charge.NoKey:
 		invoiceID := ""

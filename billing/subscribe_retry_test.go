@@ -34,6 +34,13 @@ func TestSubscribeRetriedAfterACrashOpensAndChargesOnce(t *testing.T) {
 			first.Stop()
 
 			second := testenv.New(t, testenv.Options{DBURL: first.DBURL, SimURL: simURL})
+			// The 5xx released the key; the same key with another body is still not a new request.
+			other := map[string]any{"customer_id": cus, "plan_id": plan, "quantity": 2}
+			res = second.Do("POST", "/v1/subscriptions", testenv.ServiceToken, other, "Idempotency-Key: signup-1")
+			require.Equal(t, 422, res.Status, string(res.Body))
+			require.Equal(t, "idempotency_key_reused", res.JSON(t)["code"])
+			require.Equal(t, 0, second.QueryInt(`SELECT count(*) FROM subscriptions WHERE quantity = 2`))
+
 			res = second.Do("POST", "/v1/subscriptions", testenv.ServiceToken, body, "Idempotency-Key: signup-1")
 			require.Equal(t, 201, res.Status, string(res.Body))
 			sub := res.JSON(t)
@@ -82,5 +89,30 @@ func TestSubscribeRetriedAfterTheAnswerWasLost(t *testing.T) {
 		require.Equal(t, attempts, env.QueryInt(`SELECT count(*) FROM payment_attempts WHERE customer_id = $1`, cus))
 	}
 	require.Len(t, env.Sim().Charges(), 1, "only the ok card was charged, once")
+	env.RequireBalanced()
+}
+
+// A key is remembered for the retention (24 h of wall time), by the API and by the subscription alike;
+// after that the same key is a new request, as API.md says, and opens a new subscription.
+func TestSubscribeKeyIsForgottenAfterTheRetention(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	plan := env.CreatePlan("9900", "KRW", "month", 1)
+	cus := env.Customer(pgsim.BehaviorOK)
+	body := map[string]any{"customer_id": cus, "plan_id": plan}
+	first := env.Do("POST", "/v1/subscriptions", testenv.ServiceToken, body, "Idempotency-Key: yearly")
+	require.Equal(t, 201, first.Status, string(first.Body))
+
+	// A day and a bit later the reaper has deleted the key; the subscription's record of it is as old.
+	env.QueryInt(`WITH d AS (DELETE FROM idempotency_keys WHERE key = 'yearly' RETURNING 1) SELECT count(*) FROM d`)
+	env.QueryInt(`WITH u AS (UPDATE subscription_creations SET created_at = now() - interval '25 hours' RETURNING 1) SELECT count(*) FROM u`)
+
+	again := env.Do("POST", "/v1/subscriptions", testenv.ServiceToken, body, "Idempotency-Key: yearly")
+	require.Equal(t, 201, again.Status, string(again.Body))
+	require.NotEqual(t, first.JSON(t)["id"], again.JSON(t)["id"])
+	require.Equal(t, 2, env.QueryInt(`SELECT count(*) FROM subscriptions WHERE customer_id = $1`, cus))
+	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM subscription_creations WHERE subscription_id = $1`, again.JSON(t)["id"]),
+		"the forgotten record was replaced by the new one")
+	require.Len(t, env.Sim().Charges(), 2)
 	env.RequireBalanced()
 }

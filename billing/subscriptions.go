@@ -13,6 +13,7 @@ import (
 	"github.com/dunningworks/billing/billing/internal/store"
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/dbx"
+	"github.com/dunningworks/billing/internal/idem"
 	"github.com/dunningworks/billing/internal/ids"
 	"github.com/dunningworks/billing/internal/page"
 	"github.com/dunningworks/billing/money"
@@ -64,11 +65,10 @@ type NewSubscription struct {
 	Quantity   int
 	// TrialDays overrides the plan's trial when not nil.
 	TrialDays *int
-	// Fingerprint identifies the request that asks for the subscription (the API's idempotency
-	// fingerprint: token scope, Idempotency-Key and request hash). When set it is recorded with the
-	// subscription, in the same transaction, and a request with the same fingerprint is answered with
-	// that subscription instead of a second one: the request is safe to run again after a crash.
-	Fingerprint []byte
+	// Idempotency is the request's Idempotency-Key. When set it is recorded with the subscription, in the
+	// same transaction, and a retry of the request is answered with that subscription instead of a second
+	// one (the same key with another body: 422): the request is safe to run again after a crash.
+	Idempotency idem.Request
 }
 
 // Created is the result of CreateSubscription: the subscription, its first invoice (nil during a trial)
@@ -101,7 +101,7 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 	if err := v.Err(); err != nil {
 		return Created{}, err
 	}
-	if again, ok, err := s.createdBefore(ctx, in.Fingerprint); err != nil || ok {
+	if again, ok, err := s.createdBefore(ctx, in.Idempotency); err != nil || ok {
 		return again, err
 	}
 	if err := s.requireCustomer(ctx, s.pool, in.CustomerID); err != nil {
@@ -157,10 +157,14 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 			return fmt.Errorf("create subscription: %w", err)
 		}
 		subID = sub.ID
-		if len(in.Fingerprint) > 0 {
-			if err := s.q(tx).RecordSubscriptionCreation(ctx, store.RecordSubscriptionCreationParams{
-				Fingerprint: in.Fingerprint, SubscriptionID: sub.ID, CreatedAt: now}); err != nil {
+		if in.Idempotency.Set() {
+			n, err := s.q(tx).RecordSubscriptionCreation(ctx, store.RecordSubscriptionCreationParams{IdemKey: in.Idempotency.Identity,
+				RequestHash: in.Idempotency.Hash, SubscriptionID: sub.ID, RetentionSecs: idem.Retention.Seconds()})
+			if err != nil {
 				return fmt.Errorf("record subscription creation: %w", err)
+			}
+			if n == 0 {
+				return errRecordedMeanwhile
 			}
 		}
 		refs := Refs{CustomerID: sub.CustomerID, SubscriptionID: sub.ID}
@@ -185,10 +189,10 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 		att, _, err = s.newAttempt(ctx, tx, inv, now)
 		return err
 	})
-	if dbx.IsUniqueViolation(err, "subscription_creations_pkey") {
-		// The same request ran concurrently (its idempotency lock was taken over while the first run
-		// still lived) and created the subscription first: answer with that one.
-		again, _, err := s.createdBefore(ctx, in.Fingerprint)
+	if errors.Is(err, errRecordedMeanwhile) || dbx.IsUniqueViolation(err, "subscription_creations_pkey") {
+		// The same key was recorded by a concurrent run (its idempotency lock was taken over while the
+		// first run still lived): answer with what that run made, and create nothing.
+		again, _, err := s.createdBefore(ctx, in.Idempotency)
 		return again, err
 	}
 	if err != nil {
@@ -214,26 +218,35 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 	return out, nil
 }
 
-// createdBefore answers a request whose fingerprint already created a subscription (ok=false when none
-// did): the subscription as it is now, its first invoice, and what the first invoice's latest charge did.
-// An attempt the first run left in flight — it was killed between sending and recording — is looked up at
-// the gateway now, as a returning customer's GET does, so the answer is as definite as the gateway allows.
-func (s *Service) createdBefore(ctx context.Context, fingerprint []byte) (Created, bool, error) {
-	if len(fingerprint) == 0 {
+// errRecordedMeanwhile: the request's key was recorded by another run while this one was creating.
+var errRecordedMeanwhile = errors.New("the idempotency key was recorded by a concurrent run")
+
+// createdBefore answers a retry of a request that already created a subscription (ok=false when none did,
+// or when its key was recorded longer ago than the retention): the subscription as it is now, its first
+// invoice, and what the first invoice's latest charge did. The same key with another body is 422. An
+// attempt the first run left in flight — it was killed between sending and recording — is looked up at the
+// gateway now, as a returning customer's GET does, so the answer is as definite as the gateway allows.
+func (s *Service) createdBefore(ctx context.Context, req idem.Request) (Created, bool, error) {
+	if !req.Set() {
 		return Created{}, false, nil
 	}
-	row, err := s.q(s.pool).SubscriptionByCreation(ctx, fingerprint)
+	row, err := s.q(s.pool).SubscriptionByCreation(ctx, store.SubscriptionByCreationParams{IdemKey: req.Identity,
+		RetentionSecs: idem.Retention.Seconds()})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Created{}, false, nil
 	}
 	if err != nil {
 		return Created{}, false, err
 	}
-	if err := s.ResolveStuckForSubscription(ctx, row.ID); err != nil {
+	if err := req.Check(row.RequestHash); err != nil {
+		return Created{}, true, err
+	}
+	subID := row.SubscriptionID
+	if err := s.ResolveStuckForSubscription(ctx, subID); err != nil {
 		return Created{}, true, err
 	}
 	var out Created
-	inv, err := s.q(s.pool).InitialInvoice(ctx, &row.ID)
+	inv, err := s.q(s.pool).InitialInvoice(ctx, &subID)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows): // a trial: no invoice at creation
 	case err != nil:
@@ -245,6 +258,8 @@ func (s *Service) createdBefore(ctx context.Context, fingerprint []byte) (Create
 		}
 		if len(atts) > 0 {
 			out.Charge = resultFromAttempt(atts[len(atts)-1])
+		} else if inv.Status == string(statemachine.InvoiceOpen) {
+			out.Charge.NoKey = true // open and never attempted: there was no key to charge
 		}
 		view, err := s.GetInvoice(ctx, inv.ID)
 		if err != nil {
@@ -252,7 +267,7 @@ func (s *Service) createdBefore(ctx context.Context, fingerprint []byte) (Create
 		}
 		out.Invoice = &view
 	}
-	out.Subscription, err = s.GetSubscription(ctx, row.ID)
+	out.Subscription, err = s.GetSubscription(ctx, subID)
 	return out, true, err
 }
 

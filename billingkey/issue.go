@@ -13,6 +13,7 @@ import (
 	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/dbx"
+	"github.com/dunningworks/billing/internal/idem"
 	"github.com/dunningworks/billing/internal/ids"
 )
 
@@ -25,10 +26,10 @@ import (
 // connection. If storing fails after the gateway issued the key, the caller may retry with the same auth
 // key; adapters derive their idempotency key from (customerKey, authKey) and get the same key back.
 //
-// fingerprint, when set, names the request (the API's idempotency fingerprint). It is stored with the
-// key, and a request with the same fingerprint is answered with that key instead of storing it twice:
-// the request is safe to run again after a crash between storing and answering.
-func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, customerKey string, fingerprint []byte) (Key, error) {
+// req, when set, is the request's Idempotency-Key. It is stored with the key, and a retry of the request
+// is answered with that key instead of storing the card twice (the same key with another body: 422): the
+// request is safe to run again after a crash between storing and answering.
+func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, customerKey string, req idem.Request) (Key, error) {
 	gatewayName, customerKey = strings.TrimSpace(gatewayName), strings.TrimSpace(customerKey)
 	var val apperr.Validation
 	var gw gateway.Gateway
@@ -53,7 +54,7 @@ func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, cus
 	if err := val.Err(); err != nil {
 		return Key{}, err
 	}
-	if k, ok, err := v.issuedBefore(ctx, fingerprint); err != nil || ok {
+	if k, ok, err := v.issuedBefore(ctx, req); err != nil || ok {
 		return k, err
 	}
 	if err := v.requireCustomer(ctx, customerID); err != nil {
@@ -93,17 +94,21 @@ func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, cus
 		if err != nil {
 			return fmt.Errorf("store billing key: %w", err)
 		}
-		if len(fingerprint) > 0 {
-			if err := v.q(tx).RecordKeyIssue(ctx, store.RecordKeyIssueParams{Fingerprint: fingerprint, BillingKeyID: id,
-				CreatedAt: v.clock.Now()}); err != nil {
+		if req.Set() {
+			n, err := v.q(tx).RecordKeyIssue(ctx, store.RecordKeyIssueParams{IdemKey: req.Identity, RequestHash: req.Hash,
+				BillingKeyID: id, RetentionSecs: idem.Retention.Seconds()})
+			if err != nil {
 				return fmt.Errorf("record billing key issue: %w", err)
+			}
+			if n == 0 {
+				return errIssuedMeanwhile
 			}
 		}
 		return v.registered(ctx, tx, customerID)
 	})
-	if dbx.IsUniqueViolation(err, "billing_key_issues_pkey") {
-		// The same request ran concurrently and stored the key first.
-		k, _, err := v.issuedBefore(ctx, fingerprint)
+	if errors.Is(err, errIssuedMeanwhile) || dbx.IsUniqueViolation(err, "billing_key_issues_pkey") {
+		// The same request ran concurrently and stored the key first: answer with that one.
+		k, _, err := v.issuedBefore(ctx, req)
 		return k, err
 	}
 	if err != nil {
@@ -114,19 +119,30 @@ func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, cus
 	return keyView(row), nil
 }
 
-// issuedBefore returns the key a request with this fingerprint stored (ok=false when none did).
-func (v *Vault) issuedBefore(ctx context.Context, fingerprint []byte) (Key, bool, error) {
-	if len(fingerprint) == 0 {
+// errIssuedMeanwhile: the request's key was recorded by another run while this one was storing.
+var errIssuedMeanwhile = errors.New("the idempotency key was recorded by a concurrent run")
+
+// issuedBefore returns the key a request with this Idempotency-Key stored (ok=false when none did within
+// the retention); the same key with another body is 422.
+func (v *Vault) issuedBefore(ctx context.Context, req idem.Request) (Key, bool, error) {
+	if !req.Set() {
 		return Key{}, false, nil
 	}
-	row, err := v.q(v.pool).KeyByIssue(ctx, fingerprint)
+	row, err := v.q(v.pool).KeyByIssue(ctx, store.KeyByIssueParams{IdemKey: req.Identity, RetentionSecs: idem.Retention.Seconds()})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Key{}, false, nil
 	}
 	if err != nil {
 		return Key{}, false, err
 	}
-	return keyView(row), true, nil
+	if err := req.Check(row.RequestHash); err != nil {
+		return Key{}, true, err
+	}
+	k, err := v.q(v.pool).KeyByID(ctx, row.BillingKeyID)
+	if err != nil {
+		return Key{}, true, err
+	}
+	return keyView(k), true, nil
 }
 
 // takesDefault reports whether a new key becomes the default: when the customer has none, the current

@@ -19,6 +19,7 @@ import (
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/idem"
 	"github.com/dunningworks/billing/internal/ids"
 	"github.com/dunningworks/billing/internal/page"
 	"github.com/dunningworks/billing/internal/testdb"
@@ -143,7 +144,7 @@ func TestIssueStoresEncryptedAndFirstKeyIsDefault(t *testing.T) {
 	b := setup(t, nil)
 	cus := b.customer(t)
 
-	k1, err := b.vault.Issue(ctx, cus, "fake", "auth-1", "ck-"+cus, nil)
+	k1, err := b.vault.Issue(ctx, cus, "fake", "auth-1", "ck-"+cus, idem.Request{})
 	require.NoError(t, err)
 	require.Regexp(t, `^bk_[0-9a-z]{20}$`, k1.ID)
 	require.True(t, k1.IsDefault)
@@ -152,7 +153,7 @@ func TestIssueStoresEncryptedAndFirstKeyIsDefault(t *testing.T) {
 	require.Equal(t, b.clock.Now(), k1.CreatedAt)
 
 	b.clock.Advance(time.Second) // list order is (created_at, id), and ids are random
-	k2, err := b.vault.Issue(ctx, cus, "fake", "auth-2", "ck-"+cus, nil)
+	k2, err := b.vault.Issue(ctx, cus, "fake", "auth-2", "ck-"+cus, idem.Request{})
 	require.NoError(t, err)
 	require.False(t, k2.IsDefault)
 	require.Equal(t, []string{cus + ":1", cus + ":2"}, b.healedFor())
@@ -194,15 +195,15 @@ func TestIssueValidatesBeforeCallingTheGateway(t *testing.T) {
 	b := setup(t, nil)
 	cus := b.customer(t)
 
-	_, err := b.vault.Issue(ctx, cus, "stripe", "a", "c", nil)
+	_, err := b.vault.Issue(ctx, cus, "stripe", "a", "c", idem.Request{})
 	e := requireKind(t, err, apperr.KindValidation, "validation_failed")
 	require.Equal(t, "gateway", e.Fields[0].Field)
 
-	_, err = b.vault.Issue(ctx, cus, "", "", "", nil)
+	_, err = b.vault.Issue(ctx, cus, "", "", "", idem.Request{})
 	e = requireKind(t, err, apperr.KindValidation, "validation_failed")
 	require.Len(t, e.Fields, 3)
 
-	_, err = b.vault.Issue(ctx, "cus_missing", "fake", "auth", "ck", nil)
+	_, err = b.vault.Issue(ctx, "cus_missing", "fake", "auth", "ck", idem.Request{})
 	requireKind(t, err, apperr.KindNotFound, "customer_not_found")
 }
 
@@ -213,17 +214,17 @@ func TestIssueMapsGatewayFailures(t *testing.T) {
 	cus := b.customer(t)
 
 	b.gw.fail(&gateway.DeclineError{Code: "INVALID_CARD_NUMBER", Message: "bad card"})
-	_, err := b.vault.Issue(ctx, cus, "fake", "auth", "ck", nil)
+	_, err := b.vault.Issue(ctx, cus, "fake", "auth", "ck", idem.Request{})
 	e := requireKind(t, err, apperr.KindValidation, "auth_key_rejected")
 	require.Equal(t, "INVALID_CARD_NUMBER", e.Extra["gateway_code"])
 
 	b.gw.fail(&gateway.TryLaterError{Gateway: "fake", RetryAfter: 1500 * time.Millisecond, Cause: "rate limited"})
-	_, err = b.vault.Issue(ctx, cus, "fake", "auth", "ck", nil)
+	_, err = b.vault.Issue(ctx, cus, "fake", "auth", "ck", idem.Request{})
 	e = requireKind(t, err, apperr.KindUnavailable, "gateway_unavailable")
 	require.Equal(t, 2, e.Extra["retry_after_seconds"])
 
 	b.gw.fail(errors.New("connection reset by peer"))
-	_, err = b.vault.Issue(ctx, cus, "fake", "auth", "ck", nil)
+	_, err = b.vault.Issue(ctx, cus, "fake", "auth", "ck", idem.Request{})
 	requireKind(t, err, apperr.KindGateway, "gateway_unavailable")
 
 	var n int
@@ -239,7 +240,7 @@ func TestHookFailureRollsBackTheKey(t *testing.T) {
 	cus := b.customer(t)
 	b.hookErr = errors.New("billing is down")
 
-	_, err := b.vault.Issue(ctx, cus, "fake", "auth", "ck", nil)
+	_, err := b.vault.Issue(ctx, cus, "fake", "auth", "ck", idem.Request{})
 	require.ErrorIs(t, err, b.hookErr)
 	var n int
 	require.NoError(t, b.pool.QueryRow(ctx, "SELECT count(*) FROM billing_keys").Scan(&n))
@@ -256,7 +257,7 @@ func TestConcurrentFirstKeysMakeExactlyOneDefault(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { _, errs[i] = b.vault.Issue(ctx, cus, "fake", fmt.Sprintf("auth-%d", i), "ck", nil) })
+		wg.Go(func() { _, errs[i] = b.vault.Issue(ctx, cus, "fake", fmt.Sprintf("auth-%d", i), "ck", idem.Request{}) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -273,9 +274,9 @@ func TestCiphertextMovedToAnotherRowDoesNotDecrypt(t *testing.T) {
 	ctx := context.Background()
 	b := setup(t, nil)
 	alice, mallory := b.customer(t), b.customer(t)
-	ka, err := b.vault.Issue(ctx, alice, "fake", "auth-a", "ck-a", nil)
+	ka, err := b.vault.Issue(ctx, alice, "fake", "auth-a", "ck-a", idem.Request{})
 	require.NoError(t, err)
-	km, err := b.vault.Issue(ctx, mallory, "fake", "auth-m", "ck-m", nil)
+	km, err := b.vault.Issue(ctx, mallory, "fake", "auth-m", "ck-m", idem.Request{})
 	require.NoError(t, err)
 
 	// Someone with write access to the table pastes Alice's ciphertext onto Mallory's key.
@@ -301,7 +302,7 @@ func TestHardDeclineStopsChargesAndANewKeyHeals(t *testing.T) {
 	ctx := context.Background()
 	b := setup(t, nil)
 	cus := b.customer(t)
-	k1, err := b.vault.Issue(ctx, cus, "fake", "auth-1", "ck", nil)
+	k1, err := b.vault.Issue(ctx, cus, "fake", "auth-1", "ck", idem.Request{})
 	require.NoError(t, err)
 
 	at := b.clock.Now().Add(time.Hour)
@@ -321,7 +322,7 @@ func TestHardDeclineStopsChargesAndANewKeyHeals(t *testing.T) {
 	requireKind(t, err, apperr.KindConflict, "billing_key_hard_declined")
 
 	// A new card takes over the default from the dead one.
-	k2, err := b.vault.Issue(ctx, cus, "fake", "auth-2", "ck", nil)
+	k2, err := b.vault.Issue(ctx, cus, "fake", "auth-2", "ck", idem.Request{})
 	require.NoError(t, err)
 	require.True(t, k2.IsDefault)
 	ref, err := b.vault.ChargeableKey(ctx, b.pool, cus)
@@ -341,9 +342,9 @@ func TestMakeDefaultAndRevoke(t *testing.T) {
 	ctx := context.Background()
 	b := setup(t, nil)
 	cus, other := b.customer(t), b.customer(t)
-	k1, err := b.vault.Issue(ctx, cus, "fake", "auth-1", "ck", nil)
+	k1, err := b.vault.Issue(ctx, cus, "fake", "auth-1", "ck", idem.Request{})
 	require.NoError(t, err)
-	k2, err := b.vault.Issue(ctx, cus, "fake", "auth-2", "ck", nil)
+	k2, err := b.vault.Issue(ctx, cus, "fake", "auth-2", "ck", idem.Request{})
 	require.NoError(t, err)
 	healed := len(b.healedFor())
 
@@ -404,7 +405,7 @@ func TestRotateReencryptsUnderTheNewestVersion(t *testing.T) {
 	var keys []issued
 	for i := range 7 {
 		cus := b.customer(t)
-		k, err := b.vault.Issue(ctx, cus, "fake", fmt.Sprintf("auth-%d", i), "ck-"+cus, nil)
+		k, err := b.vault.Issue(ctx, cus, "fake", fmt.Sprintf("auth-%d", i), "ck-"+cus, idem.Request{})
 		require.NoError(t, err)
 		keys = append(keys, issued{k.ID, rawToken("ck-"+cus, fmt.Sprintf("auth-%d", i))})
 	}
@@ -461,7 +462,7 @@ func TestRotateStopsOnACorruptRow(t *testing.T) {
 	k1 := randomKey(t)
 	b := setup(t, map[int][]byte{1: k1})
 	cus := b.customer(t)
-	k, err := b.vault.Issue(ctx, cus, "fake", "auth", "ck", nil)
+	k, err := b.vault.Issue(ctx, cus, "fake", "auth", "ck", idem.Request{})
 	require.NoError(t, err)
 	_, err = b.pool.Exec(ctx, "UPDATE billing_keys SET ciphertext = set_byte(ciphertext, 20, get_byte(ciphertext, 20) # 1) WHERE id = $1", k.ID)
 	require.NoError(t, err)

@@ -79,8 +79,14 @@ SELECT
     (SELECT a.decline_code FROM payment_attempts a JOIN invoices i ON i.id = a.invoice_id
         WHERE i.subscription_id = @subscription_id AND a.status = 'declined' ORDER BY a.created_at DESC, a.seq DESC LIMIT 1) AS last_decline_code;
 
--- name: RecordSubscriptionCreation :exec
-INSERT INTO subscription_creations (fingerprint, subscription_id, created_at) VALUES ($1, $2, $3);
+-- name: RecordSubscriptionCreation :execrows
+-- A row older than the retention is a forgotten key: it is replaced. A live one is kept (0 rows: the same
+-- key was recorded first by another run).
+INSERT INTO subscription_creations (idem_key, request_hash, subscription_id) VALUES (@idem_key, @request_hash, @subscription_id)
+ON CONFLICT (idem_key) DO UPDATE SET request_hash = EXCLUDED.request_hash, subscription_id = EXCLUDED.subscription_id,
+    created_at = now()
+WHERE subscription_creations.created_at <= now() - make_interval(secs => @retention_secs::float8);
 
 -- name: SubscriptionByCreation :one
-SELECT s.* FROM subscriptions s JOIN subscription_creations c ON c.subscription_id = s.id WHERE c.fingerprint = $1;
+SELECT c.request_hash, s.id AS subscription_id FROM subscription_creations c JOIN subscriptions s ON s.id = c.subscription_id
+WHERE c.idem_key = @idem_key AND c.created_at > now() - make_interval(secs => @retention_secs::float8);

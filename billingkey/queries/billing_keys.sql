@@ -65,8 +65,16 @@ FOR UPDATE SKIP LOCKED;
 -- name: Reencrypt :exec
 UPDATE billing_keys SET ciphertext = @ciphertext, key_version = @key_version WHERE id = @id;
 
--- name: RecordKeyIssue :exec
-INSERT INTO billing_key_issues (fingerprint, billing_key_id, created_at) VALUES ($1, $2, $3);
+-- name: RecordKeyIssue :execrows
+-- As RecordSubscriptionCreation: a forgotten (older than the retention) row is replaced, a live one kept.
+INSERT INTO billing_key_issues (idem_key, request_hash, billing_key_id) VALUES (@idem_key, @request_hash, @billing_key_id)
+ON CONFLICT (idem_key) DO UPDATE SET request_hash = EXCLUDED.request_hash, billing_key_id = EXCLUDED.billing_key_id,
+    created_at = now()
+WHERE billing_key_issues.created_at <= now() - make_interval(secs => @retention_secs::float8);
 
 -- name: KeyByIssue :one
-SELECT k.* FROM billing_keys k JOIN billing_key_issues i ON i.billing_key_id = k.id WHERE i.fingerprint = $1;
+SELECT i.request_hash, i.billing_key_id FROM billing_key_issues i
+WHERE i.idem_key = @idem_key AND i.created_at > now() - make_interval(secs => @retention_secs::float8);
+
+-- name: KeyByID :one
+SELECT * FROM billing_keys WHERE id = $1;

@@ -97,7 +97,7 @@ func seed(ctx context.Context, cfg Config, rnd *rand.Rand, admin, svc *client) (
 			SubscriptionID string `json:"subscription_id"`
 		}
 		// One key for the whole signup, however many replicas die under it: the request is safe to run
-		// again (its fingerprint is recorded with the subscription), so a retry answers about the one
+		// again (its key is recorded with the subscription), so a retry answers about the one
 		// subscription the first run opened. A 409 idempotency_key_interrupted here is a regression.
 		a, err = svc.do(ctx, "POST", "/v1/subscriptions", key+"-sub", map[string]any{"customer_id": c.ID, "plan_id": w.plans[plan]})
 		if err != nil || (a.Status != 201 && a.Status != 202 && a.Status != 402) {

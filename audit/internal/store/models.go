@@ -54,7 +54,8 @@ type BillingKey struct {
 }
 
 type BillingKeyIssue struct {
-	Fingerprint  []byte
+	IdemKey      []byte
+	RequestHash  []byte
 	BillingKeyID string
 	CreatedAt    time.Time
 }
@@ -270,7 +271,8 @@ type Subscription struct {
 }
 
 type SubscriptionCreation struct {
-	Fingerprint    []byte
+	IdemKey        []byte
+	RequestHash    []byte
 	SubscriptionID string
 	CreatedAt      time.Time
 }

@@ -394,56 +394,54 @@ func (q *Queries) NextDueTime(ctx context.Context, after *time.Time) (time.Time,
 	return next, err
 }
 
-const recordSubscriptionCreation = `-- name: RecordSubscriptionCreation :exec
-INSERT INTO subscription_creations (fingerprint, subscription_id, created_at) VALUES ($1, $2, $3)
+const recordSubscriptionCreation = `-- name: RecordSubscriptionCreation :execrows
+INSERT INTO subscription_creations (idem_key, request_hash, subscription_id) VALUES ($1, $2, $3)
+ON CONFLICT (idem_key) DO UPDATE SET request_hash = EXCLUDED.request_hash, subscription_id = EXCLUDED.subscription_id,
+    created_at = now()
+WHERE subscription_creations.created_at <= now() - make_interval(secs => $4::float8)
 `
 
 type RecordSubscriptionCreationParams struct {
-	Fingerprint    []byte
+	IdemKey        []byte
+	RequestHash    []byte
 	SubscriptionID string
-	CreatedAt      time.Time
+	RetentionSecs  float64
 }
 
-func (q *Queries) RecordSubscriptionCreation(ctx context.Context, arg RecordSubscriptionCreationParams) error {
-	_, err := q.db.Exec(ctx, recordSubscriptionCreation, arg.Fingerprint, arg.SubscriptionID, arg.CreatedAt)
-	return err
+// A row older than the retention is a forgotten key: it is replaced. A live one is kept (0 rows: the same
+// key was recorded first by another run).
+func (q *Queries) RecordSubscriptionCreation(ctx context.Context, arg RecordSubscriptionCreationParams) (int64, error) {
+	result, err := q.db.Exec(ctx, recordSubscriptionCreation,
+		arg.IdemKey,
+		arg.RequestHash,
+		arg.SubscriptionID,
+		arg.RetentionSecs,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const subscriptionByCreation = `-- name: SubscriptionByCreation :one
-SELECT s.id, s.customer_id, s.plan_id, s.quantity, s.status, s.billing_anchor, s.current_period_start, s.current_period_end, s.next_renewal_at, s.trial_end, s.cancel_at_period_end, s.canceled_at, s.cancel_reason, s.pending_plan_id, s.pending_quantity, s.paused_at, s.incomplete_expires_at, s.past_due_since, s.grace_ends_at, s.dunning_ends_at, s.dunning_paused, s.dunning_paused_until, s.version, s.created_at, s.updated_at, s.dunning_paused_at FROM subscriptions s JOIN subscription_creations c ON c.subscription_id = s.id WHERE c.fingerprint = $1
+SELECT c.request_hash, s.id AS subscription_id FROM subscription_creations c JOIN subscriptions s ON s.id = c.subscription_id
+WHERE c.idem_key = $1 AND c.created_at > now() - make_interval(secs => $2::float8)
 `
 
-func (q *Queries) SubscriptionByCreation(ctx context.Context, fingerprint []byte) (Subscription, error) {
-	row := q.db.QueryRow(ctx, subscriptionByCreation, fingerprint)
-	var i Subscription
-	err := row.Scan(
-		&i.ID,
-		&i.CustomerID,
-		&i.PlanID,
-		&i.Quantity,
-		&i.Status,
-		&i.BillingAnchor,
-		&i.CurrentPeriodStart,
-		&i.CurrentPeriodEnd,
-		&i.NextRenewalAt,
-		&i.TrialEnd,
-		&i.CancelAtPeriodEnd,
-		&i.CanceledAt,
-		&i.CancelReason,
-		&i.PendingPlanID,
-		&i.PendingQuantity,
-		&i.PausedAt,
-		&i.IncompleteExpiresAt,
-		&i.PastDueSince,
-		&i.GraceEndsAt,
-		&i.DunningEndsAt,
-		&i.DunningPaused,
-		&i.DunningPausedUntil,
-		&i.Version,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.DunningPausedAt,
-	)
+type SubscriptionByCreationParams struct {
+	IdemKey       []byte
+	RetentionSecs float64
+}
+
+type SubscriptionByCreationRow struct {
+	RequestHash    []byte
+	SubscriptionID string
+}
+
+func (q *Queries) SubscriptionByCreation(ctx context.Context, arg SubscriptionByCreationParams) (SubscriptionByCreationRow, error) {
+	row := q.db.QueryRow(ctx, subscriptionByCreation, arg.IdemKey, arg.RetentionSecs)
+	var i SubscriptionByCreationRow
+	err := row.Scan(&i.RequestHash, &i.SubscriptionID)
 	return i, err
 }
 

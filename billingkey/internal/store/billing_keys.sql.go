@@ -190,12 +190,12 @@ func (q *Queries) InsertKey(ctx context.Context, arg InsertKeyParams) (BillingKe
 	return i, err
 }
 
-const keyByIssue = `-- name: KeyByIssue :one
-SELECT k.id, k.customer_id, k.gateway, k.customer_key, k.ciphertext, k.key_version, k.card_brand, k.masked_number, k.status, k.is_default, k.hard_declined_at, k.hard_decline_code, k.created_at, k.revoked_at FROM billing_keys k JOIN billing_key_issues i ON i.billing_key_id = k.id WHERE i.fingerprint = $1
+const keyByID = `-- name: KeyByID :one
+SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at FROM billing_keys WHERE id = $1
 `
 
-func (q *Queries) KeyByIssue(ctx context.Context, fingerprint []byte) (BillingKey, error) {
-	row := q.db.QueryRow(ctx, keyByIssue, fingerprint)
+func (q *Queries) KeyByID(ctx context.Context, id string) (BillingKey, error) {
+	row := q.db.QueryRow(ctx, keyByID, id)
 	var i BillingKey
 	err := row.Scan(
 		&i.ID,
@@ -213,6 +213,28 @@ func (q *Queries) KeyByIssue(ctx context.Context, fingerprint []byte) (BillingKe
 		&i.CreatedAt,
 		&i.RevokedAt,
 	)
+	return i, err
+}
+
+const keyByIssue = `-- name: KeyByIssue :one
+SELECT i.request_hash, i.billing_key_id FROM billing_key_issues i
+WHERE i.idem_key = $1 AND i.created_at > now() - make_interval(secs => $2::float8)
+`
+
+type KeyByIssueParams struct {
+	IdemKey       []byte
+	RetentionSecs float64
+}
+
+type KeyByIssueRow struct {
+	RequestHash  []byte
+	BillingKeyID string
+}
+
+func (q *Queries) KeyByIssue(ctx context.Context, arg KeyByIssueParams) (KeyByIssueRow, error) {
+	row := q.db.QueryRow(ctx, keyByIssue, arg.IdemKey, arg.RetentionSecs)
+	var i KeyByIssueRow
+	err := row.Scan(&i.RequestHash, &i.BillingKeyID)
 	return i, err
 }
 
@@ -342,19 +364,32 @@ func (q *Queries) MarkHardDeclined(ctx context.Context, arg MarkHardDeclinedPara
 	return result.RowsAffected(), nil
 }
 
-const recordKeyIssue = `-- name: RecordKeyIssue :exec
-INSERT INTO billing_key_issues (fingerprint, billing_key_id, created_at) VALUES ($1, $2, $3)
+const recordKeyIssue = `-- name: RecordKeyIssue :execrows
+INSERT INTO billing_key_issues (idem_key, request_hash, billing_key_id) VALUES ($1, $2, $3)
+ON CONFLICT (idem_key) DO UPDATE SET request_hash = EXCLUDED.request_hash, billing_key_id = EXCLUDED.billing_key_id,
+    created_at = now()
+WHERE billing_key_issues.created_at <= now() - make_interval(secs => $4::float8)
 `
 
 type RecordKeyIssueParams struct {
-	Fingerprint  []byte
-	BillingKeyID string
-	CreatedAt    time.Time
+	IdemKey       []byte
+	RequestHash   []byte
+	BillingKeyID  string
+	RetentionSecs float64
 }
 
-func (q *Queries) RecordKeyIssue(ctx context.Context, arg RecordKeyIssueParams) error {
-	_, err := q.db.Exec(ctx, recordKeyIssue, arg.Fingerprint, arg.BillingKeyID, arg.CreatedAt)
-	return err
+// As RecordSubscriptionCreation: a forgotten (older than the retention) row is replaced, a live one kept.
+func (q *Queries) RecordKeyIssue(ctx context.Context, arg RecordKeyIssueParams) (int64, error) {
+	result, err := q.db.Exec(ctx, recordKeyIssue,
+		arg.IdemKey,
+		arg.RequestHash,
+		arg.BillingKeyID,
+		arg.RetentionSecs,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const reencrypt = `-- name: Reencrypt :exec
