@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,27 +22,31 @@ func (c *Console) invoiceAction(w http.ResponseWriter, r *http.Request) {
 	ctx, a := r.Context(), actor(r)
 	reason := r.PostFormValue("reason")
 	var msg string
-	var err error
+	version, err := formVersion(r)
+	if err != nil {
+		c.finish(w, r, "", err)
+		return
+	}
 	switch action {
 	case billing.ActionRetry:
 		var res billing.RetryResult
-		if res, err = c.Billing.RetryInvoice(ctx, a, id, 0, reason); err == nil {
+		if res, err = c.Billing.RetryInvoice(ctx, a, id, version, reason); err == nil {
 			msg = retryMessage(id, res)
 		}
 	case billing.ActionMarkPaid:
 		var inv billing.Invoice
-		in := billing.MarkPaid{Reason: reason, Reference: strings.TrimSpace(r.PostFormValue("reference")), Amount: strings.TrimSpace(r.PostFormValue("amount"))}
+		in := billing.MarkPaid{Reason: reason, Reference: strings.TrimSpace(r.PostFormValue("reference")), Amount: strings.TrimSpace(r.PostFormValue("amount")), ExpectVersion: version}
 		if inv, err = c.Billing.MarkInvoicePaid(ctx, a, id, in); err == nil {
 			msg = fmt.Sprintf("Invoice %s marked paid offline (%s %s, reference %s). It is now %s.", id, amount(inv.AmountPaid), inv.Currency, in.Reference, label(inv.Status))
 		}
 	case billing.ActionVoid:
 		var inv billing.Invoice
-		if inv, err = c.Billing.VoidInvoice(ctx, a, id, 0, reason); err == nil {
+		if inv, err = c.Billing.VoidInvoice(ctx, a, id, version, reason); err == nil {
 			msg = fmt.Sprintf("Invoice %s is %s: nothing more is owed on it.", id, label(inv.Status))
 		}
 	case billing.ActionWriteOff:
 		var inv billing.Invoice
-		if inv, err = c.Billing.WriteOffInvoice(ctx, a, id, 0, reason); err == nil {
+		if inv, err = c.Billing.WriteOffInvoice(ctx, a, id, version, reason); err == nil {
 			msg = fmt.Sprintf("Invoice %s written off (%s): no more retries; %s %s moved to bad debt.", id, label(inv.Status), amount(inv.AmountDue), inv.Currency)
 		}
 	default:
@@ -57,12 +62,16 @@ func (c *Console) subscriptionAction(w http.ResponseWriter, r *http.Request) {
 	ctx, a := r.Context(), actor(r)
 	reason := r.PostFormValue("reason")
 	var sub billing.Subscription
-	var err error
+	version, err := formVersion(r)
+	if err != nil {
+		c.finish(w, r, "", err)
+		return
+	}
 	switch action {
 	case billing.ActionExtendGrace:
 		var until time.Time
 		if until, err = formTime(r, "until", true); err == nil {
-			sub, err = c.Billing.ExtendGrace(ctx, a, id, 0, until, reason)
+			sub, err = c.Billing.ExtendGrace(ctx, a, id, version, until, reason)
 		}
 	case billing.ActionPauseDunning:
 		var until time.Time
@@ -71,12 +80,12 @@ func (c *Console) subscriptionAction(w http.ResponseWriter, r *http.Request) {
 			if !until.IsZero() {
 				u = &until
 			}
-			sub, err = c.Billing.PauseDunning(ctx, a, id, 0, u, reason)
+			sub, err = c.Billing.PauseDunning(ctx, a, id, version, u, reason)
 		}
 	case billing.ActionResumeDunning:
-		sub, err = c.Billing.ResumeDunning(ctx, a, id, 0, reason)
+		sub, err = c.Billing.ResumeDunning(ctx, a, id, version, reason)
 	case billing.ActionCancel:
-		sub, err = c.Billing.SupportCancel(ctx, a, id, billing.CancelRequest{Reason: reason, AtPeriodEnd: r.PostFormValue("at_period_end") == "on"})
+		sub, err = c.Billing.SupportCancel(ctx, a, id, billing.CancelRequest{Reason: reason, AtPeriodEnd: r.PostFormValue("at_period_end") == "on", ExpectVersion: version})
 	default:
 		c.errorPage(w, r, http.StatusNotFound, "Not found", "There is no subscription action "+action+".")
 		return
@@ -104,6 +113,21 @@ func (c *Console) resolveFinding(w http.ResponseWriter, r *http.Request) {
 	c.finish(w, r, msg, err)
 }
 
+// formVersion is the version of the invoice or subscription the form was rendered with (0: none sent).
+// Billing refuses the action if the target changed since (If-Match, as over REST), so a person never acts
+// on a page that is out of date.
+func formVersion(r *http.Request) (int, error) {
+	v := r.PostFormValue("version")
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, apperr.Invalid("version", "is not a version this console rendered")
+	}
+	return n, nil
+}
+
 // finish keeps the outcome for the next page and sends the browser back to the account (post, redirect,
 // get: a reload does not repeat the action).
 func (c *Console) finish(w http.ResponseWriter, r *http.Request, msg string, err error) {
@@ -113,6 +137,8 @@ func (c *Console) finish(w http.ResponseWriter, r *http.Request, msg string, err
 		if !ok {
 			c.Log.Error("console: action failed", "path", r.URL.Path, "request_id", api.RequestIDFrom(r.Context()), "err", err)
 			c.setFlash(r.Context(), s, "error", "The action failed and nothing was confirmed. Request id "+api.RequestIDFrom(r.Context())+".")
+		} else if e.Kind == apperr.KindPrecondition {
+			c.setFlash(r.Context(), s, "error", "Not done: it changed since this page was loaded ("+e.Message+"). Look at it again before acting.")
 		} else {
 			c.setFlash(r.Context(), s, "error", "Not done: "+e.Message+".")
 		}

@@ -388,3 +388,50 @@ func TestConsoleResolvesReconciliationFindings(t *testing.T) {
 	}
 	require.Equal(t, 0, env.QueryInt(`SELECT count(*) FROM reconciliation_findings WHERE status = 'open'`))
 }
+
+// A form carries the version of the invoice or subscription it was rendered with: if someone changed the
+// account since (another person, the merchant's backend, the dunning clock), the action is refused and the
+// person is asked to look again, instead of acting on a stale page.
+func TestConsoleRefusesActionsOnAStalePage(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	plan := env.CreatePlan("9900", "KRW", "month", 1)
+	a := subscribe(t, env, plan)
+	require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+a.Customer, "insufficient"))
+	env.Advance(pastRenewal)
+	require.Equal(t, "past_due", env.Subscription(a.Subscription)["status"])
+
+	v := newVisitor(t, env)
+	require.Equal(t, http.StatusSeeOther, v.signIn(testenv.SupportToken).Status)
+	formVersion := regexp.MustCompile(`action="/console/subscriptions/` + a.Subscription + `/extend-grace"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]+)"><input type="hidden" name="customer_id" value="[^"]+"><input type="hidden" name="version" value="(\d+)">`)
+	stale := v.get("/console/customers/" + a.Customer)
+	m := formVersion.FindStringSubmatch(stale.Body)
+	require.NotNil(t, m, stale.Body)
+
+	// Meanwhile a colleague pauses dunning over REST.
+	res := env.Do("POST", "/v1/support/subscriptions/"+a.Subscription+"/pause-dunning", testenv.SupportToken, map[string]any{"reason": "ticket 40"})
+	require.Equal(t, 200, res.Status, string(res.Body))
+	grace := env.Subscription(a.Subscription)["dunning"].(map[string]any)["grace_ends_at"]
+
+	until := time.Now().UTC().AddDate(0, 0, 60).Format("2006-01-02T15:04")
+	p := v.do("POST", "/console/subscriptions/"+a.Subscription+"/extend-grace", url.Values{"csrf": {m[1]}, "customer_id": {a.Customer},
+		"version": {m[2]}, "reason": {"ticket 41"}, "until": {until}})
+	require.Equal(t, http.StatusSeeOther, p.Status)
+	landed := v.get(p.Location)
+	require.Contains(t, landed.Body, `class="flash flash-error"`)
+	require.Contains(t, landed.Body, "changed since this page was loaded")
+	require.Equal(t, grace, env.Subscription(a.Subscription)["dunning"].(map[string]any)["grace_ends_at"], "nothing changed")
+	require.Equal(t, 0, env.QueryInt(`SELECT count(*) FROM audit_log WHERE action = 'extend-grace'`))
+
+	// A garbled version is refused too; the fresh page's version goes through.
+	p = v.do("POST", "/console/subscriptions/"+a.Subscription+"/extend-grace", url.Values{"csrf": {m[1]}, "customer_id": {a.Customer},
+		"version": {"x"}, "reason": {"ticket 41"}, "until": {until}})
+	require.Contains(t, v.get(p.Location).Body, `class="flash flash-error"`)
+	fresh := formVersion.FindStringSubmatch(landed.Body)
+	require.NotNil(t, fresh)
+	require.NotEqual(t, m[2], fresh[2])
+	p = v.do("POST", "/console/subscriptions/"+a.Subscription+"/extend-grace", url.Values{"csrf": {fresh[1]}, "customer_id": {a.Customer},
+		"version": {fresh[2]}, "reason": {"ticket 42"}, "until": {until}})
+	require.Contains(t, v.get(p.Location).Body, `class="flash flash-ok"`)
+	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM audit_log WHERE action = 'extend-grace'`))
+}
