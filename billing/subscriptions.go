@@ -159,7 +159,7 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 		subID = sub.ID
 		if in.Idempotency.Set() {
 			n, err := s.q(tx).RecordSubscriptionCreation(ctx, store.RecordSubscriptionCreationParams{IdemKey: in.Idempotency.Identity,
-				RequestHash: in.Idempotency.Hash, SubscriptionID: sub.ID, RetentionSecs: idem.Retention.Seconds()})
+				RequestHash: in.Idempotency.Hash, SubscriptionID: sub.ID, RetentionHours: idem.RetentionHours})
 			if err != nil {
 				return fmt.Errorf("record subscription creation: %w", err)
 			}
@@ -231,7 +231,7 @@ func (s *Service) createdBefore(ctx context.Context, req idem.Request) (Created,
 		return Created{}, false, nil
 	}
 	row, err := s.q(s.pool).SubscriptionByCreation(ctx, store.SubscriptionByCreationParams{IdemKey: req.Identity,
-		RetentionSecs: idem.Retention.Seconds()})
+		RetentionHours: idem.RetentionHours})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Created{}, false, nil
 	}

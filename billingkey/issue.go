@@ -96,7 +96,7 @@ func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, cus
 		}
 		if req.Set() {
 			n, err := v.q(tx).RecordKeyIssue(ctx, store.RecordKeyIssueParams{IdemKey: req.Identity, RequestHash: req.Hash,
-				BillingKeyID: id, RetentionSecs: idem.Retention.Seconds()})
+				BillingKeyID: id, RetentionHours: idem.RetentionHours})
 			if err != nil {
 				return fmt.Errorf("record billing key issue: %w", err)
 			}
@@ -128,7 +128,7 @@ func (v *Vault) issuedBefore(ctx context.Context, req idem.Request) (Key, bool, 
 	if !req.Set() {
 		return Key{}, false, nil
 	}
-	row, err := v.q(v.pool).KeyByIssue(ctx, store.KeyByIssueParams{IdemKey: req.Identity, RetentionSecs: idem.Retention.Seconds()})
+	row, err := v.q(v.pool).KeyByIssue(ctx, store.KeyByIssueParams{IdemKey: req.Identity, RetentionHours: idem.RetentionHours})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Key{}, false, nil
 	}

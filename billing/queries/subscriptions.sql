@@ -85,8 +85,8 @@ SELECT
 INSERT INTO subscription_creations (idem_key, request_hash, subscription_id) VALUES (@idem_key, @request_hash, @subscription_id)
 ON CONFLICT (idem_key) DO UPDATE SET request_hash = EXCLUDED.request_hash, subscription_id = EXCLUDED.subscription_id,
     created_at = now()
-WHERE subscription_creations.created_at <= now() - make_interval(secs => @retention_secs::float8);
+WHERE subscription_creations.created_at <= now() - make_interval(hours => @retention_hours::int);
 
 -- name: SubscriptionByCreation :one
 SELECT c.request_hash, s.id AS subscription_id FROM subscription_creations c JOIN subscriptions s ON s.id = c.subscription_id
-WHERE c.idem_key = @idem_key AND c.created_at > now() - make_interval(secs => @retention_secs::float8);
+WHERE c.idem_key = @idem_key AND c.created_at > now() - make_interval(hours => @retention_hours::int);

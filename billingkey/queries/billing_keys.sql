@@ -70,11 +70,11 @@ UPDATE billing_keys SET ciphertext = @ciphertext, key_version = @key_version WHE
 INSERT INTO billing_key_issues (idem_key, request_hash, billing_key_id) VALUES (@idem_key, @request_hash, @billing_key_id)
 ON CONFLICT (idem_key) DO UPDATE SET request_hash = EXCLUDED.request_hash, billing_key_id = EXCLUDED.billing_key_id,
     created_at = now()
-WHERE billing_key_issues.created_at <= now() - make_interval(secs => @retention_secs::float8);
+WHERE billing_key_issues.created_at <= now() - make_interval(hours => @retention_hours::int);
 
 -- name: KeyByIssue :one
 SELECT i.request_hash, i.billing_key_id FROM billing_key_issues i
-WHERE i.idem_key = @idem_key AND i.created_at > now() - make_interval(secs => @retention_secs::float8);
+WHERE i.idem_key = @idem_key AND i.created_at > now() - make_interval(hours => @retention_hours::int);
 
 -- name: KeyByID :one
 SELECT * FROM billing_keys WHERE id = $1;

@@ -10,9 +10,12 @@ import (
 	"github.com/dunningworks/billing/internal/apperr"
 )
 
-// Retention is how long an Idempotency-Key is remembered, by the API's key table and by the domain's
-// records alike. API.md promises at least 24 hours.
-const Retention = 24 * time.Hour
+// RetentionHours and Retention are how long an Idempotency-Key is remembered, by the API's key table and
+// by the domain's records alike (SQL compares whole hours). API.md promises at least 24 hours.
+const (
+	RetentionHours = 24
+	Retention      = RetentionHours * time.Hour
+)
 
 // Request is one request's Idempotency-Key as a domain call sees it. The zero value (no key) records
 // nothing.

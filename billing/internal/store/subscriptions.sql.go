@@ -398,14 +398,14 @@ const recordSubscriptionCreation = `-- name: RecordSubscriptionCreation :execrow
 INSERT INTO subscription_creations (idem_key, request_hash, subscription_id) VALUES ($1, $2, $3)
 ON CONFLICT (idem_key) DO UPDATE SET request_hash = EXCLUDED.request_hash, subscription_id = EXCLUDED.subscription_id,
     created_at = now()
-WHERE subscription_creations.created_at <= now() - make_interval(secs => $4::float8)
+WHERE subscription_creations.created_at <= now() - make_interval(hours => $4::int)
 `
 
 type RecordSubscriptionCreationParams struct {
 	IdemKey        []byte
 	RequestHash    []byte
 	SubscriptionID string
-	RetentionSecs  float64
+	RetentionHours int32
 }
 
 // A row older than the retention is a forgotten key: it is replaced. A live one is kept (0 rows: the same
@@ -415,7 +415,7 @@ func (q *Queries) RecordSubscriptionCreation(ctx context.Context, arg RecordSubs
 		arg.IdemKey,
 		arg.RequestHash,
 		arg.SubscriptionID,
-		arg.RetentionSecs,
+		arg.RetentionHours,
 	)
 	if err != nil {
 		return 0, err
@@ -425,12 +425,12 @@ func (q *Queries) RecordSubscriptionCreation(ctx context.Context, arg RecordSubs
 
 const subscriptionByCreation = `-- name: SubscriptionByCreation :one
 SELECT c.request_hash, s.id AS subscription_id FROM subscription_creations c JOIN subscriptions s ON s.id = c.subscription_id
-WHERE c.idem_key = $1 AND c.created_at > now() - make_interval(secs => $2::float8)
+WHERE c.idem_key = $1 AND c.created_at > now() - make_interval(hours => $2::int)
 `
 
 type SubscriptionByCreationParams struct {
-	IdemKey       []byte
-	RetentionSecs float64
+	IdemKey        []byte
+	RetentionHours int32
 }
 
 type SubscriptionByCreationRow struct {
@@ -439,7 +439,7 @@ type SubscriptionByCreationRow struct {
 }
 
 func (q *Queries) SubscriptionByCreation(ctx context.Context, arg SubscriptionByCreationParams) (SubscriptionByCreationRow, error) {
-	row := q.db.QueryRow(ctx, subscriptionByCreation, arg.IdemKey, arg.RetentionSecs)
+	row := q.db.QueryRow(ctx, subscriptionByCreation, arg.IdemKey, arg.RetentionHours)
 	var i SubscriptionByCreationRow
 	err := row.Scan(&i.RequestHash, &i.SubscriptionID)
 	return i, err

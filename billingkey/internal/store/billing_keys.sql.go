@@ -218,12 +218,12 @@ func (q *Queries) KeyByID(ctx context.Context, id string) (BillingKey, error) {
 
 const keyByIssue = `-- name: KeyByIssue :one
 SELECT i.request_hash, i.billing_key_id FROM billing_key_issues i
-WHERE i.idem_key = $1 AND i.created_at > now() - make_interval(secs => $2::float8)
+WHERE i.idem_key = $1 AND i.created_at > now() - make_interval(hours => $2::int)
 `
 
 type KeyByIssueParams struct {
-	IdemKey       []byte
-	RetentionSecs float64
+	IdemKey        []byte
+	RetentionHours int32
 }
 
 type KeyByIssueRow struct {
@@ -232,7 +232,7 @@ type KeyByIssueRow struct {
 }
 
 func (q *Queries) KeyByIssue(ctx context.Context, arg KeyByIssueParams) (KeyByIssueRow, error) {
-	row := q.db.QueryRow(ctx, keyByIssue, arg.IdemKey, arg.RetentionSecs)
+	row := q.db.QueryRow(ctx, keyByIssue, arg.IdemKey, arg.RetentionHours)
 	var i KeyByIssueRow
 	err := row.Scan(&i.RequestHash, &i.BillingKeyID)
 	return i, err
@@ -368,14 +368,14 @@ const recordKeyIssue = `-- name: RecordKeyIssue :execrows
 INSERT INTO billing_key_issues (idem_key, request_hash, billing_key_id) VALUES ($1, $2, $3)
 ON CONFLICT (idem_key) DO UPDATE SET request_hash = EXCLUDED.request_hash, billing_key_id = EXCLUDED.billing_key_id,
     created_at = now()
-WHERE billing_key_issues.created_at <= now() - make_interval(secs => $4::float8)
+WHERE billing_key_issues.created_at <= now() - make_interval(hours => $4::int)
 `
 
 type RecordKeyIssueParams struct {
-	IdemKey       []byte
-	RequestHash   []byte
-	BillingKeyID  string
-	RetentionSecs float64
+	IdemKey        []byte
+	RequestHash    []byte
+	BillingKeyID   string
+	RetentionHours int32
 }
 
 // As RecordSubscriptionCreation: a forgotten (older than the retention) row is replaced, a live one kept.
@@ -384,7 +384,7 @@ func (q *Queries) RecordKeyIssue(ctx context.Context, arg RecordKeyIssueParams) 
 		arg.IdemKey,
 		arg.RequestHash,
 		arg.BillingKeyID,
-		arg.RetentionSecs,
+		arg.RetentionHours,
 	)
 	if err != nil {
 		return 0, err
