@@ -192,7 +192,10 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 	if errors.Is(err, errRecordedMeanwhile) || dbx.IsUniqueViolation(err, "subscription_creations_pkey") {
 		// The same key was recorded by a concurrent run (its idempotency lock was taken over while the
 		// first run still lived): answer with what that run made, and create nothing.
-		again, _, err := s.createdBefore(ctx, in.Idempotency)
+		again, ok, err := s.createdBefore(ctx, in.Idempotency)
+		if err == nil && !ok {
+			err = fmt.Errorf("create subscription: %w, and its record is gone", errRecordedMeanwhile)
+		}
 		return again, err
 	}
 	if err != nil {

@@ -108,7 +108,10 @@ func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, cus
 	})
 	if errors.Is(err, errIssuedMeanwhile) || dbx.IsUniqueViolation(err, "billing_key_issues_pkey") {
 		// The same request ran concurrently and stored the key first: answer with that one.
-		k, _, err := v.issuedBefore(ctx, req)
+		k, ok, err := v.issuedBefore(ctx, req)
+		if err == nil && !ok {
+			err = fmt.Errorf("billing key issue: %w, and its record is gone", errIssuedMeanwhile)
+		}
 		return k, err
 	}
 	if err != nil {
