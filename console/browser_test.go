@@ -32,6 +32,17 @@ func subscribe(t *testing.T, env *testenv.Env, plan string) account {
 	return account{Customer: cus, Subscription: res.JSON(t)["id"].(string)}
 }
 
+// pastDue is one delinquent account: subscribed, its card then declines the renewal (the clock moves
+// past it), and the subscription is past_due with one open invoice.
+func pastDue(t *testing.T, env *testenv.Env) account {
+	t.Helper()
+	a := subscribe(t, env, env.CreatePlan("9900", "KRW", "month", 1))
+	require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+a.Customer, "insufficient"))
+	env.Advance(pastRenewal)
+	require.Equal(t, "past_due", env.Subscription(a.Subscription)["status"])
+	return a
+}
+
 // openInvoice returns the id of the subscription's open invoice.
 func openInvoice(t *testing.T, env *testenv.Env, subID string) string {
 	t.Helper()

@@ -160,11 +160,7 @@ func TestConsoleSignIn(t *testing.T) {
 func TestConsoleRefusesFormsWithoutCSRFToken(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	a := subscribe(t, env, plan)
-	require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+a.Customer, "insufficient"))
-	env.Advance(pastRenewal)
-	require.Equal(t, "past_due", env.Subscription(a.Subscription)["status"])
+	a := pastDue(t, env)
 	invoice := openInvoice(t, env, a.Subscription)
 	attempts := env.QueryInt(`SELECT count(*) FROM payment_attempts WHERE invoice_id = $1`, invoice)
 	require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+a.Customer, "ok"))
@@ -395,11 +391,7 @@ func TestConsoleResolvesReconciliationFindings(t *testing.T) {
 func TestConsoleRefusesActionsOnAStalePage(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	a := subscribe(t, env, plan)
-	require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+a.Customer, "insufficient"))
-	env.Advance(pastRenewal)
-	require.Equal(t, "past_due", env.Subscription(a.Subscription)["status"])
+	a := pastDue(t, env)
 
 	v := newVisitor(t, env)
 	require.Equal(t, http.StatusSeeOther, v.signIn(testenv.SupportToken).Status)
