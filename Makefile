@@ -35,6 +35,13 @@ test-race: test ## same as test: the race detector is always on
 test-short: browser ## the suite without the race detector (faster feedback)
 	@$(DB); $(GO) test -count=1 -timeout 15m ./...
 
+.PHONY: test-calendar
+test-calendar: browser ## the suite with the test clocks starting at chosen instants (month ends, 28/29 Feb, KST midnight)
+	@$(DB); for start in 2027-01-31T00:00:00Z 2027-02-28T12:00:00Z 2028-02-29T00:00:00Z 2027-03-31T15:00:00Z 2027-12-31T14:59:59Z; do \
+	  echo "== test clocks start at $$start"; \
+	  TEST_CLOCK_START=$$start $(GO) test -count=1 -timeout 15m ./... || exit 1; \
+	done
+
 .PHONY: lint
 lint: ## go vet + gofmt check
 	$(GO) vet ./...

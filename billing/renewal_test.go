@@ -1,7 +1,6 @@
 package billing_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -217,7 +216,7 @@ func TestGatewayOutageDoesNotEnterDunning(t *testing.T) {
 		require.Equal(t, 201, res.Status)
 		subs = append(subs, res.JSON(t)["id"].(string))
 	}
-	env.Advance("719h") // just before the renewals
+	env.AdvanceToRenewal(subs[0], -time.Hour) // just before the renewals (all made at one instant)
 	env.Sim().SetFaults(pgsim.Faults{Outage: &pgsim.OutageFault{}})
 	env.Advance("2h") // the renewals come due an hour into the outage, which lasts another hour
 	for _, id := range subs {
@@ -237,8 +236,6 @@ func TestGatewayOutageDoesNotEnterDunning(t *testing.T) {
 	requireOneChargePerInvoice(t, env)
 	require.Equal(t, 0, env.QueryInt(`SELECT count(*) FROM events WHERE type = 'subscription.past_due'`))
 	env.RequireBalanced()
-	_ = context.Background()
-	_ = time.Second
 }
 
 // A charge in flight when the customer cancels, and declined afterwards, does not leave its invoice open
@@ -250,7 +247,7 @@ func TestDeclineAfterCancelVoidsTheInvoice(t *testing.T) {
 	cus := env.Customer("ok")
 	sub := env.Subscribe(cus, plan).JSON(t)["id"].(string)
 
-	env.Advance("719h")
+	env.AdvanceToRenewal(sub, -time.Hour)
 	env.Sim().SetFaults(pgsim.Faults{ChargeFaults: pgsim.ChargeFaults{Error5xxBeforeCommit: &pgsim.Rule{Count: 1}}})
 	env.Advance("1h") // the renewal's charge: 5xx before commit, outcome unknown
 	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM payment_attempts WHERE status = 'unknown'`))

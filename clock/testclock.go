@@ -18,7 +18,8 @@ var ErrBackwards = errors.New("the test clock only moves forward")
 
 // TestClock is the persisted test clock: one row in Postgres that every replica reads, so several
 // billingd processes agree on "now". It starts at the wall-clock time of its first use and only moves
-// forward, through Advance.
+// forward, through Advance. A non-zero start is where a new clock begins instead (tests start at a fixed
+// instant, so none depends on the day it runs); an existing clock keeps its time.
 type TestClock struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
@@ -30,14 +31,17 @@ type TestClock struct {
 // NewTestClock loads (creating on first use) the persisted test clock. It reads through a small pool of
 // its own: domain code asks for the time while holding a transaction, and if the clock shared the
 // service's pool, a full pool of transactions would each wait for one more connection to read the clock.
-func NewTestClock(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) (*TestClock, error) {
+func NewTestClock(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger, start time.Time) (*TestClock, error) {
 	cfg := pool.Config().Copy()
 	cfg.MaxConns, cfg.MinConns = 4, 1
 	own, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("test clock pool: %w", err)
 	}
-	now, err := store.New(own).InitTestClock(ctx, time.Now().UTC().Truncate(time.Second))
+	if start.IsZero() {
+		start = time.Now()
+	}
+	now, err := store.New(own).InitTestClock(ctx, start.UTC().Truncate(time.Second))
 	if err != nil {
 		own.Close()
 		return nil, fmt.Errorf("init test clock: %w", err)

@@ -19,11 +19,12 @@ func TestTestClockIsSharedAndForwardOnly(t *testing.T) {
 	pool := testdb.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	a, err := clock.NewTestClock(ctx, pool, log)
+	start := time.Date(2027, 1, 31, 15, 0, 0, 0, time.UTC)
+	a, err := clock.NewTestClock(ctx, pool, log, start)
 	require.NoError(t, err)
-	b, err := clock.NewTestClock(ctx, pool, log) // a second replica
+	b, err := clock.NewTestClock(ctx, pool, log, start.Add(time.Hour)) // a second replica keeps the clock's time
 	require.NoError(t, err)
-	start := a.Now()
+	require.True(t, a.Now().Equal(start), "a new clock starts at the instant given: %s", a.Now())
 	require.Equal(t, start, b.Now())
 
 	target := start.Add(30 * 24 * time.Hour)

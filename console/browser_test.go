@@ -16,10 +16,14 @@ import (
 	"github.com/dunningworks/billing/internal/testenv"
 )
 
-// pastRenewal moves the test clock past a monthly plan's first renewal (30 days) and short of the first
-// dunning retry (a day later, less 10 % jitter), so a declined renewal leaves the subscription past_due
-// with one failed attempt and nothing else running.
-const pastRenewal = "730h"
+// pastRenewal moves the test clock ten hours past a subscription's next renewal (read from the
+// subscription: months differ in length) and short of the first dunning retry (a day later, less 10 %
+// jitter), so a declined renewal leaves the subscription past_due with one failed attempt and nothing else
+// running. Subscriptions made at the same test-clock instant renew together.
+func pastRenewal(env *testenv.Env, a account) {
+	env.T.Helper()
+	env.AdvanceToRenewal(a.Subscription, 10*time.Hour)
+}
 
 type account struct{ Customer, Subscription string }
 
@@ -38,7 +42,7 @@ func pastDue(t *testing.T, env *testenv.Env) account {
 	t.Helper()
 	a := subscribe(t, env, env.CreatePlan("9900", "KRW", "month", 1))
 	require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+a.Customer, "insufficient"))
-	env.Advance(pastRenewal)
+	pastRenewal(env, a)
 	require.Equal(t, "past_due", env.Subscription(a.Subscription)["status"])
 	return a
 }
@@ -71,7 +75,7 @@ func TestConsoleRetryRecoversAnAccountInTheBrowser(t *testing.T) {
 	require.NoError(t, sim.SetCustomerBehavior("ck-"+soft.Customer, "insufficient"))
 	require.NoError(t, sim.SetCustomerBehavior("ck-"+hard.Customer, "stolen"))
 	require.NoError(t, sim.SetCustomerBehavior("ck-"+paused.Customer, "insufficient"))
-	env.Advance(pastRenewal)
+	pastRenewal(env, soft)
 	for _, a := range []account{soft, hard, paused} {
 		require.Equal(t, "past_due", env.Subscription(a.Subscription)["status"])
 	}

@@ -255,7 +255,7 @@ func TestConsoleActionsDoWhatRESTDoes(t *testing.T) {
 		accounts[name] = subscribe(t, env, plan)
 		require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+accounts[name].Customer, "insufficient"))
 	}
-	env.Advance(pastRenewal)
+	pastRenewal(env, accounts["cancel"])
 
 	v := newVisitor(t, env)
 	require.Equal(t, http.StatusSeeOther, v.signIn(testenv.SupportToken).Status)
@@ -405,7 +405,7 @@ func TestConsoleRefusesActionsOnAStalePage(t *testing.T) {
 	require.Equal(t, 200, res.Status, string(res.Body))
 	grace := env.Subscription(a.Subscription)["dunning"].(map[string]any)["grace_ends_at"]
 
-	until := time.Now().UTC().AddDate(0, 0, 60).Format("2006-01-02T15:04")
+	until := env.Now().AddDate(0, 0, 60).Format("2006-01-02T15:04")
 	p := v.do("POST", "/console/subscriptions/"+a.Subscription+"/extend-grace", url.Values{"csrf": {m[1]}, "customer_id": {a.Customer},
 		"version": {m[2]}, "reason": {"ticket 41"}, "until": {until}})
 	require.Equal(t, http.StatusSeeOther, p.Status)

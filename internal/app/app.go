@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 
 	a.Clock = clock.System{}
 	if cfg.TestClock {
-		a.TestClock, err = clock.NewTestClock(ctx, a.Pool, log)
+		a.TestClock, err = clock.NewTestClock(ctx, a.Pool, log, cfg.TestClockStart)
 		if err != nil {
 			a.Close()
 			return nil, err

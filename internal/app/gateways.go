@@ -39,7 +39,10 @@ func (a *App) buildGateways() (Gateways, error) {
 		case "sim":
 			url := a.Config.SimURL
 			if url == "" {
-				sim := pgsim.New(pgsim.Options{Seed: 1, SecretKey: a.Config.SimSecretKey.Reveal(), Logger: a.Log.With("component", "pgsim")})
+				// The embedded "bank" lives in domain time, like the code it serves: under the test clock its
+				// approvals, cancels and transaction list carry test-clock times, so reconciliation windows agree.
+				sim := pgsim.New(pgsim.Options{Seed: 1, SecretKey: a.Config.SimSecretKey.Reveal(), Logger: a.Log.With("component", "pgsim"),
+					Clock: a.Clock.Now})
 				ln, err := net.Listen("tcp", "127.0.0.1:0")
 				if err != nil {
 					return nil, fmt.Errorf("embedded pgsim: %w", err)

@@ -72,13 +72,16 @@ func (k EncryptionKeys) GoString() string { return k.String() }
 
 // Config is billingd's configuration.
 type Config struct {
-	DatabaseURL      string
-	HTTPAddr         string
-	Role             Role
-	Mode             Mode
-	BootstrapKeys    []BootstrapKey
-	EncryptionKeys   EncryptionKeys // version -> 32-byte AES key; the highest version encrypts
-	TestClock        bool
+	DatabaseURL    string
+	HTTPAddr       string
+	Role           Role
+	Mode           Mode
+	BootstrapKeys  []BootstrapKey
+	EncryptionKeys EncryptionKeys // version -> 32-byte AES key; the highest version encrypts
+	TestClock      bool
+	// TestClockStart is the instant a new test clock starts at (zero: the wall clock at its first use).
+	// Tests set it so that no test depends on the day it runs.
+	TestClockStart   time.Time
 	Gateways         []string
 	TossAPIURL       string
 	TossSecretKey    Secret
@@ -208,6 +211,13 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	default:
 		bad("BILLING_TEST_CLOCK", "must be 1 or empty, got %q", tc)
+	}
+	if v := get("BILLING_TEST_CLOCK_START", ""); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			bad("BILLING_TEST_CLOCK_START", "must be an RFC 3339 time, got %q", v)
+		}
+		c.TestClockStart = t.UTC()
 	}
 
 	c.Gateways = splitList(get("BILLING_GATEWAYS", "sim"))

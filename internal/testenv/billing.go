@@ -67,6 +67,46 @@ func (e *Env) Subscription(id string) map[string]any {
 	return res.JSON(e.T)
 }
 
+// Now reads the test clock.
+func (e *Env) Now() time.Time {
+	e.T.Helper()
+	res := e.Do("GET", "/v1/test-clock", AdminToken, nil)
+	require.Equal(e.T, 200, res.Status, string(res.Body))
+	var c struct {
+		Now time.Time `json:"now"`
+	}
+	res.Decode(e.T, &c)
+	return c.Now
+}
+
+// AdvanceTo moves the test clock forward to t and returns the new time.
+func (e *Env) AdvanceTo(t time.Time) time.Time {
+	e.T.Helper()
+	res := e.Do("POST", "/v1/test-clock/advance", AdminToken, map[string]any{"to": t.UTC().Format(time.RFC3339Nano)})
+	require.Equal(e.T, 200, res.Status, string(res.Body))
+	var c struct {
+		Now time.Time `json:"now"`
+	}
+	res.Decode(e.T, &c)
+	return c.Now
+}
+
+// RenewalAt is when a subscription next renews, read from the subscription itself: months differ in length,
+// so a test never computes it from a fixed number of hours.
+func (e *Env) RenewalAt(subID string) time.Time {
+	e.T.Helper()
+	at, err := time.Parse(time.RFC3339, e.Subscription(subID)["next_renewal_at"].(string))
+	require.NoError(e.T, err)
+	return at
+}
+
+// AdvanceToRenewal moves the test clock to the subscription's next renewal plus offset (which may be
+// negative: "an hour before").
+func (e *Env) AdvanceToRenewal(subID string, offset time.Duration) time.Time {
+	e.T.Helper()
+	return e.AdvanceTo(e.RenewalAt(subID).Add(offset))
+}
+
 // Advance moves the test clock forward by d (a Go duration) and returns the new time.
 func (e *Env) Advance(d string) time.Time {
 	e.T.Helper()

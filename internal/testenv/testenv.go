@@ -29,6 +29,24 @@ const (
 	SupportToken = "sup_test_token_0123456789"
 )
 
+// DefaultClockStart is where every Env's test clock starts unless TEST_CLOCK_START (RFC 3339) says
+// otherwise: the 31st of a month, at midnight in Korea, so a test that assumes a 30-day month or a UTC
+// calendar day fails here every time rather than on some days of the year. `make test-calendar` runs the
+// suite at other chosen instants (28/29 February, other month ends).
+var DefaultClockStart = time.Date(2027, 1, 31, 15, 0, 0, 0, time.UTC)
+
+// ClockStart is the instant this run's test clocks start at.
+func ClockStart() time.Time {
+	if v := os.Getenv("TEST_CLOCK_START"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			panic("TEST_CLOCK_START must be an RFC 3339 time: " + err.Error())
+		}
+		return t.UTC()
+	}
+	return DefaultClockStart
+}
+
 // Env is a running billingd.
 type Env struct {
 	T      testing.TB
@@ -72,9 +90,10 @@ func New(t testing.TB, opts ...Options) *Env {
 		appURL += sep + "pool_max_conns=8"
 	}
 	vars := map[string]string{
-		"DATABASE_URL":           appURL,
-		"BILLING_BOOTSTRAP_KEYS": "admin:" + AdminToken + ",service:" + ServiceToken + ",support:" + SupportToken,
-		"BILLING_TEST_CLOCK":     "1",
+		"DATABASE_URL":             appURL,
+		"BILLING_BOOTSTRAP_KEYS":   "admin:" + AdminToken + ",service:" + ServiceToken + ",support:" + SupportToken,
+		"BILLING_TEST_CLOCK":       "1",
+		"BILLING_TEST_CLOCK_START": ClockStart().Format(time.RFC3339),
 		// Test-clock hours pass in wall-clock milliseconds: an open circuit must not outlive them.
 		"BILLING_BREAKER_COOLDOWN": "50ms",
 		"BILLING_ENCRYPTION_KEYS":  "1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
