@@ -1,5 +1,5 @@
 # The menu: `make help`. Every target finds Postgres the same way: DATABASE_URL if set, else the server on
-# 127.0.0.1:5432 if it answers, else a private cluster under .data/ (see internal/devpg).
+# 127.0.0.1:5432 if it answers, else a private cluster under .data/ (see devtools/devpg).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -51,7 +51,7 @@ lint: ## go vet + gofmt check
 generate: $(SQLC) ## sqlc code from the .sql files; the state machine graphs and the dunning timeline in docs/
 	$(SQLC) generate
 	UPDATE_GRAPHS=1 $(GO) test ./statemachine -run TestGraphsAreCurrent -count=1
-	UPDATE_TIMELINE=1 $(GO) test ./internal/timelinesvg -run TestTimelinePictureIsCurrent -count=1
+	UPDATE_TIMELINE=1 $(GO) test ./devtools/timelinesvg -run TestTimelinePictureIsCurrent -count=1
 
 .PHONY: bench
 bench: build ## the billing-day benchmark (quick mode): table on stdout, JSON in bench/out/

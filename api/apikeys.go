@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dunningworks/billing/api/internal/store"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // CreatedAPIKey is a new key; Token is shown once and stored only as a hash.

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/dunningworks/billing/api/internal/store"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // TokenLookup resolves an API token exactly as the bearer-auth middleware does: bootstrap tokens first,

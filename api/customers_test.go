@@ -5,7 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/dunningworks/billing/internal/testenv"
+	"github.com/dunningworks/billing/app/testenv"
 )
 
 func TestCustomers(t *testing.T) {

@@ -13,11 +13,10 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/dunningworks/billing/api/internal/store"
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/idem"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // Idempotency keys (API.md, docs/idempotency.md). A POST with an Idempotency-Key runs at most once per
@@ -355,20 +354,3 @@ func (c *recorder) Write(b []byte) (int, error) {
 func (c *recorder) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 func ptr[T any](v T) *T { return &v }
-
-// ReapIdempotencyKeys deletes keys created before before, in batches, and returns how many went. The
-// jobs package runs it periodically with before = now - IdempotencyRetention.
-func ReapIdempotencyKeys(ctx context.Context, pool *pgxpool.Pool, before time.Time) (int64, error) {
-	const batch = 5000
-	var total int64
-	for {
-		n, err := store.New(pool).ReapIdempotencyKeys(ctx, store.ReapIdempotencyKeysParams{Before: before, Batch: batch})
-		total += n
-		if err != nil {
-			return total, err
-		}
-		if n < batch {
-			return total, nil
-		}
-	}
-}

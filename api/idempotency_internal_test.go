@@ -221,30 +221,6 @@ func TestRequestsWithoutAKeyAreNotRecorded(t *testing.T) {
 	require.Zero(t, n)
 }
 
-func TestReapIdempotencyKeys(t *testing.T) {
-	t.Parallel()
-	var calls atomic.Int32
-	f := newIdemFixture(t, map[string]http.HandlerFunc{"/v1/customers": counting(&calls, 201)})
-	require.Equal(t, 201, f.post("/v1/customers", "fresh", `{}`).Code)
-	f.abandon("/v1/customers", "old", `{}`)
-	_, err := f.pool.Exec(context.Background(), `UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'old'`)
-	require.NoError(t, err)
-
-	n, err := ReapIdempotencyKeys(context.Background(), f.pool, time.Now().Add(-IdempotencyRetention))
-	require.NoError(t, err)
-	require.EqualValues(t, 1, n)
-	var keys []string
-	rows, err := f.pool.Query(context.Background(), `SELECT key FROM idempotency_keys`)
-	require.NoError(t, err)
-	for rows.Next() {
-		var k string
-		require.NoError(t, rows.Scan(&k))
-		keys = append(keys, k)
-	}
-	require.NoError(t, rows.Err())
-	require.Equal(t, []string{"fresh"}, keys)
-}
-
 // A typo or a renamed route in rerunSafe would silently make that route unsafe (the conservative
 // default), or keep a stale entry: every entry must be a POST route the API serves.
 func TestRerunSafeNamesServedPostRoutes(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/dunningworks/billing/internal/testenv"
+	"github.com/dunningworks/billing/app/testenv"
 )
 
 // Every mutation of a subscription honors If-Match: the ETag a read answered with lets the change

@@ -21,7 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dunningworks/billing/api"
-	"github.com/dunningworks/billing/internal/testenv"
+	"github.com/dunningworks/billing/app/testenv"
 )
 
 // api/openapi.json is written by hand; these tests keep it honest. A route served but not documented, or

@@ -8,7 +8,7 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dunningworks/billing/internal/testenv"
+	"github.com/dunningworks/billing/app/testenv"
 )
 
 type invoiceLine struct {

@@ -6,8 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/gateway/pgsim"
-	"github.com/dunningworks/billing/internal/testenv"
 )
 
 func lifecycle(t *testing.T, env *testenv.Env, token, subID, action string, body any) (int, subscriptionBody, map[string]any) {

@@ -7,8 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/gateway/pgsim"
-	"github.com/dunningworks/billing/internal/testenv"
 )
 
 // The HTTP side of the support endpoints: bodies are decoded strictly, errors are problem documents with

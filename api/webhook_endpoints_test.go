@@ -14,8 +14,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/dunningworks/billing/internal/app"
-	"github.com/dunningworks/billing/internal/testenv"
+	"github.com/dunningworks/billing/app"
+	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/notify"
 )
 

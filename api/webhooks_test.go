@@ -12,10 +12,10 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/app"
+	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/gateway/stripe"
-	"github.com/dunningworks/billing/internal/app"
-	"github.com/dunningworks/billing/internal/testenv"
 )
 
 // simWebhooks runs billingd with its embedded simulator posting payment webhooks to /webhooks/sim.

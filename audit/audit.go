@@ -9,10 +9,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/dunningworks/billing/audit/internal/store"
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/internal/page"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // Origins of an action.

@@ -9,9 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/dunningworks/billing/billing/internal/store"
 	"github.com/dunningworks/billing/dunning"
 	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/store"
 	"github.com/dunningworks/billing/money"
 	"github.com/dunningworks/billing/statemachine"
 )

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/dunningworks/billing/billing/internal/store"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // DueWork lists the domain work due at now, up to max of each kind, straight from the columns that are

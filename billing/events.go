@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"time"
 
-	"github.com/dunningworks/billing/billing/internal/store"
 	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/internal/ids"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // Event types written to the outbox (and shown on timelines).

@@ -5,7 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/dunningworks/billing/billing/internal/store"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // KeyRegistered is the vault's heal hook: a new (or newly default) billing key makes every open invoice

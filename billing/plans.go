@@ -9,11 +9,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/dunningworks/billing/billing/internal/store"
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/internal/ids"
 	"github.com/dunningworks/billing/internal/page"
+	"github.com/dunningworks/billing/internal/store"
 	"github.com/dunningworks/billing/money"
 )
 

@@ -12,11 +12,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/app"
+	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/gateway/pgsim"
-	"github.com/dunningworks/billing/internal/app"
-	"github.com/dunningworks/billing/internal/testenv"
 )
 
 // invoicesOf returns the subscription's invoices (kind, status, period start), oldest first.

@@ -8,11 +8,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/dunningworks/billing/billing/internal/store"
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/dunning"
 	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/internal/dbx"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // Gateways finds an enabled gateway by name.

@@ -6,9 +6,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/app"
+	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/gateway/pgsim"
-	"github.com/dunningworks/billing/internal/app"
-	"github.com/dunningworks/billing/internal/testenv"
 )
 
 // A client whose POST /v1/subscriptions was cut off retries it with the same Idempotency-Key. Whatever

@@ -7,8 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/gateway/pgsim"
-	"github.com/dunningworks/billing/internal/testenv"
 )
 
 func TestFirstChargeSucceeds(t *testing.T) {

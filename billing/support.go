@@ -10,10 +10,10 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/dunningworks/billing/audit"
-	"github.com/dunningworks/billing/billing/internal/store"
 	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/page"
+	"github.com/dunningworks/billing/internal/store"
 	"github.com/dunningworks/billing/money"
 	"github.com/dunningworks/billing/statemachine"
 )

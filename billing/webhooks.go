@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/dunningworks/billing/billing/internal/store"
 	"github.com/dunningworks/billing/gateway"
+	"github.com/dunningworks/billing/internal/store"
 	"github.com/dunningworks/billing/statemachine"
 )
 

@@ -9,10 +9,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dunningworks/billing/billing"
-	"github.com/dunningworks/billing/billingkey/internal/store"
 	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/dbx"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 var _ billing.KeyVault = (*Vault)(nil)

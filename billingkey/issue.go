@@ -9,12 +9,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/dunningworks/billing/billingkey/internal/store"
 	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/internal/idem"
 	"github.com/dunningworks/billing/internal/ids"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // Issue exchanges an auth key from the gateway's card-registration flow for a billing key and stores it

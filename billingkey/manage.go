@@ -8,9 +8,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/dunningworks/billing/billingkey/internal/store"
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/page"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // List returns a customer's keys, revoked ones included, oldest first.

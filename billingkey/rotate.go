@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/dunningworks/billing/billingkey/internal/store"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // DefaultRotateBatch is Rotate's batch size when none is given.

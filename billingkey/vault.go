@@ -10,14 +10,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/dunningworks/billing/billingkey/internal/store"
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/dbx"
+	"github.com/dunningworks/billing/internal/keyring"
+	"github.com/dunningworks/billing/internal/store"
 )
 
-// Gateways finds an enabled gateway by name (internal/app.Gateways implements it).
+// Gateways finds an enabled gateway by name (app.Gateways implements it).
 type Gateways interface {
 	Get(name string) (gateway.Gateway, bool)
 }
@@ -32,7 +33,7 @@ type Config struct {
 	Pool     *pgxpool.Pool
 	Clock    clock.Clock
 	Gateways Gateways
-	KeyRing  *KeyRing
+	KeyRing  *keyring.Ring
 	Log      *slog.Logger
 	// OnKeyRegistered is the heal hook; nil means nothing reacts to new keys.
 	OnKeyRegistered KeyRegisteredFunc
@@ -49,7 +50,7 @@ type Vault struct {
 	pool         *pgxpool.Pool
 	clock        clock.Clock
 	gateways     Gateways
-	ring         *KeyRing
+	ring         *keyring.Ring
 	log          *slog.Logger
 	onRegistered KeyRegisteredFunc
 	delinquent   func(ctx context.Context, tx pgx.Tx, customerID string) (bool, error)
@@ -75,7 +76,7 @@ func New(c Config) *Vault {
 func (v *Vault) SetOnKeyRegistered(f KeyRegisteredFunc) { v.onRegistered = f }
 
 // KeyRing is the vault's key ring, for other secrets that share it (webhook endpoint signing secrets).
-func (v *Vault) KeyRing() *KeyRing { return v.ring }
+func (v *Vault) KeyRing() *keyring.Ring { return v.ring }
 
 // Statuses of a billing key.
 const (

@@ -3,6 +3,7 @@ package billingkey_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/idem"
 	"github.com/dunningworks/billing/internal/ids"
+	"github.com/dunningworks/billing/internal/keyring"
 	"github.com/dunningworks/billing/internal/page"
 	"github.com/dunningworks/billing/internal/testdb"
 )
@@ -96,7 +98,7 @@ func setup(t *testing.T, keys map[int][]byte) *bundle {
 	if keys == nil {
 		keys = map[int][]byte{1: randomKey(t)}
 	}
-	ring, err := billingkey.NewKeyRing(keys)
+	ring, err := keyring.New(keys)
 	require.NoError(t, err)
 	b := &bundle{pool: testdb.New(t), gw: &fakeGateway{}, clock: clock.NewFixed(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)),
 		logs: &syncBuffer{}}
@@ -283,7 +285,7 @@ func TestCiphertextMovedToAnotherRowDoesNotDecrypt(t *testing.T) {
 	_, err = b.pool.Exec(ctx, "UPDATE billing_keys SET ciphertext = (SELECT ciphertext FROM billing_keys WHERE id = $1) WHERE id = $2", ka.ID, km.ID)
 	require.NoError(t, err)
 	_, _, err = b.vault.Token(ctx, b.pool, km.ID)
-	require.ErrorIs(t, err, billingkey.ErrDecrypt)
+	require.ErrorIs(t, err, keyring.ErrDecrypt)
 
 	// Alice's own row still works.
 	tok, _, err := b.vault.Token(ctx, b.pool, ka.ID)
@@ -294,7 +296,7 @@ func TestCiphertextMovedToAnotherRowDoesNotDecrypt(t *testing.T) {
 	_, err = b.pool.Exec(ctx, "UPDATE billing_keys SET customer_id = $1, is_default = false WHERE id = $2", mallory, ka.ID)
 	require.NoError(t, err)
 	_, _, err = b.vault.Token(ctx, b.pool, ka.ID)
-	require.ErrorIs(t, err, billingkey.ErrDecrypt)
+	require.ErrorIs(t, err, keyring.ErrDecrypt)
 }
 
 func TestHardDeclineStopsChargesAndANewKeyHeals(t *testing.T) {
@@ -424,7 +426,7 @@ func TestRotateReencryptsUnderTheNewestVersion(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n, "nothing to rotate while version 1 is current")
 
-	ring2, err := billingkey.NewKeyRing(map[int][]byte{1: k1, 2: k2})
+	ring2, err := keyring.New(map[int][]byte{1: k1, 2: k2})
 	require.NoError(t, err)
 	v2 := billingkey.New(billingkey.Config{Pool: b.pool, Clock: b.clock, KeyRing: ring2, Log: slog.New(slog.DiscardHandler)})
 	n, err = v2.Rotate(ctx, 3) // three batches: 3, 3, 1
@@ -436,7 +438,7 @@ func TestRotateReencryptsUnderTheNewestVersion(t *testing.T) {
 	require.Zero(t, stale)
 
 	// A ring holding only version 2 reads every row: version 1 could now be retired.
-	only2, err := billingkey.NewKeyRing(map[int][]byte{2: k2})
+	only2, err := keyring.New(map[int][]byte{2: k2})
 	require.NoError(t, err)
 	v3 := billingkey.New(billingkey.Config{Pool: b.pool, Clock: b.clock, KeyRing: only2, Log: slog.New(slog.DiscardHandler)})
 	for _, k := range keys {
@@ -449,7 +451,7 @@ func TestRotateReencryptsUnderTheNewestVersion(t *testing.T) {
 	}
 	// The old ring can no longer read them.
 	_, _, err = b.vault.Token(ctx, b.pool, keys[0].id)
-	require.ErrorIs(t, err, billingkey.ErrUnknownKeyVersion)
+	require.ErrorIs(t, err, keyring.ErrUnknownKeyVersion)
 
 	n, err = v2.Rotate(ctx, 3)
 	require.NoError(t, err)
@@ -467,9 +469,17 @@ func TestRotateStopsOnACorruptRow(t *testing.T) {
 	_, err = b.pool.Exec(ctx, "UPDATE billing_keys SET ciphertext = set_byte(ciphertext, 20, get_byte(ciphertext, 20) # 1) WHERE id = $1", k.ID)
 	require.NoError(t, err)
 
-	ring2, err := billingkey.NewKeyRing(map[int][]byte{1: k1, 2: randomKey(t)})
+	ring2, err := keyring.New(map[int][]byte{1: k1, 2: randomKey(t)})
 	require.NoError(t, err)
 	_, err = billingkey.New(billingkey.Config{Pool: b.pool, Clock: b.clock, KeyRing: ring2, Log: slog.New(slog.DiscardHandler)}).Rotate(ctx, 10)
-	require.ErrorIs(t, err, billingkey.ErrDecrypt)
+	require.ErrorIs(t, err, keyring.ErrDecrypt)
 	require.ErrorContains(t, err, k.ID)
+}
+
+func randomKey(t *testing.T) []byte {
+	t.Helper()
+	k := make([]byte, keyring.KeySize)
+	_, err := rand.Read(k)
+	require.NoError(t, err)
+	return k
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/dunningworks/billing/clock/internal/store"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // ErrBackwards is returned when an advance targets a time before the clock's current time.

@@ -15,7 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dunningworks/billing/internal/testenv"
+	"github.com/dunningworks/billing/app/testenv"
 )
 
 // One headless Chromium serves the whole package; each test gets its own browser context (its own

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dunningworks/billing/api"
+	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/gateway/pgsim"
-	"github.com/dunningworks/billing/internal/testenv"
 )
 
 // pastRenewal moves the test clock ten hours past a subscription's next renewal (read from the

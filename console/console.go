@@ -42,7 +42,7 @@ type Finding struct {
 }
 
 // FindingsReader lists open reconciliation findings, oldest first, at most limit of them, and says
-// whether there are more. The reconcile package answers it (internal/app adapts it); nil leaves the
+// whether there are more. The reconcile package answers it (app adapts it); nil leaves the
 // overview's findings panel out.
 type FindingsReader func(ctx context.Context, limit int) (findings []Finding, more bool, err error)
 
@@ -51,7 +51,7 @@ type FindingsReader func(ctx context.Context, limit int) (findings []Finding, mo
 // no resolve form.
 type FindingResolver func(ctx context.Context, a billing.Actor, id, action, reason string) error
 
-// Deps is what the console needs; internal/app wires it.
+// Deps is what the console needs; app wires it.
 type Deps struct {
 	Pool    *pgxpool.Pool
 	Log     *slog.Logger

@@ -14,8 +14,8 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/gateway/pgsim"
-	"github.com/dunningworks/billing/internal/testenv"
 )
 
 // The tests in this file speak plain HTTP: they look at status codes and cookie attributes, and send

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/dunningworks/billing/billing"
-	"github.com/dunningworks/billing/console/internal/store"
+	"github.com/dunningworks/billing/internal/store"
 	"github.com/dunningworks/billing/money"
 	"github.com/dunningworks/billing/statemachine"
 )

@@ -15,8 +15,8 @@ import (
 	"github.com/dunningworks/billing/api"
 	"github.com/dunningworks/billing/audit"
 	"github.com/dunningworks/billing/billing"
-	"github.com/dunningworks/billing/console/internal/store"
 	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 const (

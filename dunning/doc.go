@@ -8,5 +8,5 @@
 //
 // The service-wide policy can come from a YAML or JSON file (LoadPolicyFile, BILLING_DUNNING_POLICY) and a
 // plan can override it (Policies.For); both are read strictly, so a typo is an error rather than a silently
-// ignored key. Timeline is a policy's nominal schedule; internal/timelinesvg draws it for docs/dunning-timeline.svg.
+// ignored key. Timeline is a policy's nominal schedule; devtools/timelinesvg draws it for docs/dunning-timeline.svg.
 package dunning

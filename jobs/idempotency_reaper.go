@@ -7,14 +7,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
-	"github.com/dunningworks/billing/api"
 	"github.com/dunningworks/billing/clock"
+	"github.com/dunningworks/billing/internal/idem"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // IdempotencyReapInterval is how often stored Idempotency-Keys past their retention are deleted.
 const IdempotencyReapInterval = time.Hour
 
-// IdempotencyReapArgs is the periodic job that deletes Idempotency-Keys older than api.IdempotencyRetention.
+// IdempotencyReapArgs is the periodic job that deletes Idempotency-Keys older than idem.Retention.
 type IdempotencyReapArgs struct{}
 
 // Kind is River's job kind.
@@ -38,8 +39,24 @@ func newIdempotencyReapWorker(pool *pgxpool.Pool) *idempotencyReapWorker {
 }
 
 func (w *idempotencyReapWorker) Work(ctx context.Context, _ *river.Job[IdempotencyReapArgs]) error {
-	_, err := api.ReapIdempotencyKeys(ctx, w.pool, w.clock.Now().Add(-api.IdempotencyRetention))
+	_, err := reapIdempotencyKeys(ctx, w.pool, w.clock.Now().Add(-idem.Retention))
 	return err
+}
+
+// reapIdempotencyKeys deletes keys created before before, in batches, and returns how many went.
+func reapIdempotencyKeys(ctx context.Context, pool *pgxpool.Pool, before time.Time) (int64, error) {
+	const batch = 5000
+	var total int64
+	for {
+		n, err := store.New(pool).ReapIdempotencyKeys(ctx, store.ReapIdempotencyKeysParams{Before: before, Batch: batch})
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < batch {
+			return total, nil
+		}
+	}
 }
 
 func idempotencyReapJob() *river.PeriodicJob {

@@ -7,8 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/internal/testdb"
-	"github.com/dunningworks/billing/internal/testenv"
 )
 
 // The reaper is registered as a periodic job that also runs when the workers start.

@@ -7,8 +7,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/internal/testdb"
-	"github.com/dunningworks/billing/internal/testenv"
 )
 
 // An inbox row whose processing job was lost (River discarded it, or a replica died between the two) is

@@ -14,7 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/dunningworks/billing/notify/internal/store"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // Event is the JSON body of every delivery. created_at is when the event happened in domain time (the

@@ -17,7 +17,7 @@ import (
 	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/internal/ids"
 	"github.com/dunningworks/billing/internal/page"
-	"github.com/dunningworks/billing/notify/internal/store"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // AllEvents subscribes an endpoint to every event type, including types added later.

@@ -20,11 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dunningworks/billing/billingkey"
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/internal/ids"
+	"github.com/dunningworks/billing/internal/keyring"
 	"github.com/dunningworks/billing/internal/page"
 	"github.com/dunningworks/billing/internal/testdb"
 	"github.com/dunningworks/billing/notify"
@@ -69,16 +69,16 @@ type fixture struct {
 func newKeys(versions ...int) map[int][]byte {
 	keys := map[int][]byte{}
 	for _, v := range versions {
-		k := make([]byte, billingkey.KeySize)
+		k := make([]byte, keyring.KeySize)
 		_, _ = rand.Read(k)
 		keys[v] = k
 	}
 	return keys
 }
 
-func newRing(t *testing.T, keys map[int][]byte) *billingkey.KeyRing {
+func newRing(t *testing.T, keys map[int][]byte) *keyring.Ring {
 	t.Helper()
-	r, err := billingkey.NewKeyRing(keys)
+	r, err := keyring.New(keys)
 	require.NoError(t, err)
 	return r
 }

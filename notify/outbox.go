@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dunningworks/billing/internal/dbx"
-	"github.com/dunningworks/billing/notify/internal/store"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // cursorName is the fan-out's row in notify_cursor.

@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dunningworks/billing/internal/dbx"
-	"github.com/dunningworks/billing/notify/internal/store"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // RotateSecrets re-encrypts every endpoint secret sealed under an older key version with the current one,

@@ -11,10 +11,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/dunningworks/billing/billingkey"
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/internal/dbx"
-	"github.com/dunningworks/billing/notify/internal/store"
+	"github.com/dunningworks/billing/internal/keyring"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // Tuning are the knobs of fan-out and delivery. Zero fields take the defaults; tests shrink them.
@@ -88,7 +88,7 @@ type Enqueuer interface {
 type Config struct {
 	Pool *pgxpool.Pool
 	// KeyRing seals endpoint secrets; it may be installed later with SetKeyRing.
-	KeyRing *billingkey.KeyRing
+	KeyRing *keyring.Ring
 	// Registry receives the delivery metrics (nil: a private registry).
 	Registry prometheus.Registerer
 	Log      *slog.Logger
@@ -107,7 +107,7 @@ type Config struct {
 // Service registers endpoints, fans events out to them and delivers them.
 type Service struct {
 	pool    *pgxpool.Pool
-	ring    *billingkey.KeyRing
+	ring    *keyring.Ring
 	log     *slog.Logger
 	wall    clock.Clock
 	t       Tuning
@@ -146,7 +146,7 @@ func New(c Config) *Service {
 }
 
 // SetKeyRing installs the key ring (the vault that owns it is built after the job runner).
-func (s *Service) SetKeyRing(r *billingkey.KeyRing) { s.ring = r }
+func (s *Service) SetKeyRing(r *keyring.Ring) { s.ring = r }
 
 // SetEnqueuer installs the job queue (package jobs builds it after the service exists).
 func (s *Service) SetEnqueuer(e Enqueuer) { s.enq = e }

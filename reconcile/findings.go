@@ -16,8 +16,8 @@ import (
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/internal/page"
+	"github.com/dunningworks/billing/internal/store"
 	"github.com/dunningworks/billing/money"
-	"github.com/dunningworks/billing/reconcile/internal/store"
 )
 
 // Finding statuses, and the list filter that means "open findings of any kind".

@@ -17,7 +17,7 @@ import (
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/internal/ids"
-	"github.com/dunningworks/billing/reconcile/internal/store"
+	"github.com/dunningworks/billing/internal/store"
 )
 
 // Kinds of finding.

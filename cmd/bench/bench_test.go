@@ -15,7 +15,7 @@ import (
 )
 
 // The EXPLAIN runs the sweeper's own SQL: every due-work query billing.DueWork calls is found in
-// billing/queries and turned into positional parameters.
+// internal/store/queries/billing_*.sql and turned into positional parameters.
 func TestDueQueriesAreReadFromTheSqlcSources(t *testing.T) {
 	t.Parallel()
 	root, err := filepath.Abs(filepath.Join("..", ".."))

@@ -19,10 +19,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dunningworks/billing/billingkey"
+	"github.com/dunningworks/billing/app"
 	"github.com/dunningworks/billing/gateway/pgsim"
-	"github.com/dunningworks/billing/internal/app"
 	"github.com/dunningworks/billing/internal/config"
+	"github.com/dunningworks/billing/internal/keyring"
 )
 
 func quietLogger() *slog.Logger {
@@ -56,7 +56,7 @@ func loadServiceSettings(dbURL string) (serviceSettings, error) {
 	}
 	s := serviceSettings{Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown, GatewayLimit: cfg.GatewayLimit,
 		GatewayRate: cfg.GatewayRate, PoolConns: 40, Cooldown: cfg.FetchCooldown.String()}
-	// internal/app's rule: 40 connections unless the URL says pool_max_conns.
+	// app's rule: 40 connections unless the URL says pool_max_conns.
 	if i := strings.Index(dbURL, "pool_max_conns="); i >= 0 {
 		var n int32
 		if _, err := fmt.Sscanf(dbURL[i+len("pool_max_conns="):], "%d", &n); err == nil && n > 0 {
@@ -124,17 +124,17 @@ func (s *sim) setLatency(ms int) {
 }
 
 // newRing makes a fresh key ring, and the BILLING_ENCRYPTION_KEYS value that gives billingd the same one.
-func newRing() (*billingkey.KeyRing, string, error) {
-	k := make([]byte, billingkey.KeySize)
+func newRing() (*keyring.Ring, string, error) {
+	k := make([]byte, keyring.KeySize)
 	if _, err := rand.Read(k); err != nil {
 		return nil, "", err
 	}
-	ring, err := billingkey.NewKeyRing(map[int][]byte{1: k})
+	ring, err := keyring.New(map[int][]byte{1: k})
 	return ring, "1:" + base64.StdEncoding.EncodeToString(k), err
 }
 
 // billingd is a billingd subprocess: its own process, so its RSS is its own. (With -inproc it is an
-// internal/app App in this process instead, for a CPU profile; then cmd is nil.)
+// app App in this process instead, for a CPU profile; then cmd is nil.)
 type billingd struct {
 	cmd     *exec.Cmd
 	stop    func()

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dunningworks/billing/billingkey"
+	"github.com/dunningworks/billing/internal/keyring"
 )
 
 // mode is the size of a run. Quick fits in a few minutes on a busy 2-core machine; full is issue 9's
@@ -49,7 +49,7 @@ type env struct {
 	srv         *server
 	svc         serviceSettings
 	sim         *sim
-	ring        *billingkey.KeyRing
+	ring        *keyring.Ring
 	encKeys     string
 	token       string
 	customerKey string

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dunningworks/billing/billingkey"
 	"github.com/dunningworks/billing/clock"
+	"github.com/dunningworks/billing/internal/keyring"
 	"github.com/dunningworks/billing/jobs"
 )
 
@@ -31,7 +32,7 @@ type seedSpec struct {
 	// Token is a billing key issued by the simulator; every row stores it, sealed for that row.
 	Token       string
 	CustomerKey string
-	Ring        *billingkey.KeyRing
+	Ring        *keyring.Ring
 }
 
 func cusID(i int) string { return fmt.Sprintf("cus_bench%010d", i) }
@@ -136,7 +137,7 @@ func seedRenewJobs(ctx context.Context, pool *pgxpool.Pool, n int, dueAt time.Ti
 
 // checkSeededKey decrypts one seeded row through the vault itself, so a seed that billingd could not
 // charge fails here, before a run that would only measure declines.
-func checkSeededKey(ctx context.Context, pool *pgxpool.Pool, ring *billingkey.KeyRing, token string) error {
+func checkSeededKey(ctx context.Context, pool *pgxpool.Pool, ring *keyring.Ring, token string) error {
 	v := billingkey.New(billingkey.Config{Pool: pool, Clock: clock.System{}, KeyRing: ring, Log: quietLogger()})
 	got, _, err := v.Token(ctx, pool, keyID(1))
 	if err != nil {

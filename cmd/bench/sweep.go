@@ -13,7 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/dunningworks/billing/internal/app"
+	"github.com/dunningworks/billing/app"
 	"github.com/dunningworks/billing/internal/config"
 )
 
@@ -55,7 +55,7 @@ func readTableStats(ctx context.Context, pool *pgxpool.Pool, table string) (tabl
 	return s, err
 }
 
-// runSweep measures the sweeper exactly as billingd runs it (internal/app's Jobs.Sweeper, River inserts
+// runSweep measures the sweeper exactly as billingd runs it (app's Jobs.Sweeper, River inserts
 // included) in this process, with nothing else on the database.
 func runSweep(ctx context.Context, e *env, n, due int) (SweepResult, error) {
 	r := SweepResult{Subscriptions: n, Due: due}
@@ -168,7 +168,7 @@ func runSweep(ctx context.Context, e *env, n, due int) (SweepResult, error) {
 	for _, name := range []string{"DueRenewals", "DueCollections", "DueAttemptLookups", "DueGraceEnds", "DueDunningEnds", "DueIncompleteExpiries"} {
 		sql, ok := queries[name]
 		if !ok {
-			return r, fmt.Errorf("query %s not found under billing/queries", name)
+			return r, fmt.Errorf("query %s not found under internal/store/queries", name)
 		}
 		plan, err := explain(ctx, pool, sql)
 		if err != nil {
@@ -285,12 +285,12 @@ func scanNode(plan string) string {
 	return ""
 }
 
-// dueQueries reads the sweeper's queries from billing/queries/*.sql, the sqlc sources, so EXPLAIN runs
+// dueQueries reads the sweeper's queries from internal/store/queries/billing_*.sql, the sqlc sources, so EXPLAIN runs
 // the very text billingd runs: @now becomes $1 and @max $2.
 func dueQueries(root string) (map[string]string, error) {
-	files, err := filepath.Glob(filepath.Join(root, "billing", "queries", "*.sql"))
+	files, err := filepath.Glob(filepath.Join(root, "internal", "store", "queries", "billing_*.sql"))
 	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("billing/queries/*.sql not found under %s", root)
+		return nil, fmt.Errorf("internal/store/queries/billing_*.sql not found under %s", root)
 	}
 	out := map[string]string{}
 	for _, f := range files {

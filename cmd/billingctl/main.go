@@ -24,9 +24,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dunningworks/billing/api"
+	"github.com/dunningworks/billing/app"
 	"github.com/dunningworks/billing/billingkey"
 	"github.com/dunningworks/billing/clock"
-	"github.com/dunningworks/billing/internal/app"
 	"github.com/dunningworks/billing/internal/config"
 	"github.com/dunningworks/billing/migrations"
 	"github.com/dunningworks/billing/notify"

@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/dunningworks/billing/internal/app"
+	"github.com/dunningworks/billing/app"
 	"github.com/dunningworks/billing/internal/config"
 	"github.com/dunningworks/billing/reconcile"
 )

@@ -10,8 +10,8 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/gateway/pgsim"
-	"github.com/dunningworks/billing/internal/testenv"
 )
 
 // billingctl reconcile runs the same reconciliation as the daily job, on a window the operator picks,

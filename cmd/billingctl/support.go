@@ -15,9 +15,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dunningworks/billing/app"
 	"github.com/dunningworks/billing/audit"
 	"github.com/dunningworks/billing/billing"
-	"github.com/dunningworks/billing/internal/app"
 	"github.com/dunningworks/billing/internal/config"
 	"github.com/dunningworks/billing/internal/page"
 )
@@ -36,7 +36,7 @@ const supportUsage = `  delinquent [--state S] [--min-days N] [--gateway G] [--d
   write-off INVOICE --reason R     mark an open invoice uncollectible (bad debt)`
 
 // runSupport runs billingctl's support actions. They call the same billing methods as the support
-// API, on a service built by the same wiring as billingd (internal/app), so they need billingd's
+// API, on a service built by the same wiring as billingd (app), so they need billingd's
 // environment (DATABASE_URL, BILLING_ENCRYPTION_KEYS, BILLING_GATEWAYS and the gateways' settings,
 // BILLING_SIM_URL for pgsim, BILLING_TEST_CLOCK). Every action is audited as "billingctl:<os user>"
 // with role admin and origin cli.

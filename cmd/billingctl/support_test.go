@@ -9,9 +9,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/internal/apperr"
-	"github.com/dunningworks/billing/internal/testenv"
 )
 
 // The operator's commands act on a running billingd's database through the same billing methods as the

@@ -16,8 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dunningworks/billing/app"
 	"github.com/dunningworks/billing/dunning"
-	"github.com/dunningworks/billing/internal/app"
 	"github.com/dunningworks/billing/internal/config"
 	"github.com/dunningworks/billing/migrations"
 )

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/dunningworks/billing/internal/chaos"
+	"github.com/dunningworks/billing/devtools/chaos"
 )
 
 func main() {

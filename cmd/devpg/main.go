@@ -13,7 +13,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/dunningworks/billing/internal/devpg"
+	"github.com/dunningworks/billing/devtools/devpg"
 )
 
 func main() {

@@ -11,8 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/devtools/stripemock"
 	"github.com/dunningworks/billing/gateway/stripe"
-	"github.com/dunningworks/billing/internal/stripemock"
 )
 
 func TestMain(m *testing.M) { stripemock.Main(m) }

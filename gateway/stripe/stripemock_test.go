@@ -8,8 +8,8 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/devtools/stripemock"
 	"github.com/dunningworks/billing/gateway"
-	"github.com/dunningworks/billing/internal/stripemock"
 )
 
 // These tests run against stripe-mock, which rejects any request that does not match Stripe's OpenAPI
