@@ -115,6 +115,7 @@ func overlay(base Policy, fields map[string]json.RawMessage) (Policy, []string) 
 		f := v.Field(i)
 		dst := reflect.New(f.Type())
 		dec := json.NewDecoder(bytes.NewReader(fields[k]))
+		dec.DisallowUnknownFields() // a typo inside a rule or a window is as wrong as one at the top
 		if err := dec.Decode(dst.Interface()); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %s", k, valueError(err, f.Type())))
 			continue

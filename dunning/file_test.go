@@ -134,5 +134,5 @@ func TestPolicyKeysAreTheJSONNames(t *testing.T) {
 	t.Parallel()
 	require.Contains(t, dunning.PolicyKeys(), "retry_base")
 	require.Contains(t, dunning.PolicyKeys(), "incomplete_expiry")
-	require.Len(t, dunning.PolicyKeys(), 12)
+	require.Len(t, dunning.PolicyKeys(), 21)
 }

@@ -83,18 +83,64 @@ type Policy struct {
 	TechnicalMax  Duration `json:"technical_max"`
 	// IncompleteExpiry is how long a new subscription may stay incomplete before it expires.
 	IncompleteExpiry Duration `json:"incomplete_expiry"`
+
+	// Timing by reason and calendar (docs/dunning.md, "When retries happen").
+	//
+	// TimeZone is the zone of customers who have none of their own.
+	TimeZone Zone `json:"time_zone"`
+	// RetryHour is the local hour soft retries go out in (nil: a retry keeps the delay's time of day).
+	RetryHour *int `json:"retry_hour"`
+	// QuietHours is the customer's night: no retry starts inside it.
+	QuietHours DailyWindow `json:"quiet_hours"`
+	// MaintenanceWindows are issuers' nightly windows (KST unless a window says otherwise).
+	MaintenanceWindows []MaintenanceWindow `json:"maintenance_windows"`
+	// Paydays are days of the month salaries arrive; PaydayWait is how long past its ladder date a
+	// payday rule's retry may wait for one.
+	Paydays    []int    `json:"paydays"`
+	PaydayWait Duration `json:"payday_wait"`
+	// Holidays are dates that are not business days (weekends never are).
+	Holidays []Date `json:"holidays"`
+	// Rules time soft declines by code; codes no rule names follow the exponential ladder above.
+	Rules []Rule `json:"rules"`
+	// BackupCard lists when a customer's backup card is charged, once per invoice.
+	BackupCard []BackupTrigger `json:"backup_card"`
 }
 
-// DefaultPolicy is ARCHITECTURE.md's default: retries at +1d, +2d, +4d, +8d (±10 %), five attempts in about
-// fifteen days, at most 15 attempts per card in 30 days, 7 days of grace, then cancel.
+// DefaultPolicy is ARCHITECTURE.md's default: retries at +1d, +2d, +4d, +8d, five attempts in about
+// fifteen days, at most 15 attempts per card in 30 days, 7 days of grace, then cancel; timed as
+// docs/dunning.md explains: at 10:00 in the customer's zone (KST by default), never from midnight to
+// 07:00, never in the issuers' nightly maintenance (23:30-00:30 KST), daily limits on the next business
+// day, insufficient funds on payday (10th and 25th), and the backup card before giving up.
 func DefaultPolicy() Policy {
 	day := Duration(24 * time.Hour)
+	hour, anyHour := 10, -1
 	return Policy{
 		RetryBase: day, RetryFactor: 2, MaxRetries: 4, JitterPercent: 10,
 		MaxAttemptsPerCard: 15, CardWindow: 30 * day,
 		GracePeriod: 7 * day, DunningWindow: 15 * day, FinalAction: FinalCancel,
 		TechnicalBase: Duration(5 * time.Minute), TechnicalMax: Duration(time.Hour),
 		IncompleteExpiry: Duration(23 * time.Hour),
+
+		TimeZone:   Seoul,
+		RetryHour:  &hour,
+		QuietHours: DailyWindow{From: 0, To: 7 * 60},
+		MaintenanceWindows: []MaintenanceWindow{
+			{Issuer: "*", From: 23*60 + 30, To: 30},
+		},
+		Paydays:    []int{10, 25},
+		PaydayWait: 3 * day,
+		Holidays:   []Date{},
+		Rules: []Rule{
+			{Name: "daily limit", Codes: []string{"EXCEED_MAX_DAILY_PAYMENT_COUNT", "EXCEED_MAX_ONE_DAY_AMOUNT",
+				"EXCEED_MAX_ONE_DAY_WITHDRAW_AMOUNT", "EXCEED_MAX_AUTH_COUNT"},
+				Delays: []Duration{day, day, 2 * day, 4 * day}, NextBusinessDay: true},
+			{Name: "insufficient funds", Codes: []string{"REJECT_CARD_PAYMENT", "REJECT_ACCOUNT_PAYMENT", "insufficient_funds"},
+				Delays: []Duration{day, 2 * day, 4 * day, 8 * day}, Paydays: true},
+			{Name: "issuer unavailable", Codes: []string{"PROVIDER_ERROR", "NOT_AVAILABLE_PAYMENT", "NOT_AVAILABLE_BANK",
+				"CARD_PROCESSING_ERROR", "issuer_not_available", "try_again_later", "processing_error"},
+				Delays: []Duration{Duration(4 * time.Hour), day, 2 * day, 4 * day}, Hour: &anyHour},
+		},
+		BackupCard: []BackupTrigger{BackupAfterHardDecline, BackupAfterLastRetry},
 	}
 }
 
@@ -135,6 +181,7 @@ func (p Policy) Validate() error {
 	if p.IncompleteExpiry <= 0 {
 		bad("incomplete_expiry must be positive")
 	}
+	errs = append(errs, p.validateTiming()...)
 	if len(errs) > 0 {
 		return &PolicyError{Problems: errs}
 	}
@@ -186,13 +233,22 @@ func (p Policy) TechnicalDelay(n int) time.Duration {
 // DeclineFacts are what a decision after a decline depends on.
 type DeclineFacts struct {
 	Hard bool // the decline class is hard: the key must not be charged again
-	// Declines is the number of declined attempts on the invoice, this one included.
+	// Code is the gateway's decline code; it picks the rule that times the retry.
+	Code string
+	// Declines is the number of declined attempts on the invoice's cards, this one included (attempts on
+	// the backup card are not counted).
 	Declines int
 	// CardAttempts is the number of charges on this billing key within the policy's card window.
 	CardAttempts int
 	// FirstFailedAt is when the invoice first failed (now, for the first failure).
 	FirstFailedAt time.Time
 	Now           time.Time
+	// TimeZone is the customer's (nil: the policy's).
+	TimeZone *time.Location
+	// Issuer is the declined card's issuer (its brand), for maintenance windows.
+	Issuer string
+	// BackupAvailable is set when the customer has a backup card not yet tried on this invoice.
+	BackupAvailable bool
 }
 
 // Decision is what to do after a decline.
@@ -201,24 +257,29 @@ type Decision struct {
 	RetryAt time.Time
 	// WaitForNewKey is set when only a new billing key can heal (hard decline or card cap).
 	WaitForNewKey bool
-	// Exhausted is set when soft retries are used up: apply the final action now.
+	// Exhausted is set when soft retries are used up: apply the final action now (after the backup
+	// card, when TryBackup is set too).
 	Exhausted bool
+	// TryBackup is set when the policy lets the customer's backup card be charged now, once; the
+	// caller schedules it at AllowedAt and decides the rest after its outcome.
+	TryBackup bool
 	// Why, for the timeline.
 	Why string
 }
 
 // AfterDecline decides the next step after a declined attempt.
 func (p Policy) AfterDecline(f DeclineFacts, rnd *rand.Rand) Decision {
+	backup := func(t BackupTrigger) bool { return f.BackupAvailable && p.backupOn(t) }
 	switch {
 	case f.Hard:
-		return Decision{WaitForNewKey: true, Why: "hard decline: no retry on this key until a new one is registered"}
+		return Decision{WaitForNewKey: true, TryBackup: backup(BackupAfterHardDecline), Why: "hard decline: no retry on this key until a new one is registered"}
 	case f.CardAttempts >= p.MaxAttemptsPerCard:
-		return Decision{WaitForNewKey: true, Why: fmt.Sprintf("card cap: %d attempts within %s", f.CardAttempts, p.CardWindow.D())}
-	case f.Declines > p.MaxRetries:
-		return Decision{Exhausted: true, Why: fmt.Sprintf("retries exhausted after %d attempts", f.Declines)}
+		return Decision{WaitForNewKey: true, TryBackup: backup(BackupAfterHardDecline), Why: fmt.Sprintf("card cap: %d attempts within %s", f.CardAttempts, p.CardWindow.D())}
+	case f.Declines > p.MaxRetriesFor(f.Code):
+		return Decision{Exhausted: true, TryBackup: backup(BackupAfterLastRetry), Why: fmt.Sprintf("retries exhausted after %d attempts", f.Declines)}
 	}
-	at := f.Now.Add(p.RetryDelay(f.Declines, rnd))
-	return Decision{RetryAt: at, Why: fmt.Sprintf("soft decline: retry %d of %d", f.Declines, p.MaxRetries)}
+	at, why := p.RetryAt(f.Code, f.Declines, f.Now, f.TimeZone, f.Issuer, rnd)
+	return Decision{RetryAt: at, Why: why}
 }
 
 // Policies holds the default policy and per-plan overrides.
