@@ -205,7 +205,7 @@ func (p Policy) RetryAt(code string, k int, now time.Time, loc *time.Location, i
 			at = atHour(day, *hour)
 		}
 		if rnd != nil {
-			at = at.Add(time.Duration(rnd.Int64N(int64(time.Hour / time.Second))) * time.Second)
+			at = at.Add(time.Duration(rnd.Int64N(int64(time.Hour/time.Second))) * time.Second)
 		}
 		notes = append(notes, fmt.Sprintf("at %02d:00 %s", *hour, loc))
 	}
