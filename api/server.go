@@ -134,6 +134,7 @@ func (s *Server) mountV1(r chi.Router) {
 	s.mountInvoices(r)
 	s.mountLedger(r)
 	s.mountBillingKeys(r)
+	s.mountBackupKeys(r)
 	s.mountWebhookEndpoints(r)
 	s.mountSupport(r)
 	s.mountAudit(r)

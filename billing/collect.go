@@ -115,7 +115,7 @@ func (s *Service) newAttempt(ctx context.Context, tx pgx.Tx, inv store.Invoice, 
 	} else if !errors.Is(err, pgx.ErrNoRows) {
 		return store.PaymentAttempt{}, ChargeResult{}, err
 	}
-	key, err := s.vault.ChargeableKey(ctx, tx, inv.CustomerID)
+	key, backup, err := s.keyForAttempt(ctx, tx, inv)
 	if errors.Is(err, ErrNoChargeableKey) {
 		return store.PaymentAttempt{}, ChargeResult{NoKey: true}, s.applyNoKey(ctx, tx, inv, now)
 	}
@@ -134,6 +134,11 @@ func (s *Service) newAttempt(ctx context.Context, tx pgx.Tx, inv store.Invoice, 
 	})
 	if err != nil {
 		return att, ChargeResult{}, fmt.Errorf("create attempt: %w", err)
+	}
+	if backup {
+		if err := s.markBackupAttempt(ctx, tx, &att); err != nil {
+			return att, ChargeResult{}, err
+		}
 	}
 	p := invoiceParams(inv)
 	p.AttemptCount = seq
@@ -289,6 +294,11 @@ func (s *Service) applyPayment(ctx context.Context, tx pgx.Tx, lc lockedCharge, 
 	if err := s.emit(ctx, tx, EvtPaymentSucceeded, refs, now, map[string]any{"amount": money.String(att.Amount, att.Currency), "currency": att.Currency, "order_id": att.OrderID}); err != nil {
 		return err
 	}
+	if att.Backup {
+		if err := s.emitBackupCharged(ctx, tx, att, deref(inv.SubscriptionID), now); err != nil {
+			return err
+		}
+	}
 	receivable := ReceivableAccount(inv.CustomerID)
 	if inv.Status == string(statemachine.InvoiceVoided) || inv.Status == string(statemachine.InvoicePaid) {
 		// Money arrived for an invoice that no longer wants it: hold it as customer credit for support
@@ -387,12 +397,15 @@ func (s *Service) applyDecline(ctx context.Context, tx pgx.Tx, lc lockedCharge, 
 	if err != nil {
 		return err
 	}
+	if att.Backup {
+		return s.afterBackupDecline(ctx, tx, lc, policy, now)
+	}
 	if att.BillingKeyID != nil {
 		if cardAttempts, err = s.q(tx).CountCardAttempts(ctx, store.CountCardAttemptsParams{BillingKeyID: att.BillingKeyID, Since: now.Add(-policy.CardWindow.D())}); err != nil {
 			return err
 		}
 	}
-	return s.afterFailure(ctx, tx, lc.sub, inv, policy, failure{hard: class == gateway.Hard, declines: int(declines), cardAttempts: int(cardAttempts), code: code}, now)
+	return s.afterFailure(ctx, tx, lc.sub, inv, policy, failure{hard: class == gateway.Hard, declines: int(declines), cardAttempts: int(cardAttempts), code: code, keyID: att.BillingKeyID}, now)
 }
 
 // applyNoKey: the invoice cannot be charged because the customer has no usable key. Like a hard
@@ -415,7 +428,7 @@ func (s *Service) applyNoKey(ctx context.Context, tx pgx.Tx, inv store.Invoice, 
 	if err != nil {
 		return err
 	}
-	return s.afterFailure(ctx, tx, sub, inv, policy, failure{hard: true, code: "no_chargeable_billing_key"}, now)
+	return s.afterFailure(ctx, tx, sub, inv, policy, failure{hard: true, code: codeNoKey}, now)
 }
 
 // applyUnknown: the outcome is not known; the reconciler will look the order up on its schedule.

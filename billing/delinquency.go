@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,7 +66,11 @@ type failure struct {
 	declines     int
 	cardAttempts int
 	code         string
+	keyID        *string // the declined key; nil when no key could be charged
 }
+
+// codeNoKey is the failure of an invoice that found no chargeable key (nothing was sent).
+const codeNoKey = "no_chargeable_billing_key"
 
 // afterFailure walks dunning after a decline (or a missing key): the subscription goes past_due with its
 // grace and dunning window, and the invoice gets its next retry, waits for a new key, or is closed by the
@@ -95,17 +100,43 @@ func (s *Service) afterFailure(ctx context.Context, tx pgx.Tx, sub *store.Subscr
 		}
 		return s.writeOff(ctx, tx, row, now)
 	}
+	loc, err := s.customerZone(ctx, tx, inv.CustomerID, policy)
+	if err != nil {
+		return err
+	}
+	backup, hasBackup, err := s.backupAvailable(ctx, tx, policy, inv)
+	if err != nil {
+		return err
+	}
 	var decision dunning.Decision
-	if f.code == "no_chargeable_billing_key" {
-		decision = dunning.Decision{WaitForNewKey: true, Why: "no chargeable billing key"}
+	if f.code == codeNoKey {
+		decision = dunning.Decision{WaitForNewKey: true, TryBackup: hasBackup && slices.Contains(policy.BackupCard, dunning.BackupAfterHardDecline),
+			Why: "no chargeable billing key"}
 	} else {
-		decision = policy.AfterDecline(dunning.DeclineFacts{Hard: f.hard, Declines: f.declines, CardAttempts: f.cardAttempts,
-			FirstFailedAt: *p.FirstFailedAt, Now: now}, rand.New(rand.NewPCG(uint64(now.UnixNano()), uint64(len(inv.ID)))))
+		var issuer string
+		if f.keyID != nil {
+			card, err := s.vault.Card(ctx, tx, *f.keyID)
+			if err != nil {
+				return err
+			}
+			issuer = card.Brand
+		}
+		decision = policy.AfterDecline(dunning.DeclineFacts{Hard: f.hard, Code: f.code, Declines: f.declines, CardAttempts: f.cardAttempts,
+			FirstFailedAt: *p.FirstFailedAt, Now: now, TimeZone: loc, Issuer: issuer, BackupAvailable: hasBackup},
+			rand.New(rand.NewPCG(uint64(now.UnixNano()), uint64(len(inv.ID)))))
 	}
 	if !decision.RetryAt.IsZero() {
 		p.NextAttemptAt = &decision.RetryAt
 	}
-	inv, err := s.q(tx).UpdateInvoice(ctx, p)
+	if decision.TryBackup {
+		// The backup card goes before the final action; its outcome decides the rest.
+		if err := s.scheduleBackup(ctx, tx, &p, policy, loc, backup, now); err != nil {
+			return err
+		}
+		decision.Exhausted = false
+		decision.Why += "; the backup card is tried once"
+	}
+	inv, err = s.q(tx).UpdateInvoice(ctx, p)
 	if err != nil {
 		return err
 	}

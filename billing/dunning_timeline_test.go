@@ -143,7 +143,8 @@ func TestTimelineFlakyCardRecoversOnTheSecondRetry(t *testing.T) {
 	advanceTo(t, env, d.failedAt.Add(40*day))
 	times, statuses := attemptTimes(t, env, d.invoice)
 	require.Equal(t, []string{"declined", "declined", "succeeded"}, statuses)
-	requireDaysAfter(t, d.failedAt, times, 0, 1, 3)
+	// The renewal is at 00:00 KST on 1 March; +1d and +2d at 10:00 KST.
+	requireKSTRetries(t, d.failedAt, times, "2027-03-02", "2027-03-04")
 	require.Equal(t, "paid", invoice(t, env, d.invoice)["status"])
 	sub := env.Subscription(d.sub)
 	require.Equal(t, "active", sub["status"])
@@ -151,6 +152,22 @@ func TestTimelineFlakyCardRecoversOnTheSecondRetry(t *testing.T) {
 	require.Equal(t, 1, eventCount(env, d.sub, "subscription.recovered"))
 	require.Zero(t, eventCount(env, d.sub, "subscription.suspended"), "recovered on day 3, inside the 7-day grace")
 	env.RequireBalanced()
+}
+
+var kst = time.FixedZone("KST", 9*60*60)
+
+// requireKSTRetries checks the first attempt is the renewal at start and each later one went out on its
+// expected KST date (day of the month in start's month or the next) in the default policy's retry hour,
+// 10:00-11:00 KST.
+func requireKSTRetries(t *testing.T, start time.Time, times []time.Time, dates ...string) {
+	t.Helper()
+	require.Len(t, times, len(dates)+1)
+	require.WithinDuration(t, start, times[0], time.Minute, "the renewal itself")
+	for i, at := range times[1:] {
+		local := at.In(kst)
+		require.Equal(t, dates[i], local.Format(time.DateOnly), "retry %d at %s", i+1, local)
+		require.Equal(t, 10, local.Hour(), "retry %d at %s: the policy's hour", i+1, local)
+	}
 }
 
 // requireDaysAfter checks each time is its expected number of days after start, within the default
@@ -188,8 +205,9 @@ func TestTimelineInsufficientFundsBacksOffThenCancels(t *testing.T) {
 	advanceTo(t, env, d.failedAt.Add(40*day))
 	times, statuses := attemptTimes(t, env, d.invoice)
 	require.Equal(t, []string{"declined", "declined", "declined", "declined", "declined"}, statuses)
-	// +1d, +2d, +4d, +8d: days 1, 3, 7 and 15 after the first failure.
-	requireDaysAfter(t, d.failedAt, times, 0, 1, 3, 7, 15)
+	// +1d, +2d at 10:00 KST; +4d would be the 8th, but payday (the 10th) is within three days of it;
+	// +8d from the 10th is the 18th. The dunning window (15 days) waits for that last retry.
+	requireKSTRetries(t, d.failedAt, times, "2027-03-02", "2027-03-04", "2027-03-10", "2027-03-18")
 
 	sub = env.Subscription(d.sub)
 	require.Equal(t, "canceled", sub["status"], "the default final action")
@@ -214,7 +232,7 @@ func TestTimelineUnpaidFinalActionByPlanOverride(t *testing.T) {
 
 	advanceTo(t, env, d.failedAt.Add(40*day))
 	times, _ := attemptTimes(t, env, d.invoice)
-	requireDaysAfter(t, d.failedAt, times, 0, 1, 3)
+	requireKSTRetries(t, d.failedAt, times, "2027-03-02", "2027-03-04")
 	sub := env.Subscription(d.sub)
 	require.Equal(t, "unpaid", sub["status"], "the plan's final action")
 	require.Equal(t, false, sub["entitled"])
@@ -273,10 +291,9 @@ func TestTimelineOutageDuringDunningDoesNotConsumeRetries(t *testing.T) {
 	env := testenv.New(t)
 	plan := env.CreatePlan("9900", "KRW", "month", 1)
 	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
-	retry := d.failedAt.Add(day)
 	next, err := time.Parse(time.RFC3339Nano, env.Subscription(d.sub)["dunning"].(map[string]any)["next_attempt_at"].(string))
 	require.NoError(t, err)
-	require.WithinDuration(t, retry, next, day/10)
+	require.Equal(t, "2027-03-02 10", next.In(kst).Format("2006-01-02 15"), "the next day at the policy's hour, 10:00 KST")
 
 	env.Sim().SetFaults(pgsim.Faults{Outage: &pgsim.OutageFault{}})
 	advanceTo(t, env, next.Add(30*time.Minute)) // the first retry, and its technical retries, meet the outage
@@ -294,11 +311,12 @@ func TestTimelineOutageDuringDunningDoesNotConsumeRetries(t *testing.T) {
 	env.RequireBalanced()
 }
 
-// The service-wide policy comes from BILLING_DUNNING_POLICY.
+// The service-wide policy comes from BILLING_DUNNING_POLICY: here the classic ladder, without a retry hour
+// or per-code rules.
 func TestTimelineFollowsThePolicyFile(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "policy.yaml")
-	require.NoError(t, os.WriteFile(path, []byte("max_retries: 1\nretry_base: 2d\njitter_percent: 0\ngrace_period: 1d\ndunning_window: 3d\n"), 0o600))
+	require.NoError(t, os.WriteFile(path, []byte("max_retries: 1\nretry_base: 2d\njitter_percent: 0\ngrace_period: 1d\ndunning_window: 3d\nretry_hour: null\nrules: []\nquiet_hours: {from: \"00:00\", to: \"00:00\"}\nmaintenance_windows: []\n"), 0o600))
 	env := testenv.New(t, testenv.Options{Env: map[string]string{"BILLING_DUNNING_POLICY": path}})
 	plan := env.CreatePlan("9900", "KRW", "month", 1)
 	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)

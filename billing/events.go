@@ -34,6 +34,8 @@ const (
 	EvtPaymentFailed                 = "payment.failed"
 	EvtPaymentUnknown                = "payment.unknown"
 	EvtPaymentDeferred               = "payment.deferred"
+	// EvtPaymentBackupCardCharged says the customer's backup card paid an invoice, and which card it was.
+	EvtPaymentBackupCardCharged = "payment.backup_card_charged"
 )
 
 // Refs are the entities an event is about.

@@ -14,6 +14,7 @@ type KeyRef struct {
 	ID          string
 	Gateway     string
 	CustomerKey string // the customer's key at the gateway
+	Issuer      string // the card's issuer (brand), for issuers' maintenance windows; may be empty
 }
 
 // ErrNoChargeableKey means the customer has no default, active billing key that may be charged (none
@@ -30,4 +31,8 @@ type KeyVault interface {
 	Token(ctx context.Context, db dbx.DBTX, keyID string) (token gateway.BillingKeyToken, customerKey string, err error)
 	// MarkHardDeclined stops charges on the key until the customer registers a new one.
 	MarkHardDeclined(ctx context.Context, db dbx.DBTX, keyID, code string, at time.Time) error
+	// BackupKey returns the customer's backup card if it may be charged, else ErrNoChargeableKey.
+	BackupKey(ctx context.Context, db dbx.DBTX, customerID string) (KeyRef, error)
+	// Card is a key's display data (issuer brand, masked number); empty when unknown.
+	Card(ctx context.Context, db dbx.DBTX, keyID string) (gateway.Card, error)
 }

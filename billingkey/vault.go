@@ -91,7 +91,9 @@ type Key struct {
 	Gateway    string `json:"gateway"`
 	Card       Card   `json:"card"`
 	IsDefault  bool   `json:"is_default"`
-	Status     string `json:"status"`
+	// IsBackup marks the customer's backup card, charged once per invoice when the dunning policy allows.
+	IsBackup bool   `json:"is_backup"`
+	Status   string `json:"status"`
 	// HardDeclinedAt is set once a charge on the key was hard-declined: it is not charged again.
 	HardDeclinedAt  *time.Time `json:"hard_declined_at"`
 	HardDeclineCode *string    `json:"hard_decline_code"`
@@ -108,7 +110,7 @@ type Card struct {
 func keyView(r store.BillingKey) Key {
 	return Key{ID: r.ID, CustomerID: r.CustomerID, Gateway: r.Gateway,
 		Card:      Card{Brand: r.CardBrand, MaskedNumber: r.MaskedNumber},
-		IsDefault: r.IsDefault, Status: r.Status, HardDeclinedAt: utcPtr(r.HardDeclinedAt),
+		IsDefault: r.IsDefault, IsBackup: r.IsBackup && r.Status == StatusActive, Status: r.Status, HardDeclinedAt: utcPtr(r.HardDeclinedAt),
 		HardDeclineCode: r.HardDeclineCode, CreatedAt: r.CreatedAt.UTC(), RevokedAt: utcPtr(r.RevokedAt)}
 }
 

@@ -17,7 +17,7 @@ type Rule struct {
 	// Codes are the gateways' decline codes the rule is for (Toss and Stripe spellings side by side).
 	Codes []string `json:"codes"`
 	// Delays is the ladder: retry k waits Delays[k-1] after decline k. Its length is the number of
-	// retries a card declining with these codes gets.
+	// retries a card declining with these codes gets (capped by the policy's max_retries).
 	Delays []Duration `json:"delays"`
 	// Hour is the local hour (0-23, the customer's time zone) to retry in; nil keeps the policy's
 	// retry_hour, and -1 keeps the delay's own time of day (for declines that clear within hours).
@@ -51,10 +51,11 @@ func (p Policy) ruleFor(code string) *Rule {
 	return nil
 }
 
-// MaxRetriesFor is how many soft retries a card declining with code gets.
+// MaxRetriesFor is how many soft retries a card declining with code gets: its rule's ladder, never more
+// than max_retries (the cap an operator or a plan sets holds for every code).
 func (p Policy) MaxRetriesFor(code string) int {
 	if r := p.ruleFor(code); r != nil {
-		return len(r.Delays)
+		return min(len(r.Delays), p.MaxRetries)
 	}
 	return p.MaxRetries
 }

@@ -271,3 +271,14 @@ rules:
 		require.ErrorContains(t, err, want)
 	}
 }
+
+// max_retries caps every rule's ladder: a plan that allows two retries gets two, whatever the code.
+func TestMaxRetriesCapsRuleLadders(t *testing.T) {
+	t.Parallel()
+	p := dunning.DefaultPolicy()
+	p.MaxRetries = 2
+	require.Equal(t, 2, p.MaxRetriesFor("REJECT_CARD_PAYMENT"))
+	now := at(kst, 2027, 3, 3, 12, 0)
+	require.True(t, decline(p, "REJECT_CARD_PAYMENT", 3, now, nil, "", nil).Exhausted)
+	require.False(t, decline(p, "REJECT_CARD_PAYMENT", 2, now, nil, "", nil).Exhausted)
+}

@@ -35,6 +35,7 @@ var EventTypes = []string{
 	"invoice.payment_failed",
 	"invoice.uncollectible",
 	"invoice.voided",
+	"payment.backup_card_charged",
 	"payment.deferred",
 	"payment.failed",
 	"payment.succeeded",

@@ -14,7 +14,7 @@ import (
 
 const createCustomer = `-- name: CreateCustomer :one
 INSERT INTO customers (id, external_id, email, name, created_at) VALUES ($1, $2, $3, $4, $5)
-RETURNING id, external_id, email, name, created_at
+RETURNING id, external_id, email, name, created_at, time_zone
 `
 
 type CreateCustomerParams struct {
@@ -40,6 +40,7 @@ func (q *Queries) CreateCustomer(ctx context.Context, arg CreateCustomerParams) 
 		&i.Email,
 		&i.Name,
 		&i.CreatedAt,
+		&i.TimeZone,
 	)
 	return i, err
 }
@@ -96,7 +97,7 @@ func (q *Queries) CustomerDelinquency(ctx context.Context, customerID string) (C
 }
 
 const getCustomer = `-- name: GetCustomer :one
-SELECT id, external_id, email, name, created_at FROM customers WHERE id = $1
+SELECT id, external_id, email, name, created_at, time_zone FROM customers WHERE id = $1
 `
 
 func (q *Queries) GetCustomer(ctx context.Context, id string) (Customer, error) {
@@ -108,12 +109,13 @@ func (q *Queries) GetCustomer(ctx context.Context, id string) (Customer, error) 
 		&i.Email,
 		&i.Name,
 		&i.CreatedAt,
+		&i.TimeZone,
 	)
 	return i, err
 }
 
 const getCustomerByExternalID = `-- name: GetCustomerByExternalID :one
-SELECT id, external_id, email, name, created_at FROM customers WHERE external_id = $1
+SELECT id, external_id, email, name, created_at, time_zone FROM customers WHERE external_id = $1
 `
 
 func (q *Queries) GetCustomerByExternalID(ctx context.Context, externalID string) (Customer, error) {
@@ -125,6 +127,7 @@ func (q *Queries) GetCustomerByExternalID(ctx context.Context, externalID string
 		&i.Email,
 		&i.Name,
 		&i.CreatedAt,
+		&i.TimeZone,
 	)
 	return i, err
 }

@@ -49,7 +49,7 @@ INSERT INTO invoices (id, customer_id, subscription_id, kind, status, currency, 
     subtotal, total, amount_due, created_at)
 VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT DO NOTHING
-RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version
+RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due
 `
 
 type CreateInvoiceParams struct {
@@ -102,6 +102,7 @@ func (q *Queries) CreateInvoice(ctx context.Context, arg CreateInvoiceParams) (I
 		&i.PaidAt,
 		&i.VoidedAt,
 		&i.Version,
+		&i.BackupDue,
 	)
 	return i, err
 }
@@ -145,7 +146,7 @@ func (q *Queries) DueCollections(ctx context.Context, arg DueCollectionsParams) 
 }
 
 const getInvoice = `-- name: GetInvoice :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version FROM invoices WHERE id = $1
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices WHERE id = $1
 `
 
 func (q *Queries) GetInvoice(ctx context.Context, id string) (Invoice, error) {
@@ -172,12 +173,13 @@ func (q *Queries) GetInvoice(ctx context.Context, id string) (Invoice, error) {
 		&i.PaidAt,
 		&i.VoidedAt,
 		&i.Version,
+		&i.BackupDue,
 	)
 	return i, err
 }
 
 const getInvoiceForPeriod = `-- name: GetInvoiceForPeriod :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version FROM invoices WHERE subscription_id = $1 AND period_start = $2 AND kind IN ('initial', 'renewal')
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices WHERE subscription_id = $1 AND period_start = $2 AND kind IN ('initial', 'renewal')
 `
 
 type GetInvoiceForPeriodParams struct {
@@ -209,6 +211,7 @@ func (q *Queries) GetInvoiceForPeriod(ctx context.Context, arg GetInvoiceForPeri
 		&i.PaidAt,
 		&i.VoidedAt,
 		&i.Version,
+		&i.BackupDue,
 	)
 	return i, err
 }
@@ -225,7 +228,7 @@ func (q *Queries) HasFailedOpenInvoice(ctx context.Context, customerID string) (
 }
 
 const initialInvoice = `-- name: InitialInvoice :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version FROM invoices WHERE subscription_id = $1 AND kind = 'initial' ORDER BY created_at LIMIT 1
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices WHERE subscription_id = $1 AND kind = 'initial' ORDER BY created_at LIMIT 1
 `
 
 func (q *Queries) InitialInvoice(ctx context.Context, subscriptionID *string) (Invoice, error) {
@@ -252,6 +255,7 @@ func (q *Queries) InitialInvoice(ctx context.Context, subscriptionID *string) (I
 		&i.PaidAt,
 		&i.VoidedAt,
 		&i.Version,
+		&i.BackupDue,
 	)
 	return i, err
 }
@@ -292,7 +296,7 @@ func (q *Queries) InvoiceLines(ctx context.Context, invoiceID string) ([]Invoice
 }
 
 const listInvoices = `-- name: ListInvoices :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version FROM invoices
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices
 WHERE ($1::text IS NULL OR customer_id = $1)
   AND ($2::text IS NULL OR subscription_id = $2)
   AND ($3::text IS NULL OR status = $3)
@@ -349,6 +353,7 @@ func (q *Queries) ListInvoices(ctx context.Context, arg ListInvoicesParams) ([]I
 			&i.PaidAt,
 			&i.VoidedAt,
 			&i.Version,
+			&i.BackupDue,
 		); err != nil {
 			return nil, err
 		}
@@ -361,7 +366,7 @@ func (q *Queries) ListInvoices(ctx context.Context, arg ListInvoicesParams) ([]I
 }
 
 const lockInvoice = `-- name: LockInvoice :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version FROM invoices WHERE id = $1 FOR UPDATE
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) LockInvoice(ctx context.Context, id string) (Invoice, error) {
@@ -388,12 +393,13 @@ func (q *Queries) LockInvoice(ctx context.Context, id string) (Invoice, error) {
 		&i.PaidAt,
 		&i.VoidedAt,
 		&i.Version,
+		&i.BackupDue,
 	)
 	return i, err
 }
 
 const openInvoicesForCustomer = `-- name: OpenInvoicesForCustomer :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version FROM invoices WHERE customer_id = $1 AND status = 'open' ORDER BY created_at, id
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices WHERE customer_id = $1 AND status = 'open' ORDER BY created_at, id
 `
 
 func (q *Queries) OpenInvoicesForCustomer(ctx context.Context, customerID string) ([]Invoice, error) {
@@ -426,6 +432,7 @@ func (q *Queries) OpenInvoicesForCustomer(ctx context.Context, customerID string
 			&i.PaidAt,
 			&i.VoidedAt,
 			&i.Version,
+			&i.BackupDue,
 		); err != nil {
 			return nil, err
 		}
@@ -438,7 +445,7 @@ func (q *Queries) OpenInvoicesForCustomer(ctx context.Context, customerID string
 }
 
 const openInvoicesForSubscription = `-- name: OpenInvoicesForSubscription :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version FROM invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at, id
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at, id
 `
 
 func (q *Queries) OpenInvoicesForSubscription(ctx context.Context, subscriptionID *string) ([]Invoice, error) {
@@ -471,6 +478,7 @@ func (q *Queries) OpenInvoicesForSubscription(ctx context.Context, subscriptionI
 			&i.PaidAt,
 			&i.VoidedAt,
 			&i.Version,
+			&i.BackupDue,
 		); err != nil {
 			return nil, err
 		}
@@ -520,7 +528,7 @@ UPDATE invoices SET
     next_attempt_at = $5, first_failed_at = $6,
     finalized_at = $7, paid_at = $8, voided_at = $9, version = version + 1
 WHERE id = $10 AND version = $11
-RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version
+RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due
 `
 
 type UpdateInvoiceParams struct {
@@ -573,6 +581,7 @@ func (q *Queries) UpdateInvoice(ctx context.Context, arg UpdateInvoiceParams) (I
 		&i.PaidAt,
 		&i.VoidedAt,
 		&i.Version,
+		&i.BackupDue,
 	)
 	return i, err
 }

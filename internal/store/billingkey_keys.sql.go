@@ -10,6 +10,31 @@ import (
 	"time"
 )
 
+const backupKey = `-- name: BackupKey :one
+SELECT id, gateway, customer_key, card_brand FROM billing_keys
+WHERE customer_id = $1 AND is_backup AND NOT is_default AND status = 'active' AND hard_declined_at IS NULL
+`
+
+type BackupKeyRow struct {
+	ID          string
+	Gateway     string
+	CustomerKey string
+	CardBrand   string
+}
+
+// The customer's backup card, if it may be charged: active, not the default, never hard-declined.
+func (q *Queries) BackupKey(ctx context.Context, customerID string) (BackupKeyRow, error) {
+	row := q.db.QueryRow(ctx, backupKey, customerID)
+	var i BackupKeyRow
+	err := row.Scan(
+		&i.ID,
+		&i.Gateway,
+		&i.CustomerKey,
+		&i.CardBrand,
+	)
+	return i, err
+}
+
 const chargeableKey = `-- name: ChargeableKey :one
 SELECT id, gateway, customer_key FROM billing_keys
 WHERE customer_id = $1 AND is_default AND status = 'active' AND hard_declined_at IS NULL
@@ -26,6 +51,15 @@ func (q *Queries) ChargeableKey(ctx context.Context, customerID string) (Chargea
 	var i ChargeableKeyRow
 	err := row.Scan(&i.ID, &i.Gateway, &i.CustomerKey)
 	return i, err
+}
+
+const clearBackup = `-- name: ClearBackup :exec
+UPDATE billing_keys SET is_backup = false WHERE customer_id = $1 AND is_backup
+`
+
+func (q *Queries) ClearBackup(ctx context.Context, customerID string) error {
+	_, err := q.db.Exec(ctx, clearBackup, customerID)
+	return err
 }
 
 const clearDefault = `-- name: ClearDefault :exec
@@ -49,7 +83,7 @@ func (q *Queries) CustomerExists(ctx context.Context, id string) (bool, error) {
 }
 
 const customerKey = `-- name: CustomerKey :one
-SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at FROM billing_keys WHERE id = $1 AND customer_id = $2
+SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup FROM billing_keys WHERE id = $1 AND customer_id = $2
 `
 
 type CustomerKeyParams struct {
@@ -75,12 +109,13 @@ func (q *Queries) CustomerKey(ctx context.Context, arg CustomerKeyParams) (Billi
 		&i.HardDeclineCode,
 		&i.CreatedAt,
 		&i.RevokedAt,
+		&i.IsBackup,
 	)
 	return i, err
 }
 
 const customerKeyForUpdate = `-- name: CustomerKeyForUpdate :one
-SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at FROM billing_keys WHERE id = $1 AND customer_id = $2 FOR UPDATE
+SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup FROM billing_keys WHERE id = $1 AND customer_id = $2 FOR UPDATE
 `
 
 type CustomerKeyForUpdateParams struct {
@@ -106,12 +141,13 @@ func (q *Queries) CustomerKeyForUpdate(ctx context.Context, arg CustomerKeyForUp
 		&i.HardDeclineCode,
 		&i.CreatedAt,
 		&i.RevokedAt,
+		&i.IsBackup,
 	)
 	return i, err
 }
 
 const defaultKey = `-- name: DefaultKey :one
-SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at FROM billing_keys WHERE customer_id = $1 AND is_default
+SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup FROM billing_keys WHERE customer_id = $1 AND is_default
 `
 
 func (q *Queries) DefaultKey(ctx context.Context, customerID string) (BillingKey, error) {
@@ -132,6 +168,7 @@ func (q *Queries) DefaultKey(ctx context.Context, customerID string) (BillingKey
 		&i.HardDeclineCode,
 		&i.CreatedAt,
 		&i.RevokedAt,
+		&i.IsBackup,
 	)
 	return i, err
 }
@@ -141,7 +178,7 @@ INSERT INTO billing_keys (id, customer_id, gateway, customer_key, ciphertext, ke
                           status, is_default, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
         'active', $9, $10)
-RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at
+RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup
 `
 
 type InsertKeyParams struct {
@@ -186,12 +223,13 @@ func (q *Queries) InsertKey(ctx context.Context, arg InsertKeyParams) (BillingKe
 		&i.HardDeclineCode,
 		&i.CreatedAt,
 		&i.RevokedAt,
+		&i.IsBackup,
 	)
 	return i, err
 }
 
 const keyByID = `-- name: KeyByID :one
-SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at FROM billing_keys WHERE id = $1
+SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup FROM billing_keys WHERE id = $1
 `
 
 func (q *Queries) KeyByID(ctx context.Context, id string) (BillingKey, error) {
@@ -212,6 +250,7 @@ func (q *Queries) KeyByID(ctx context.Context, id string) (BillingKey, error) {
 		&i.HardDeclineCode,
 		&i.CreatedAt,
 		&i.RevokedAt,
+		&i.IsBackup,
 	)
 	return i, err
 }
@@ -235,6 +274,22 @@ func (q *Queries) KeyByIssue(ctx context.Context, arg KeyByIssueParams) (KeyByIs
 	row := q.db.QueryRow(ctx, keyByIssue, arg.IdemKey, arg.RetentionHours)
 	var i KeyByIssueRow
 	err := row.Scan(&i.RequestHash, &i.BillingKeyID)
+	return i, err
+}
+
+const keyCard = `-- name: KeyCard :one
+SELECT card_brand, masked_number FROM billing_keys WHERE id = $1
+`
+
+type KeyCardRow struct {
+	CardBrand    string
+	MaskedNumber string
+}
+
+func (q *Queries) KeyCard(ctx context.Context, id string) (KeyCardRow, error) {
+	row := q.db.QueryRow(ctx, keyCard, id)
+	var i KeyCardRow
+	err := row.Scan(&i.CardBrand, &i.MaskedNumber)
 	return i, err
 }
 
@@ -277,7 +332,7 @@ func (q *Queries) KeySecret(ctx context.Context, id string) (KeySecretRow, error
 }
 
 const listKeys = `-- name: ListKeys :many
-SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at FROM billing_keys
+SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup FROM billing_keys
 WHERE customer_id = $1
   AND (NOT $2::boolean OR (created_at, id) > ($3::timestamptz, $4::text))
 ORDER BY created_at, id
@@ -322,6 +377,7 @@ func (q *Queries) ListKeys(ctx context.Context, arg ListKeysParams) ([]BillingKe
 			&i.HardDeclineCode,
 			&i.CreatedAt,
 			&i.RevokedAt,
+			&i.IsBackup,
 		); err != nil {
 			return nil, err
 		}
@@ -410,7 +466,7 @@ func (q *Queries) Reencrypt(ctx context.Context, arg ReencryptParams) error {
 const revokeKey = `-- name: RevokeKey :one
 UPDATE billing_keys SET status = 'revoked', is_default = false, revoked_at = $1
 WHERE id = $2
-RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at
+RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup
 `
 
 type RevokeKeyParams struct {
@@ -436,12 +492,40 @@ func (q *Queries) RevokeKey(ctx context.Context, arg RevokeKeyParams) (BillingKe
 		&i.HardDeclineCode,
 		&i.CreatedAt,
 		&i.RevokedAt,
+		&i.IsBackup,
+	)
+	return i, err
+}
+
+const setBackup = `-- name: SetBackup :one
+UPDATE billing_keys SET is_backup = true WHERE id = $1 RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup
+`
+
+func (q *Queries) SetBackup(ctx context.Context, id string) (BillingKey, error) {
+	row := q.db.QueryRow(ctx, setBackup, id)
+	var i BillingKey
+	err := row.Scan(
+		&i.ID,
+		&i.CustomerID,
+		&i.Gateway,
+		&i.CustomerKey,
+		&i.Ciphertext,
+		&i.KeyVersion,
+		&i.CardBrand,
+		&i.MaskedNumber,
+		&i.Status,
+		&i.IsDefault,
+		&i.HardDeclinedAt,
+		&i.HardDeclineCode,
+		&i.CreatedAt,
+		&i.RevokedAt,
+		&i.IsBackup,
 	)
 	return i, err
 }
 
 const setDefault = `-- name: SetDefault :one
-UPDATE billing_keys SET is_default = true WHERE id = $1 RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at
+UPDATE billing_keys SET is_default = true WHERE id = $1 RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup
 `
 
 func (q *Queries) SetDefault(ctx context.Context, id string) (BillingKey, error) {
@@ -462,6 +546,7 @@ func (q *Queries) SetDefault(ctx context.Context, id string) (BillingKey, error)
 		&i.HardDeclineCode,
 		&i.CreatedAt,
 		&i.RevokedAt,
+		&i.IsBackup,
 	)
 	return i, err
 }

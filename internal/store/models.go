@@ -51,6 +51,7 @@ type BillingKey struct {
 	HardDeclineCode *string
 	CreatedAt       time.Time
 	RevokedAt       *time.Time
+	IsBackup        bool
 }
 
 type BillingKeyIssue struct {
@@ -78,6 +79,16 @@ type Customer struct {
 	Email      string
 	Name       string
 	CreatedAt  time.Time
+	TimeZone   *string
+}
+
+type DunningOverride struct {
+	CustomerID string
+	Mode       string
+	Policy     json.RawMessage
+	Reason     string
+	SetBy      string
+	SetAt      time.Time
 }
 
 type Event struct {
@@ -129,6 +140,7 @@ type Invoice struct {
 	PaidAt         *time.Time
 	VoidedAt       *time.Time
 	Version        int32
+	BackupDue      bool
 }
 
 type InvoiceLine struct {
@@ -193,6 +205,7 @@ type PaymentAttempt struct {
 	CreatedAt         time.Time
 	SentAt            *time.Time
 	ResolvedAt        *time.Time
+	Backup            bool
 }
 
 type Plan struct {

@@ -28,7 +28,7 @@ RETURNING *;
 SELECT * FROM payment_attempts WHERE invoice_id = $1 ORDER BY seq;
 
 -- name: CountDeclines :one
-SELECT count(*)::int FROM payment_attempts WHERE invoice_id = $1 AND status = 'declined';
+SELECT count(*)::int FROM payment_attempts WHERE invoice_id = $1 AND status = 'declined' AND NOT backup;
 
 -- name: CountConsecutiveTechnicalFailures :one
 -- Technical failures since the last attempt that reached the customer's card (declined or succeeded).

@@ -78,3 +78,17 @@ WHERE i.idem_key = @idem_key AND i.created_at > now() - make_interval(hours => @
 
 -- name: KeyByID :one
 SELECT * FROM billing_keys WHERE id = $1;
+
+-- name: BackupKey :one
+-- The customer's backup card, if it may be charged: active, not the default, never hard-declined.
+SELECT id, gateway, customer_key, card_brand FROM billing_keys
+WHERE customer_id = $1 AND is_backup AND NOT is_default AND status = 'active' AND hard_declined_at IS NULL;
+
+-- name: ClearBackup :exec
+UPDATE billing_keys SET is_backup = false WHERE customer_id = $1 AND is_backup;
+
+-- name: SetBackup :one
+UPDATE billing_keys SET is_backup = true WHERE id = $1 RETURNING *;
+
+-- name: KeyCard :one
+SELECT card_brand, masked_number FROM billing_keys WHERE id = $1;
