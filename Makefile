@@ -24,7 +24,7 @@ run: build ## start Postgres (found or private), migrate, start pgsim and billin
 	@$(DB); ./scripts/run.sh
 
 .PHONY: test
-test: tools browser ## the whole suite, race detector on, against a real Postgres
+test: tools browser alerts ## the whole suite, race detector on, against a real Postgres
 	@$(DB); echo "tests use $${DATABASE_URL%%\?*}"; \
 	  $(GO) test -race -count=1 -timeout 15m ./...
 
@@ -43,7 +43,7 @@ test-calendar: browser ## the suite with the test clocks starting at chosen inst
 	done
 
 .PHONY: lint
-lint: ## go vet + gofmt check
+lint: alerts ## go vet + gofmt check + the alert rules
 	$(GO) vet ./...
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
@@ -77,6 +77,17 @@ browser: ## install Debian's chromium for the console's browser tests when missi
 	  else \
 	    echo "chromium is missing and only root can install it: sudo apt-get install -y chromium (the console's browser tests will fail without it)"; \
 	  fi; }
+
+.PHONY: alerts
+alerts: ## check and unit-test deploy/prometheus/alerts.yml with promtool (installs Debian's prometheus when missing)
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
+	  else \
+	    echo "promtool is missing and only root can install it: sudo apt-get install -y prometheus"; exit 1; \
+	  fi; }
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 .PHONY: tools
 tools: $(STRIPEMOCK) ## install the test tools (stripe-mock) when missing

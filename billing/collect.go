@@ -235,6 +235,7 @@ func (s *Service) lockForOutcome(ctx context.Context, tx pgx.Tx, attemptID strin
 // already resolved is left as it is (a second worker, a webhook and a lookup may all race here).
 func (s *Service) recordOutcome(ctx context.Context, attemptID string, out gateway.Outcome) (ChargeResult, error) {
 	res := ChargeResult{AttemptID: attemptID, Outcome: out.Kind, DeclineCode: out.DeclineCode, DeclineClass: out.DeclineClass}
+	var observe func() // counted once the outcome is committed
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		now := s.clock.Now()
 		lc, err := s.lockForOutcome(ctx, tx, attemptID)
@@ -245,6 +246,7 @@ func (s *Service) recordOutcome(ctx context.Context, attemptID string, out gatew
 			res = resultFromAttempt(lc.att)
 			return nil
 		}
+		observe = func() { s.metrics.observeOutcome(lc.att.Gateway, lc.att.Status, out) }
 		switch out.Kind {
 		case gateway.Succeeded:
 			return s.applyPayment(ctx, tx, lc, out, now)
@@ -257,6 +259,9 @@ func (s *Service) recordOutcome(ctx context.Context, attemptID string, out gatew
 			return s.applyUnknown(ctx, tx, lc, out.Reason, now)
 		}
 	})
+	if err == nil && observe != nil {
+		observe()
+	}
 	return res, err
 }
 
@@ -502,6 +507,7 @@ func (s *Service) recordNotSent(ctx context.Context, attemptID string, cause err
 		}
 		switch lc.att.Status {
 		case string(statemachine.AttemptPending):
+			defer s.metrics.observeNotSent(lc.att.Gateway)
 			return s.applyFailed(ctx, tx, lc, "not sent: "+cause.Error(), now)
 		case string(statemachine.AttemptUnknown):
 			// A resend could not go out: the earlier send may still have charged, so stay unknown.

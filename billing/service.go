@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/dunning"
@@ -55,6 +56,7 @@ type Service struct {
 	sched    Scheduler
 	log      *slog.Logger
 	hooks    Hooks
+	metrics  chargeMetrics
 }
 
 // Hooks are test seams (failpoints) on the charge path. Production leaves them nil.
@@ -77,6 +79,8 @@ type Config struct {
 	Scheduler Scheduler
 	Log       *slog.Logger
 	Hooks     Hooks
+	// Registry receives billing_charge_outcomes_total; nil registers nothing.
+	Registry prometheus.Registerer
 }
 
 // New builds the billing service.
@@ -88,7 +92,7 @@ func New(c Config) *Service {
 		c.Policies = dunning.NewPolicies(dunning.DefaultPolicy())
 	}
 	return &Service{pool: c.Pool, clock: c.Clock, gateways: c.Gateways, vault: c.Vault, policies: c.Policies,
-		sched: c.Scheduler, log: c.Log, hooks: c.Hooks}
+		sched: c.Scheduler, log: c.Log, hooks: c.Hooks, metrics: newChargeMetrics(c.Registry)}
 }
 
 // SetScheduler installs the scheduler (jobs needs the service to exist before it can schedule for it).

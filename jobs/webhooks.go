@@ -155,7 +155,8 @@ func addWebhookWorkers(workers *river.Workers, r *Runner, log *slog.Logger) []*r
 	river.AddWorker(workers, &processWebhookWorker{b: cfg.Billing})
 	river.AddWorker(workers, &webhookWatchWorker{b: cfg.Billing, r: r, gateways: cfg.Gateways, alerts: newSilenceAlerts(log)})
 	if cfg.Registry != nil {
-		cfg.Registry.MustRegister(newWebhookSilenceCollector(cfg.Billing, cfg.Gateways, log))
+		cfg.Registry.MustRegister(newWebhookSilenceCollector(cfg.Billing, cfg.Gateways, log),
+			newOperationsCollector(cfg.Billing, cfg.Pool, cfg.Gateways, log))
 	}
 	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(WebhookWatchInterval),
 		func() (river.JobArgs, *river.InsertOpts) { return WebhookWatchArgs{}, nil },
