@@ -197,7 +197,7 @@ func TestSimulatorAppliesCalendarRules(t *testing.T) {
 		Charges: []simulate.Charge{
 			{At: first, Code: "EXCEED_MAX_DAILY_PAYMENT_COUNT"},
 			{At: first.Add(day), Code: "EXCEED_MAX_DAILY_PAYMENT_COUNT"}, // Thursday 02:00: still the night
-			{At: first.Add(2 * day), Succeeded: true},                     // Friday 02:00
+			{At: first.Add(2 * day), Succeeded: true},                    // Friday 02:00
 		}}
 	e.Recorded = simulate.Outcome{Recovered: true, RecoveredAt: first.Add(2 * day), Charges: 3}
 	o := simulate.Replay(e, dunning.DefaultPolicy(), first.Add(30*day))
