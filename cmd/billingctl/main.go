@@ -6,6 +6,7 @@
 //	billingctl rotate-keys [--batch N]          re-encrypt billing keys and webhook secrets under the newest key version
 //	billingctl delinquent | retry | mark-paid | write-off   support actions (see support.go), audited
 //	billingctl reconcile [--from T --to T] [--gateway G]     reconcile gateways against our books (reconcile.go)
+//	billingctl dunning simulate --policy FILE [--since 90d]  replay dunning history against a candidate policy (simulate.go)
 //
 // It reads DATABASE_URL (and, for rotate-keys, BILLING_ENCRYPTION_KEYS) like billingd.
 package main
@@ -44,7 +45,7 @@ const usage = `usage: billingctl <command>
   db-reset                         drop and recreate the database in DATABASE_URL, then migrate
   apikey create --role R [--name N] create an API key (prints the token once)
   rotate-keys [--batch N]          re-encrypt billing keys and webhook secrets under the newest BILLING_ENCRYPTION_KEYS version
-` + supportUsage + "\n" + reconcileUsage
+` + supportUsage + "\n" + reconcileUsage + "\n" + simulateUsage
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
@@ -86,6 +87,8 @@ func run(ctx context.Context, args []string) error {
 		return runSupport(ctx, cli{getenv: os.Getenv, out: os.Stdout}, args)
 	case "reconcile":
 		return runReconcile(ctx, cli{getenv: os.Getenv, out: os.Stdout}, args[1:])
+	case "dunning":
+		return runSimulate(ctx, cli{getenv: os.Getenv, out: os.Stdout}, args[1:])
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}
