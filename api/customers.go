@@ -9,9 +9,10 @@ import (
 )
 
 type createCustomerRequest struct {
-	ExternalID string `json:"external_id"`
-	Email      string `json:"email"`
-	Name       string `json:"name"`
+	ExternalID string  `json:"external_id"`
+	Email      string  `json:"email"`
+	Name       string  `json:"name"`
+	TimeZone   *string `json:"time_zone"`
 }
 
 func (s *Server) mountCustomers(r chi.Router) {
@@ -25,7 +26,7 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	c, err := s.Billing.CreateCustomer(r.Context(), billing.NewCustomer{ExternalID: req.ExternalID, Email: req.Email, Name: req.Name})
+	c, err := s.Billing.CreateCustomer(r.Context(), billing.NewCustomer{ExternalID: req.ExternalID, Email: req.Email, Name: req.Name, TimeZone: req.TimeZone})
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -379,7 +379,7 @@ func TestDunningStepsAreDeliveredAsWebhooks(t *testing.T) {
 	caughtUp(t, env)
 	require.Equal(t, []string{"invoice.payment_failed", "subscription.past_due", "subscription.recovered"}, rcv.types(env, "/dunning", recSub))
 
-	env.Advance("336h") // grace (7 days) and the dunning window (15 days) end
+	env.Advance("480h") // grace (7 days) ends; the last retry (moved to payday, around day 17) fails: final action
 	require.Equal(t, "canceled", env.Subscription(lapSub)["status"])
 	caughtUp(t, env)
 	steps := slices.Compact(rcv.types(env, "/dunning", lapSub)) // retries repeat invoice.payment_failed

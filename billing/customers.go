@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/dunningworks/billing/dunning"
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/internal/ids"
@@ -18,10 +19,12 @@ import (
 
 // Customer is a merchant's customer.
 type Customer struct {
-	ID          string      `json:"id"`
-	ExternalID  string      `json:"external_id"`
-	Email       string      `json:"email"`
-	Name        string      `json:"name"`
+	ID         string `json:"id"`
+	ExternalID string `json:"external_id"`
+	Email      string `json:"email"`
+	Name       string `json:"name"`
+	// TimeZone is the customer's IANA zone; dunning retries at its policy's hour there (nil: the policy's).
+	TimeZone    *string     `json:"time_zone"`
 	Delinquency Delinquency `json:"delinquency"`
 	CreatedAt   time.Time   `json:"created_at"`
 }
@@ -45,6 +48,7 @@ type NewCustomer struct {
 	ExternalID string
 	Email      string
 	Name       string
+	TimeZone   *string // optional IANA zone (e.g. "Asia/Seoul")
 }
 
 // CreateCustomer creates a customer; external_id is unique (409 on clash).
@@ -60,11 +64,24 @@ func (s *Service) CreateCustomer(ctx context.Context, in NewCustomer) (Customer,
 	if in.Name == "" || len(in.Name) > 255 {
 		v.Add("name", "is required (at most 255 characters)")
 	}
+	if in.TimeZone != nil {
+		if _, err := dunning.LoadZone(*in.TimeZone); err != nil {
+			v.Add("time_zone", "%s", err.Error())
+		}
+	}
 	if err := v.Err(); err != nil {
 		return Customer{}, err
 	}
-	row, err := s.q(s.pool).CreateCustomer(ctx, store.CreateCustomerParams{
-		ID: ids.New("cus"), ExternalID: in.ExternalID, Email: in.Email, Name: in.Name, CreatedAt: s.clock.Now(),
+	var row store.Customer
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		row, err = s.q(tx).CreateCustomer(ctx, store.CreateCustomerParams{
+			ID: ids.New("cus"), ExternalID: in.ExternalID, Email: in.Email, Name: in.Name, CreatedAt: s.clock.Now(),
+		})
+		if err == nil && in.TimeZone != nil {
+			row, err = s.q(tx).SetCustomerTimeZone(ctx, store.SetCustomerTimeZoneParams{ID: row.ID, TimeZone: in.TimeZone})
+		}
+		return err
 	})
 	if dbx.IsUniqueViolation(err, "customers_external_id_key") {
 		conflict := apperr.Conflict("external_id_taken", "a customer with external_id %q already exists", in.ExternalID)
@@ -102,7 +119,7 @@ func (s *Service) requireCustomer(ctx context.Context, db dbx.DBTX, id string) e
 }
 
 func (s *Service) customerView(ctx context.Context, db dbx.DBTX, row store.Customer) (Customer, error) {
-	c := Customer{ID: row.ID, ExternalID: row.ExternalID, Email: row.Email, Name: row.Name, CreatedAt: row.CreatedAt,
+	c := Customer{ID: row.ID, ExternalID: row.ExternalID, Email: row.Email, Name: row.Name, TimeZone: row.TimeZone, CreatedAt: row.CreatedAt,
 		Delinquency: Delinquency{State: "none", AmountsDue: []AmountDue{}}}
 	d, err := s.q(db).CustomerDelinquency(ctx, row.ID)
 	if err != nil {

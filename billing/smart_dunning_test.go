@@ -203,3 +203,34 @@ func TestBackupCardIsChargedOncePerInvoice(t *testing.T) {
 	require.Equal(t, "active", env.Subscription(b.sub)["status"])
 	env.RequireBalanced()
 }
+
+// A customer's own time zone moves the retry hour: 10:00 in Los Angeles, not in Seoul; an unknown zone is
+// refused.
+func TestRetryHourFollowsTheCustomersTimeZone(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	res := env.Do("POST", "/v1/customers", testenv.ServiceToken, map[string]any{"external_id": "tz-bad", "email": "tz@example.com",
+		"name": "Somewhere", "time_zone": "Mars/Olympus"})
+	require.Equal(t, 422, res.Status, string(res.Body))
+	require.Contains(t, string(res.Body), "time_zone")
+
+	res = env.Do("POST", "/v1/customers", testenv.ServiceToken, map[string]any{"external_id": "tz-la", "email": "la@example.com",
+		"name": "Los Angeles", "time_zone": "America/Los_Angeles"})
+	require.Equal(t, 201, res.Status, string(res.Body))
+	require.Equal(t, "America/Los_Angeles", res.JSON(t)["time_zone"])
+	cus := res.JSON(t)["id"].(string)
+	env.AddKey(cus, pgsim.BehaviorOK)
+	plan := env.CreatePlan("9900", "KRW", "month", 1)
+	sub := env.Subscribe(cus, plan)
+	require.Equal(t, 201, sub.Status, string(sub.Body))
+	subID := sub.JSON(t)["id"].(string)
+	require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+cus, pgsim.BehaviorInsufficient))
+	renewal := env.RenewalAt(subID)
+	advanceTo(t, env, renewal.Add(3*day))
+	invs := subInvoices(t, env, subID)
+	times, _ := attemptTimes(t, env, invs[1]["id"].(string))
+	require.GreaterOrEqual(t, len(times), 2)
+	la, err := time.LoadLocation("America/Los_Angeles")
+	require.NoError(t, err)
+	require.Equal(t, 10, times[1].In(la).Hour(), "the first retry at 10:00 Los Angeles time: %s", times[1].In(la))
+}
