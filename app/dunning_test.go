@@ -25,6 +25,7 @@ func TestInvalidDunningPolicyRefusesTheStart(t *testing.T) {
 			// Nothing listens here: reaching the database would fail differently.
 			"DATABASE_URL":           "postgres://nobody@127.0.0.1:1/none?connect_timeout=1",
 			"BILLING_DUNNING_POLICY": path,
+			"BILLING_MODE":           "dev",
 		}[k]
 	})
 	require.NoError(t, err)

@@ -12,6 +12,9 @@ mkdir -p .data
 [ -f .data/encryption-key ] || head -c 32 /dev/urandom | base64 > .data/encryption-key
 ADMIN=$(cat .data/admin-token); SERVICE=$(cat .data/service-token); SUPPORT=$(cat .data/support-token)
 
+# Development is chosen here, by name: an unset BILLING_MODE is production, which refuses the test clock,
+# the simulator and development keys.
+export BILLING_MODE="${BILLING_MODE:-dev}"
 export BILLING_HTTP_ADDR="${BILLING_HTTP_ADDR:-127.0.0.1:8080}"
 export BILLING_BOOTSTRAP_KEYS="${BILLING_BOOTSTRAP_KEYS:-admin:$ADMIN,service:$SERVICE,support:$SUPPORT}"
 export BILLING_ENCRYPTION_KEYS="${BILLING_ENCRYPTION_KEYS:-1:$(cat .data/encryption-key)}"

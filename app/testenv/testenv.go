@@ -19,6 +19,7 @@ import (
 
 	"github.com/dunningworks/billing/app"
 	"github.com/dunningworks/billing/internal/config"
+	"github.com/dunningworks/billing/internal/keyring"
 	"github.com/dunningworks/billing/internal/testdb"
 )
 
@@ -90,13 +91,16 @@ func New(t testing.TB, opts ...Options) *Env {
 		appURL += sep + "pool_max_conns=8"
 	}
 	vars := map[string]string{
-		"DATABASE_URL":             appURL,
+		"DATABASE_URL": appURL,
+		// Tests need dev mode's conveniences (the test clock, the simulator, loopback webhook receivers);
+		// an unset BILLING_MODE would be production.
+		"BILLING_MODE":             "dev",
 		"BILLING_BOOTSTRAP_KEYS":   "admin:" + AdminToken + ",service:" + ServiceToken + ",support:" + SupportToken,
 		"BILLING_TEST_CLOCK":       "1",
 		"BILLING_TEST_CLOCK_START": ClockStart().Format(time.RFC3339),
 		// Test-clock hours pass in wall-clock milliseconds: an open circuit must not outlive them.
 		"BILLING_BREAKER_COOLDOWN": "50ms",
-		"BILLING_ENCRYPTION_KEYS":  "1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"BILLING_ENCRYPTION_KEYS":  "1:" + keyring.TestKey,
 		"BILLING_LOG_LEVEL":        "warn",
 		"BILLING_SHUTDOWN_TIMEOUT": "5s",
 	}

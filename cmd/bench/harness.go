@@ -49,6 +49,9 @@ func loadServiceSettings(dbURL string) (serviceSettings, error) {
 		if k == "BILLING_TEST_CLOCK" {
 			return ""
 		}
+		if k == "BILLING_MODE" {
+			return "dev" // only the tuning settings are read here; the billingd processes say dev themselves
+		}
 		return os.Getenv(k)
 	})
 	if err != nil {

@@ -87,7 +87,9 @@ func runSweep(ctx context.Context, e *env, n, due int) (SweepResult, error) {
 			return e.sim.URL
 		case "BILLING_ENCRYPTION_KEYS":
 			return e.encKeys
-		case "BILLING_TEST_CLOCK", "BILLING_GATEWAYS", "BILLING_ROLE", "BILLING_MODE":
+		case "BILLING_MODE":
+			return "dev" // the simulator is the gateway
+		case "BILLING_TEST_CLOCK", "BILLING_GATEWAYS", "BILLING_ROLE":
 			return ""
 		}
 		return os.Getenv(k)

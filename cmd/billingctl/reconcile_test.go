@@ -12,6 +12,7 @@ import (
 
 	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/gateway/pgsim"
+	"github.com/dunningworks/billing/internal/keyring"
 )
 
 // billingctl reconcile runs the same reconciliation as the daily job, on a window the operator picks,
@@ -28,7 +29,8 @@ func TestReconcileCommand(t *testing.T) {
 
 	vars := map[string]string{
 		"DATABASE_URL":            env.DBURL,
-		"BILLING_ENCRYPTION_KEYS": "1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", // testenv's key
+		"BILLING_ENCRYPTION_KEYS": "1:" + keyring.TestKey, // testenv's key
+		"BILLING_MODE":            "dev",
 		"BILLING_TEST_CLOCK":      "1",
 		"BILLING_SIM_URL":         env.App.SimURL,
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/keyring"
 )
 
 // The operator's commands act on a running billingd's database through the same billing methods as the
@@ -35,7 +36,8 @@ func TestSupportCommandsActAndAreAuditedAsTheOperator(t *testing.T) {
 
 	vars := map[string]string{
 		"DATABASE_URL":            env.DBURL,
-		"BILLING_ENCRYPTION_KEYS": "1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", // testenv's key
+		"BILLING_ENCRYPTION_KEYS": "1:" + keyring.TestKey, // testenv's key
+		"BILLING_MODE":            "dev",
 		"BILLING_TEST_CLOCK":      "1",
 		"BILLING_SIM_URL":         env.App.SimURL,
 	}

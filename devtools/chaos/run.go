@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dunningworks/billing/internal/keyring"
 	"github.com/dunningworks/billing/migrations"
 )
 
@@ -136,9 +137,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			log: filepath.Join(work, fmt.Sprintf("billingd-%d.log", i)),
 			env: []string{
 				"DATABASE_URL=" + withParam(dbURL, "pool_max_conns", "12"),
-				"BILLING_HTTP_ADDR=" + addr, "BILLING_ROLE=" + role, "BILLING_TEST_CLOCK=1",
+				"BILLING_HTTP_ADDR=" + addr, "BILLING_ROLE=" + role, "BILLING_MODE=dev", "BILLING_TEST_CLOCK=1",
 				"BILLING_BOOTSTRAP_KEYS=admin:" + adminToken + ",service:" + serviceToken,
-				"BILLING_ENCRYPTION_KEYS=1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+				"BILLING_ENCRYPTION_KEYS=1:" + keyring.TestKey,
 				"BILLING_SIM_URL=http://" + simAddr, "BILLING_GATEWAY_TIMEOUT=1s", "BILLING_BREAKER_COOLDOWN=100ms",
 				"BILLING_SHUTDOWN_TIMEOUT=3s", "BILLING_LOG_LEVEL=info", "BILLING_WORKERS=20",
 				// Kills orphan running jobs every second or so: rescue them in seconds, not minutes.

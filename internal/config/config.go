@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dunningworks/billing/internal/keyring"
 )
 
 // Role selects what a billingd process runs.
@@ -25,7 +27,9 @@ const (
 	RoleWorker Role = "worker"
 )
 
-// Mode is dev (generated secrets allowed, test clock allowed) or production.
+// Mode is dev (public development keys, the test clock, the gateway simulator and private webhook
+// targets allowed) or production. Production is what an unset BILLING_MODE means: development
+// conveniences must be asked for by name, never reached by forgetting a variable.
 type Mode string
 
 const (
@@ -135,7 +139,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DatabaseURL:      get("DATABASE_URL", ""),
 		HTTPAddr:         get("BILLING_HTTP_ADDR", "127.0.0.1:8080"),
 		Role:             Role(get("BILLING_ROLE", "all")),
-		Mode:             Mode(get("BILLING_MODE", "dev")),
+		Mode:             Mode(get("BILLING_MODE", string(ModeProduction))),
 		TossAPIURL:       get("TOSS_API_URL", "https://api.tosspayments.com"),
 		TossSecretKey:    Secret{get("TOSS_SECRET_KEY", "")},
 		StripeAPIURL:     get("STRIPE_API_URL", "https://api.stripe.com"),
@@ -198,8 +202,15 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		c.EncryptionKeys[v] = key
 	}
-	if len(c.EncryptionKeys) == 0 && c.Mode == ModeProduction {
-		bad("BILLING_ENCRYPTION_KEYS", "required in production mode")
+	if c.Mode == ModeProduction {
+		if len(c.EncryptionKeys) == 0 {
+			bad("BILLING_ENCRYPTION_KEYS", "required in production mode (BILLING_MODE unset means production; BILLING_MODE=dev is for development)")
+		}
+		for v, key := range c.EncryptionKeys {
+			if keyring.IsPublic(key) {
+				bad("BILLING_ENCRYPTION_KEYS", "key version %d is a public development or test key, refused in production mode", v)
+			}
+		}
 	}
 
 	switch tc := getenv("BILLING_TEST_CLOCK"); tc {
@@ -207,7 +218,7 @@ func Load(getenv func(string) string) (Config, error) {
 	case "1", "true":
 		c.TestClock = true
 		if c.Mode == ModeProduction {
-			bad("BILLING_TEST_CLOCK", "the test clock is refused in production mode")
+			bad("BILLING_TEST_CLOCK", "the test clock is refused in production mode (BILLING_MODE unset means production; BILLING_MODE=dev is for development)")
 		}
 	default:
 		bad("BILLING_TEST_CLOCK", "must be 1 or empty, got %q", tc)
@@ -235,6 +246,10 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if len(c.Gateways) == 0 {
 		bad("BILLING_GATEWAYS", "at least one gateway is required")
+	}
+	if seen["sim"] && c.Mode == ModeProduction {
+		// The simulator "charges" nothing: a production service on it would mark invoices paid with no money.
+		bad("BILLING_GATEWAYS", "the gateway simulator (sim, the default) is refused in production mode: name real gateways (toss, stripe), or set BILLING_MODE=dev")
 	}
 	if seen["toss"] && c.TossSecretKey.v == "" {
 		bad("TOSS_SECRET_KEY", "required when the toss gateway is enabled")

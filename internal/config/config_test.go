@@ -1,12 +1,14 @@
 package config_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/dunningworks/billing/internal/config"
+	"github.com/dunningworks/billing/internal/keyring"
 )
 
 func env(kv map[string]string) func(string) string {
@@ -15,8 +17,9 @@ func env(kv map[string]string) func(string) string {
 
 func TestDefaults(t *testing.T) {
 	t.Parallel()
-	c, err := config.Load(env(map[string]string{"DATABASE_URL": "postgres://localhost/billing"}))
+	c, err := config.Load(env(map[string]string{"DATABASE_URL": "postgres://localhost/billing", "BILLING_MODE": "dev"}))
 	require.NoError(t, err)
+	require.Equal(t, config.ModeDev, c.Mode)
 	require.Equal(t, "127.0.0.1:8080", c.HTTPAddr)
 	require.Equal(t, config.RoleAll, c.Role)
 	require.Equal(t, []string{"sim"}, c.Gateways)
@@ -43,6 +46,36 @@ func TestEveryBadValueIsNamed(t *testing.T) {
 	}
 }
 
+// Development conveniences are never reached by leaving a variable out: an unset BILLING_MODE is
+// production, which refuses to start on the development defaults (no encryption keys, the simulator).
+func TestUnsetModeIsProductionAndRefusesDevelopmentDefaults(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load(env(map[string]string{"DATABASE_URL": "postgres://localhost/billing"}))
+	require.ErrorIs(t, err, config.ErrInvalid)
+	require.ErrorContains(t, err, "BILLING_ENCRYPTION_KEYS: required in production mode")
+	require.ErrorContains(t, err, "BILLING_GATEWAYS: the gateway simulator (sim, the default) is refused in production mode")
+	require.ErrorContains(t, err, "BILLING_MODE=dev")
+
+	// The keys published in this repository are no keys at all.
+	_, err = config.Load(env(map[string]string{"DATABASE_URL": "postgres://localhost/billing", "BILLING_GATEWAYS": "toss",
+		"TOSS_SECRET_KEY": "live_sk_x", "BILLING_ENCRYPTION_KEYS": "1:" + keyring.TestKey}))
+	require.ErrorContains(t, err, "BILLING_ENCRYPTION_KEYS: key version 1 is a public development or test key")
+
+	real := base64.StdEncoding.EncodeToString([]byte("a real key, 32 bytes long, random"[:32]))
+	c, err := config.Load(env(map[string]string{"DATABASE_URL": "postgres://localhost/billing", "BILLING_GATEWAYS": "toss",
+		"TOSS_SECRET_KEY": "live_sk_x", "BILLING_ENCRYPTION_KEYS": "1:" + real}))
+	require.NoError(t, err)
+	require.Equal(t, config.ModeProduction, c.Mode)
+	require.False(t, c.TestClock)
+
+	// Dev mode is chosen by name, and only then are the conveniences allowed.
+	c, err = config.Load(env(map[string]string{"DATABASE_URL": "postgres://localhost/billing", "BILLING_MODE": "dev", "BILLING_TEST_CLOCK": "1"}))
+	require.NoError(t, err)
+	require.Equal(t, config.ModeDev, c.Mode)
+	require.Empty(t, c.EncryptionKeys)
+	require.Equal(t, []string{"sim"}, c.Gateways)
+}
+
 func TestProductionRefusesTestClockAndMissingKeys(t *testing.T) {
 	t.Parallel()
 	_, err := config.Load(env(map[string]string{
@@ -56,6 +89,7 @@ func TestSecretsDoNotPrint(t *testing.T) {
 	t.Parallel()
 	c, err := config.Load(env(map[string]string{
 		"DATABASE_URL":           "postgres://localhost/billing",
+		"BILLING_MODE":           "dev",
 		"BILLING_BOOTSTRAP_KEYS": "admin:supersecrettoken123",
 		"BILLING_GATEWAYS":       "toss",
 		"TOSS_SECRET_KEY":        "test_sk_topsecret",
@@ -70,7 +104,7 @@ func TestSecretsDoNotPrint(t *testing.T) {
 func TestEncryptionKeys(t *testing.T) {
 	t.Parallel()
 	k := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
-	c, err := config.Load(env(map[string]string{"DATABASE_URL": "postgres://x/y", "BILLING_ENCRYPTION_KEYS": "1:" + k + ",2:" + k}))
+	c, err := config.Load(env(map[string]string{"DATABASE_URL": "postgres://x/y", "BILLING_MODE": "dev", "BILLING_ENCRYPTION_KEYS": "1:" + k + ",2:" + k}))
 	require.NoError(t, err)
 	require.Len(t, c.EncryptionKeys, 2)
 	require.Len(t, c.EncryptionKeys[2], 32)
