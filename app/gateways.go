@@ -13,6 +13,7 @@ import (
 	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/gateway/stripe"
 	"github.com/dunningworks/billing/gateway/toss"
+	"github.com/dunningworks/billing/internal/config"
 )
 
 // Gateways are the enabled gateways by name.
@@ -37,6 +38,9 @@ func (a *App) buildGateways() (Gateways, error) {
 	for _, name := range a.Config.Gateways {
 		switch name {
 		case "sim":
+			if a.Config.Mode == config.ModeProduction {
+				a.Log.Warn("production mode on the gateway simulator: charges move no money (BILLING_GATEWAYS names real gateways: toss, stripe)")
+			}
 			url := a.Config.SimURL
 			if url == "" {
 				// The embedded "bank" lives in domain time, like the code it serves: under the test clock its

@@ -27,8 +27,8 @@ const (
 	RoleWorker Role = "worker"
 )
 
-// Mode is dev (public development keys, the test clock, the gateway simulator and private webhook
-// targets allowed) or production. Production is what an unset BILLING_MODE means: development
+// Mode is dev (public development keys, the test clock and private webhook targets allowed) or
+// production. Production is what an unset BILLING_MODE means: development
 // conveniences must be asked for by name, never reached by forgetting a variable.
 type Mode string
 
@@ -247,10 +247,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if len(c.Gateways) == 0 {
 		bad("BILLING_GATEWAYS", "at least one gateway is required")
 	}
-	if seen["sim"] && c.Mode == ModeProduction {
-		// The simulator "charges" nothing: a production service on it would mark invoices paid with no money.
-		bad("BILLING_GATEWAYS", "the gateway simulator (sim, the default) is refused in production mode: name real gateways (toss, stripe), or set BILLING_MODE=dev")
-	}
+
 	if seen["toss"] && c.TossSecretKey.v == "" {
 		bad("TOSS_SECRET_KEY", "required when the toss gateway is enabled")
 	}
