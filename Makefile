@@ -66,8 +66,8 @@ chaos: ## the chaos suite's long run: 3 replicas SIGKILLed, gateway faults, 3 mo
 	@$(DB); $(GO) run ./cmd/chaos -seed $${SEED:-$$RANDOM} -subs 300 -months 3 -replicas 3
 
 .PHONY: db-reset
-db-reset: ## drop and recreate the development database, then migrate it
-	@$(DB); $(GO) run ./cmd/billingctl db-reset
+db-reset: ## drop and recreate the development database (as its owner role), then migrate it
+	@$(DB); roles=$$($(GO) run ./cmd/devpg roles) || exit 1; eval "$$roles"; $(GO) run ./cmd/billingctl db-reset
 
 .PHONY: browser
 browser: ## install Debian's chromium for the console's browser tests when missing (needs root)

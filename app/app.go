@@ -49,6 +49,9 @@ type App struct {
 	// SimURL the simulator the "sim" gateway talks to.
 	Sim    *pgsim.Server
 	SimURL string
+	// RoleProblems lists what the database role can do that the service's must not (empty when the
+	// migrations ran as another role that owns the schema): billingd warns about each at start.
+	RoleProblems []string
 
 	simWebhooks bool
 	closers     []func()
@@ -103,6 +106,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		a.Close()
 		return nil, err
 	}
+	if a.RoleProblems, err = migrations.RoleProblems(ctx, a.Pool); err != nil {
+		a.Close()
+		return nil, err
+	}
+	for _, p := range a.RoleProblems {
+		log.Warn("the audit log is not append-only for this service: "+p+
+			"; run migrations as the schema owner (BILLING_MIGRATION_DATABASE_URL) and the service as another role (DATABASE_URL)", "mode", cfg.Mode)
+	}
+	reindex, err := migrations.CanReindexRiver(ctx, a.Pool)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	if !reindex {
+		log.Info("River's nightly reindex is off: the service's role does not own river_job (the schema owner reindexes it)")
+	}
 
 	a.Clock = clock.System{}
 	if cfg.TestClock {
@@ -131,8 +150,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Log: log.With("component", "reconcile")})
 	a.Jobs, err = jobs.New(jobs.Config{Pool: a.Pool, Billing: a.Billing, Notify: a.Notify, Clock: a.Clock, TestClock: cfg.TestClock,
 		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown, JobTimeout: cfg.JobTimeout, JobRescueAfter: cfg.JobRescueAfter,
-		ReconcileTimeout: cfg.ReconcileTimeout,
-		Gateways:         cfg.Gateways, Reconcile: a.Reconcile, Registry: a.Registry})
+		ReconcileTimeout: cfg.ReconcileTimeout, NoReindex: !reindex,
+		Gateways: cfg.Gateways, Reconcile: a.Reconcile, Registry: a.Registry})
 	if err != nil {
 		a.Close()
 		return nil, err

@@ -84,11 +84,13 @@ func TestWriteIsPartOfTheCallersTransaction(t *testing.T) {
 	require.Empty(t, list.Data)
 }
 
-// Rows cannot be changed after the fact, not even through the service's own connection.
+// Rows cannot be changed after the fact, not even through the service's own connection (its role has no
+// such privilege), nor through the schema owner's (the triggers refuse).
 func TestRowsCannotBeUpdatedOrDeleted(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testdb.New(t)
+	db := testdb.Create(t)
+	pool, owner := testdb.Pool(t, db.URL), testdb.Pool(t, db.OwnerURL)
 	_, err := audit.Write(ctx, pool, entry("inv_1", "key_a"))
 	require.NoError(t, err)
 	for _, stmt := range []string{
@@ -98,6 +100,8 @@ func TestRowsCannotBeUpdatedOrDeleted(t *testing.T) {
 		`TRUNCATE audit_log`,
 	} {
 		_, err := pool.Exec(ctx, stmt)
+		require.ErrorContains(t, err, "permission denied for table audit_log", stmt)
+		_, err = owner.Exec(ctx, stmt)
 		require.ErrorContains(t, err, "append-only", stmt)
 	}
 	list, err := audit.List(ctx, pool, audit.Filter{}, page.Request{Limit: 10})

@@ -52,6 +52,9 @@ type Config struct {
 	ReconcileTimeout time.Duration
 	// Registry receives the jobs' metrics (billing_webhooks_silent); nil registers none.
 	Registry prometheus.Registerer
+	// NoReindex turns River's nightly REINDEX of its job table off: the service's role does not own the
+	// table and so may not (migrations.CanReindexRiver). The schema owner reindexes instead.
+	NoReindex bool
 }
 
 // Runner owns the River client.
@@ -108,6 +111,7 @@ func New(cfg Config) (*Runner, error) {
 		JobTimeout: cfg.JobTimeout,
 		// A job left running by a killed replica is rescued soon after; the work it carried is idempotent.
 		RescueStuckJobsAfter: cfg.JobRescueAfter,
+		ReindexerIndexNames:  reindexed(cfg.NoReindex),
 		Logger:               riverLogger(logger),
 		PeriodicJobs: append([]*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.SweepInterval),
@@ -297,4 +301,12 @@ func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{h.Handler.WithGroup(name), h.min}
+}
+
+// reindexed is River's reindexer list: its default, or none when the role may not reindex.
+func reindexed(off bool) []string {
+	if off {
+		return []string{}
+	}
+	return nil
 }

@@ -39,10 +39,12 @@ func TestCheckRefusesUnmigratedDatabase(t *testing.T) {
 	require.NoError(t, migrations.Up(ctx, pool))
 }
 
-func TestAuditLogIsInsertOnly(t *testing.T) {
+// The triggers are the second wall: even the schema's owner, who may UPDATE, DELETE and TRUNCATE by
+// privilege, is refused (the service's role is refused before them; roles_test.go).
+func TestAuditLogIsInsertOnlyEvenForTheOwner(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testdb.New(t)
+	pool := testdb.Pool(t, testdb.Create(t).OwnerURL)
 	_, err := pool.Exec(ctx, `INSERT INTO audit_log (at, actor, role, action, target_type, target_id, reason)
 		VALUES (now(), 'a', 'support', 'retry', 'invoice', 'inv_1', 'why')`)
 	require.NoError(t, err)
@@ -63,7 +65,8 @@ func TestAuditLogIsInsertOnly(t *testing.T) {
 func TestLedgerTransactionsMustBalance(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testdb.New(t)
+	db := testdb.Create(t)
+	pool := testdb.Pool(t, db.URL)
 
 	post := func(ref string, amounts ...string) error {
 		tx, err := pool.Begin(ctx)
@@ -87,7 +90,10 @@ func TestLedgerTransactionsMustBalance(t *testing.T) {
 	require.Contains(t, pgErr.Message, "does not balance")
 
 	_, err = pool.Exec(ctx, `UPDATE ledger_entries SET amount = 1`)
-	require.ErrorContains(t, err, "append-only")
+	require.ErrorContains(t, err, "permission denied", "the service's role may only add to the ledger")
+	owner := testdb.Pool(t, db.OwnerURL)
+	_, err = owner.Exec(ctx, `UPDATE ledger_entries SET amount = 1`)
+	require.ErrorContains(t, err, "append-only", "and the owner is stopped by the trigger")
 }
 
 func TestFences(t *testing.T) {

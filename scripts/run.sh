@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: migrate, start the gateway simulator and billingd, print a working curl example.
-# Expects DATABASE_URL (the Makefile finds or starts Postgres) and the binaries in bin/.
+# Expects DATABASE_URL (the Makefile finds or starts Postgres) and the binaries in bin/. Unless
+# BILLING_MIGRATION_DATABASE_URL is set too, DATABASE_URL is taken as an admin URL and the database gets
+# production's two roles: billing_owner runs the migrations, billingd runs as billing_service (which cannot
+# rewrite the audit log or change the schema). docs/security.md has the details.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .data
@@ -23,7 +26,19 @@ export BILLING_GATEWAYS="${BILLING_GATEWAYS:-sim}"
 PGSIM_ADDR="${PGSIM_ADDR:-127.0.0.1:8091}"
 export BILLING_SIM_URL="${BILLING_SIM_URL:-http://$PGSIM_ADDR}"
 
+roles=$(./bin/devpg roles)   # nothing when BILLING_MIGRATION_DATABASE_URL is set: the roles are yours
+eval "$roles"
+
 ./bin/billingd migrate
+
+# billingctl needs the same settings: `source .data/env` in another terminal.
+cat > .data/env <<EOT
+export DATABASE_URL='$DATABASE_URL'
+export BILLING_MIGRATION_DATABASE_URL='${BILLING_MIGRATION_DATABASE_URL:-$DATABASE_URL}'
+export BILLING_MODE='$BILLING_MODE' BILLING_TEST_CLOCK='$BILLING_TEST_CLOCK' BILLING_GATEWAYS='$BILLING_GATEWAYS'
+export BILLING_ENCRYPTION_KEYS='$BILLING_ENCRYPTION_KEYS' BILLING_SIM_URL='$BILLING_SIM_URL'
+EOT
+chmod 600 .data/env
 
 ./bin/pgsim -addr "$PGSIM_ADDR" -webhook-url "http://$BILLING_HTTP_ADDR/webhooks/sim" > .data/pgsim.log 2>&1 &
 PGSIM_PID=$!
@@ -49,6 +64,7 @@ Try it:
   export BILLING=http://$BILLING_HTTP_ADDR ADMIN=$ADMIN SERVICE=$SERVICE
   curl -s \$BILLING/v1/test-clock -H "Authorization: Bearer \$ADMIN"
 
+billingctl (migrations, API keys, support actions) reads the same settings: source .data/env first.
 More in README.md ("A first subscription"). Ctrl-C stops everything.
 EOT
 wait $BILLINGD_PID

@@ -50,19 +50,22 @@ func ClockStart() time.Time {
 
 // Env is a running billingd.
 type Env struct {
-	T      testing.TB
-	App    *app.App
-	URL    string
-	DBURL  string
-	cancel context.CancelFunc
-	done   chan error
+	T     testing.TB
+	App   *app.App
+	URL   string
+	DBURL string // the service role's database URL (billingd's DATABASE_URL)
+	// OwnerURL is the schema owner's URL (empty when Options.DBURL reused a database without giving it).
+	OwnerURL string
+	cancel   context.CancelFunc
+	done     chan error
 }
 
 // Options tune an Env.
 type Options struct {
 	// Env overrides environment variables given to config.Load.
 	Env map[string]string
-	// DBURL reuses an existing database (e.g. a second replica); empty creates a fresh one.
+	// DBURL reuses an existing database (e.g. a second replica: the first Env's DBURL); empty creates a
+	// fresh one.
 	DBURL string
 	// SimURL points the "sim" gateway at a running pgsim (e.g. another Env's) instead of an embedded one.
 	SimURL string
@@ -77,9 +80,10 @@ func New(t testing.TB, opts ...Options) *Env {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	dbURL := o.DBURL
+	dbURL, ownerURL := o.DBURL, ""
 	if dbURL == "" {
-		dbURL = testdb.URL(t)
+		db := testdb.Create(t)
+		dbURL, ownerURL = db.URL, db.OwnerURL
 	}
 	// Several replicas and parallel tests share one server: keep each pool small.
 	appURL := dbURL
@@ -123,7 +127,7 @@ func New(t testing.TB, opts ...Options) *Env {
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	e := &Env{T: t, App: a, URL: "http://" + ln.Addr().String(), DBURL: dbURL, cancel: cancel, done: make(chan error, 1)}
+	e := &Env{T: t, App: a, URL: "http://" + ln.Addr().String(), DBURL: dbURL, OwnerURL: ownerURL, cancel: cancel, done: make(chan error, 1)}
 	go func() { e.done <- a.Serve(ctx, ln) }()
 	t.Cleanup(e.Stop)
 	return e

@@ -1,14 +1,15 @@
 // Command billingctl is the operator's tool.
 //
 //	billingctl migrate                         apply migrations (same as billingd migrate)
-//	billingctl db-reset                        drop and recreate the database in DATABASE_URL, then migrate
+//	billingctl db-reset                        drop and recreate the database, then migrate (as the owner)
 //	billingctl apikey create --role R [--name N]
 //	billingctl rotate-keys [--batch N]          re-encrypt billing keys and webhook secrets under the newest key version
 //	billingctl delinquent | retry | mark-paid | write-off   support actions (see support.go), audited
 //	billingctl reconcile [--from T --to T] [--gateway G]     reconcile gateways against our books (reconcile.go)
 //	billingctl dunning simulate --policy FILE [--since 90d]  replay dunning history against a candidate policy (simulate.go)
 //
-// It reads DATABASE_URL (and, for rotate-keys, BILLING_ENCRYPTION_KEYS) like billingd.
+// It reads DATABASE_URL (and, for rotate-keys, BILLING_ENCRYPTION_KEYS) like billingd; migrate and db-reset
+// connect as the schema owner (BILLING_MIGRATION_DATABASE_URL, else DATABASE_URL) and grant DATABASE_URL's role.
 package main
 
 import (
@@ -53,16 +54,16 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	}
 	url := os.Getenv("DATABASE_URL")
-	if url == "" {
+	if url == "" && args[0] != "migrate" && args[0] != "db-reset" {
 		return errors.New("DATABASE_URL is required")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	switch args[0] {
 	case "migrate":
-		return withPool(ctx, url, func(pool *pgxpool.Pool) error { return migrations.Up(ctx, pool) })
+		return migrate(ctx, false)
 	case "db-reset":
-		return dbReset(ctx, url)
+		return migrate(ctx, true)
 	case "apikey":
 		if len(args) < 2 || args[1] != "create" {
 			return errors.New("usage: billingctl apikey create --role service|support|admin [--name N]")
@@ -142,6 +143,30 @@ func withPool(ctx context.Context, url string, f func(*pgxpool.Pool) error) erro
 	return f(pool)
 }
 
+// migrate applies the migrations as the schema owner and grants the service's role, after dropping and
+// recreating the database (owned by the owner's role) when reset is set.
+func migrate(ctx context.Context, reset bool) error {
+	urls, err := config.MigrationURLs(nil)
+	if err != nil {
+		return err
+	}
+	if reset {
+		if err := dbReset(ctx, urls.Migration); err != nil {
+			return err
+		}
+	}
+	separate, err := migrations.MigrateURLs(ctx, urls.Migration, urls.Service)
+	if err != nil {
+		return err
+	}
+	if !separate {
+		fmt.Fprintln(os.Stderr, "billingctl: warning: the service and the migrations use one database role, so the service can rewrite its "+
+			"audit log; set BILLING_MIGRATION_DATABASE_URL to the schema owner and DATABASE_URL to another role")
+	}
+	return nil
+}
+
+// dbReset drops and recreates the database url names, connected as url's role (which then owns it).
 func dbReset(ctx context.Context, url string) error {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
@@ -165,5 +190,5 @@ func dbReset(ctx context.Context, url string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "billingctl: database %s recreated\n", name)
-	return withPool(ctx, url, func(pool *pgxpool.Pool) error { return migrations.Up(ctx, pool) })
+	return nil
 }

@@ -1,7 +1,8 @@
 // Command billingd is the billing service: the REST API and the job workers in one binary.
 //
 //	billingd            serve (BILLING_ROLE chooses api, worker or all)
-//	billingd migrate    apply the service's and River's migrations, then exit
+//	billingd migrate    apply the service's and River's migrations as the schema owner
+//	                    (BILLING_MIGRATION_DATABASE_URL, else DATABASE_URL), grant DATABASE_URL's role, exit
 package main
 
 import (
@@ -13,8 +14,6 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dunningworks/billing/app"
 	"github.com/dunningworks/billing/dunning"
@@ -67,22 +66,24 @@ func serve() error {
 	return a.Run(ctx)
 }
 
+// migrate runs the migrations as the schema owner (BILLING_MIGRATION_DATABASE_URL, else DATABASE_URL) and
+// grants DATABASE_URL's role what the service needs, and no more.
 func migrate() error {
-	url := os.Getenv("DATABASE_URL")
-	if url == "" {
-		return errors.New("DATABASE_URL is required")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	pool, err := pgxpool.New(ctx, url)
+	urls, err := config.MigrationURLs(nil)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := migrations.Up(ctx, pool); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	separate, err := migrations.MigrateURLs(ctx, urls.Migration, urls.Service)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "billingd: migrations applied")
+	if !separate {
+		fmt.Fprintln(os.Stderr, "billingd: warning: the service and the migrations use one database role, so the service can "+
+			"rewrite its audit log; set BILLING_MIGRATION_DATABASE_URL to the schema owner and DATABASE_URL to another role (README, \"Database roles\")")
+	}
 	return nil
 }
 

@@ -4,6 +4,9 @@
 //	devpg            ensure a server and print its URL (database "billing")
 //	devpg -db NAME   the same for another database
 //	devpg stop       stop the private cluster
+//	devpg roles      set the development database's owner and service roles up (DATABASE_URL: a URL that may
+//	                 create roles, on that database) and print the shell exports of their two URLs;
+//	                 nothing when BILLING_MIGRATION_DATABASE_URL is already set (the roles are yours then)
 package main
 
 import (
@@ -11,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/dunningworks/billing/devtools/devpg"
@@ -23,6 +27,23 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	opts := devpg.Options{DataDir: *dataDir, Database: *db}
+	if flag.Arg(0) == "roles" {
+		if os.Getenv("BILLING_MIGRATION_DATABASE_URL") != "" {
+			return
+		}
+		admin := os.Getenv("DATABASE_URL")
+		if admin == "" {
+			fmt.Fprintln(os.Stderr, "devpg roles: DATABASE_URL is required")
+			os.Exit(1)
+		}
+		urls, err := devpg.Roles(ctx, admin)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "devpg roles:", err, "(or set BILLING_MIGRATION_DATABASE_URL to the schema owner and DATABASE_URL to the service role yourself)")
+			os.Exit(1)
+		}
+		fmt.Printf("export BILLING_MIGRATION_DATABASE_URL=%s\nexport DATABASE_URL=%s\n", shellQuote(urls.Owner), shellQuote(urls.Service))
+		return
+	}
 	if flag.Arg(0) == "stop" {
 		if err := devpg.StopPrivate(ctx, opts); err != nil {
 			fmt.Fprintln(os.Stderr, "devpg:", err)
@@ -37,3 +58,5 @@ func main() {
 	}
 	fmt.Println(url)
 }
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

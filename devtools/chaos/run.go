@@ -113,7 +113,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer pool.Close()
-	if err := migrations.Up(ctx, pool); err != nil {
+	// The replicas run as a service role, as in production: the audit log and the ledger are theirs to
+	// add to, not to rewrite, and the schema is not theirs to change.
+	if err := migrations.EnsureRole(ctx, pool, serviceRole, serviceRole, "NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT"); err != nil {
+		return nil, err
+	}
+	if err := migrations.Migrate(ctx, pool, serviceRole); err != nil {
+		return nil, err
+	}
+	serviceURL, err := asRole(dbURL, serviceRole, serviceRole)
+	if err != nil {
 		return nil, err
 	}
 
@@ -136,7 +145,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			name: fmt.Sprintf("billingd-%d(%s)", i, role), bin: filepath.Join(work, "billingd"), addr: addr,
 			log: filepath.Join(work, fmt.Sprintf("billingd-%d.log", i)),
 			env: []string{
-				"DATABASE_URL=" + withParam(dbURL, "pool_max_conns", "12"),
+				"DATABASE_URL=" + withParam(serviceURL, "pool_max_conns", "12"),
 				"BILLING_HTTP_ADDR=" + addr, "BILLING_ROLE=" + role, "BILLING_MODE=dev", "BILLING_TEST_CLOCK=1",
 				"BILLING_BOOTSTRAP_KEYS=admin:" + adminToken + ",service:" + serviceToken,
 				"BILLING_ENCRYPTION_KEYS=1:" + keyring.TestKey,
@@ -293,6 +302,19 @@ func withParam(u, k, v string) string {
 		sep = "&"
 	}
 	return u + sep + k + "=" + url.QueryEscape(v)
+}
+
+// serviceRole is the login role chaos's replicas run as (cluster-wide, created once, shared by runs).
+const serviceRole = "billing_chaos_service"
+
+// asRole is dbURL logged in as user with password.
+func asRole(dbURL, user, password string) (string, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "", err
+	}
+	u.User = url.UserPassword(user, password)
+	return u.String(), nil
 }
 
 func freshDatabase(ctx context.Context, serverURL, name string) (string, func(), error) {

@@ -76,13 +76,16 @@ func (k EncryptionKeys) GoString() string { return k.String() }
 
 // Config is billingd's configuration.
 type Config struct {
-	DatabaseURL    string
-	HTTPAddr       string
-	Role           Role
-	Mode           Mode
-	BootstrapKeys  []BootstrapKey
-	EncryptionKeys EncryptionKeys // version -> 32-byte AES key; the highest version encrypts
-	TestClock      bool
+	// DatabaseURL is the service's connection: a role that reads and writes rows and cannot change the
+	// schema (docs/security.md). MigrationDatabaseURL is the schema owner's, used only by migrations.
+	DatabaseURL          string
+	MigrationDatabaseURL string
+	HTTPAddr             string
+	Role                 Role
+	Mode                 Mode
+	BootstrapKeys        []BootstrapKey
+	EncryptionKeys       EncryptionKeys // version -> 32-byte AES key; the highest version encrypts
+	TestClock            bool
 	// TestClockStart is the instant a new test clock starts at (zero: the wall clock at its first use).
 	// Tests set it so that no test depends on the day it runs.
 	TestClockStart   time.Time
@@ -151,11 +154,11 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:         get("BILLING_LOG_LEVEL", "info"),
 	}
 
+	c.MigrationDatabaseURL = get("BILLING_MIGRATION_DATABASE_URL", "")
 	if c.DatabaseURL == "" {
 		bad("DATABASE_URL", "required (make run sets it to a local cluster)")
-	} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		bad("DATABASE_URL", "must be a postgres:// URL")
 	}
+	checkDatabaseURLs(c.DatabaseURL, c.MigrationDatabaseURL, bad)
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("BILLING_HTTP_ADDR", "must be host:port, got %q", c.HTTPAddr)
 	}
@@ -296,6 +299,49 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, &Error{Problems: problems}
 	}
 	return c, nil
+}
+
+// DatabaseURLs are the two connections of `billingd migrate`: Migration, the schema owner's (which runs
+// the migrations), and Service, the role the service runs as (which they grant). Migration defaults to
+// DATABASE_URL, the single-role setup; Service is empty when DATABASE_URL is not set (no grants then).
+type DatabaseURLs struct {
+	Migration string
+	Service   string
+}
+
+// MigrationURLs reads the two database URLs migrations need (getenv: os.Getenv when nil). Unlike Load it
+// asks for nothing else, so migrating never needs the service's keys or gateways.
+func MigrationURLs(getenv func(string) string) (DatabaseURLs, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	u := DatabaseURLs{Migration: strings.TrimSpace(getenv("BILLING_MIGRATION_DATABASE_URL")), Service: strings.TrimSpace(getenv("DATABASE_URL"))}
+	var problems []string
+	bad := func(name, format string, args ...any) {
+		problems = append(problems, name+": "+fmt.Sprintf(format, args...))
+	}
+	if u.Migration == "" {
+		u.Migration = u.Service
+	}
+	if u.Migration == "" {
+		bad("BILLING_MIGRATION_DATABASE_URL", "required, or DATABASE_URL (the schema owner's URL runs the migrations)")
+	}
+	checkDatabaseURLs(u.Service, u.Migration, bad)
+	if len(problems) > 0 {
+		return DatabaseURLs{}, &Error{Problems: problems}
+	}
+	return u, nil
+}
+
+func checkDatabaseURLs(service, migration string, bad func(string, string, ...any)) {
+	for name, v := range map[string]string{"DATABASE_URL": service, "BILLING_MIGRATION_DATABASE_URL": migration} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			bad(name, "must be a postgres:// URL")
+		}
+	}
 }
 
 // ErrInvalid matches any *Error.

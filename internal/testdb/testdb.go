@@ -1,6 +1,11 @@
 // Package testdb gives each test a fresh, fully migrated Postgres database, cloned from a template that is
 // migrated once per schema version (peterldowns/pgtestdb). Tests run against a real server: the one in
 // DATABASE_URL (set by `make test`), else 127.0.0.1:5432.
+//
+// Like production, each database has two roles: the owner (pgtestdb's role), which ran the migrations and
+// owns every table, and the service role, which the migrations granted row access and nothing more. URL and
+// New connect as the service, as billingd does; OwnerURL is for the few tests that need the owner.
+// The grants are made once, in the template, so a clone costs what it did before.
 package testdb
 
 import (
@@ -12,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,18 +38,65 @@ func ServerURL() string {
 	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 }
 
-// URL creates a fresh migrated database for t and returns its URL. It is dropped when t ends.
-func URL(t testing.TB) string {
+// ServiceRole is the login role tests' billingd runs as. Roles are cluster-wide and shared by every test
+// process on the server, so it is created once, idempotently, and never changed or dropped.
+const (
+	ServiceRole     = "billing_test_service"
+	ServicePassword = "billing_test_service" // not a secret: trust or a test server
+)
+
+// DB is one test database's two connections.
+type DB struct {
+	URL      string // the service role's: what billingd's DATABASE_URL is
+	OwnerURL string // the schema owner's: what ran the migrations
+}
+
+// Create creates a fresh migrated database for t. It is dropped when t ends.
+func Create(t testing.TB) DB {
 	t.Helper()
 	conf := serverConfig(t)
 	conf.ForceTerminateConnections = true
-	return pgtestdb.Custom(t, conf, migrator{}).URL()
+	ensureServiceRole(t)
+	owner := pgtestdb.Custom(t, conf, migrator{})
+	service := *owner
+	service.User, service.Password = ServiceRole, ServicePassword
+	return DB{URL: service.URL(), OwnerURL: owner.URL()}
 }
 
-// New creates a fresh migrated database for t and returns a pool on it, closed when t ends.
+// URL creates a fresh migrated database for t and returns the service role's URL to it.
+func URL(t testing.TB) string {
+	t.Helper()
+	return Create(t).URL
+}
+
+// New creates a fresh migrated database for t and returns a pool on it as the service role, closed when
+// t ends.
 func New(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	return Pool(t, URL(t))
+}
+
+var serviceRoleOnce struct {
+	sync.Once
+	err error
+}
+
+func ensureServiceRole(t testing.TB) {
+	t.Helper()
+	serviceRoleOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		admin, err := pgxpool.New(ctx, ServerURL())
+		if err != nil {
+			serviceRoleOnce.err = err
+			return
+		}
+		defer admin.Close()
+		serviceRoleOnce.err = migrations.EnsureRole(ctx, admin, ServiceRole, ServicePassword, "NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT")
+	})
+	if serviceRoleOnce.err != nil {
+		t.Fatalf("test service role %s: %v", ServiceRole, serviceRoleOnce.err)
+	}
 }
 
 // Pool opens a pool on dbURL, closed when t ends.
@@ -132,6 +185,7 @@ func (migrator) Hash() (string, error) {
 	}
 	all := m.AllVersions()
 	h.Write([]byte{byte(all[len(all)-1].Version)})
+	h.Write([]byte("grants to " + ServiceRole + " " + migrations.GrantsVersion())) // the template carries the grants
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
@@ -141,5 +195,5 @@ func (migrator) Migrate(ctx context.Context, _ *sql.DB, conf pgtestdb.Config) er
 		return err
 	}
 	defer pool.Close()
-	return migrations.Up(ctx, pool)
+	return migrations.Migrate(ctx, pool, ServiceRole)
 }
