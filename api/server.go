@@ -111,7 +111,7 @@ func New(d Deps) *Server {
 		})
 		if d.Console != nil {
 			// People sign in with a form and a session cookie, not a bearer header: outside the auth group.
-			r.Mount("/console", d.Console(s.lookupToken))
+			r.Mount("/console", d.Console(ConsoleAuth{Lookup: s.lookupToken, KeyActive: s.keyActive}))
 		}
 	}
 	s.router = r
@@ -139,6 +139,7 @@ func (s *Server) mountV1(r chi.Router) {
 	s.mountSupport(r)
 	s.mountAudit(r)
 	s.mountReconciliation(r)
+	s.mountAPIKeys(r)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

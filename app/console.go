@@ -12,10 +12,10 @@ import (
 )
 
 // console builds the support console on the same services the REST API uses; the API mounts it at
-// /console and hands it its own token lookup.
-func (a *App) console(lookup api.TokenLookup) http.Handler {
+// /console and hands it its own token checks.
+func (a *App) console(auth api.ConsoleAuth) http.Handler {
 	return console.New(console.Deps{Pool: a.Pool, Log: a.Log.With("component", "console"), Billing: a.Billing, Vault: a.Vault,
-		Lookup: lookup, Gateways: a.Config.Gateways, Findings: a.openFindings, ResolveFinding: a.resolveFinding})
+		Lookup: auth.Lookup, KeyActive: auth.KeyActive, Gateways: a.Config.Gateways, Findings: a.openFindings, ResolveFinding: a.resolveFinding})
 }
 
 // resolveFinding is the console's resolve form: reconcile.Service.Resolve, as the REST endpoint calls it.

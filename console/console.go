@@ -59,6 +59,9 @@ type Deps struct {
 	Vault   *billingkey.Vault
 	// Lookup checks a sign-in token exactly as the REST API checks a bearer token.
 	Lookup api.TokenLookup
+	// KeyActive says whether a session's key still authenticates; every console request asks, so a
+	// revoked key's sessions end at once. Nil trusts the session until it expires.
+	KeyActive func(ctx context.Context, keyID string) (bool, error)
 	// Gateways are the enabled gateways' names (the list's gateway filter offers them).
 	Gateways []string
 	// Findings reads reconciliation findings (optional); ResolveFinding resolves one (optional).

@@ -14,8 +14,10 @@ import (
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/api"
 	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/gateway/pgsim"
+	"github.com/dunningworks/billing/internal/testdb"
 )
 
 // The tests in this file speak plain HTTP: they look at status codes and cookie attributes, and send
@@ -426,4 +428,35 @@ func TestConsoleRefusesActionsOnAStalePage(t *testing.T) {
 		"version": {fresh[2]}, "reason": {"ticket 42"}, "until": {until}})
 	require.Contains(t, v.get(p.Location).Body, `class="flash flash-ok"`)
 	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM audit_log WHERE action = 'extend-grace'`))
+}
+
+// A revoked key's console sessions end at once: the next page after the revocation is the sign-in page,
+// on this replica and on another one, and signing in again with the key is refused.
+func TestConsoleSessionsOfARevokedKeyEndAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	env := testenv.New(t)
+	replica := testenv.New(t, testenv.Options{DBURL: env.DBURL, SimURL: env.App.SimURL})
+	key, err := api.CreateAPIKey(ctx, testdb.Pool(t, env.DBURL), api.RoleSupport, "agent", time.Now())
+	require.NoError(t, err)
+
+	here, there, bystander := newVisitor(t, env), newVisitor(t, replica), newVisitor(t, env)
+	require.Equal(t, http.StatusSeeOther, here.signIn(key.Token).Status)
+	require.Equal(t, http.StatusSeeOther, there.signIn(key.Token).Status)
+	require.Equal(t, http.StatusSeeOther, bystander.signIn(testenv.SupportToken).Status)
+	require.Equal(t, 200, here.get("/console/delinquent").Status)
+	require.Equal(t, 200, there.get("/console/delinquent").Status)
+
+	res := env.Do("POST", "/v1/api-keys/"+key.ID+"/revoke", testenv.AdminToken, map[string]any{"reason": "left the team"})
+	require.Equal(t, 200, res.Status, string(res.Body))
+
+	for _, v := range []*visitor{here, there} {
+		p := v.get("/console/delinquent")
+		require.Equal(t, http.StatusSeeOther, p.Status)
+		require.Equal(t, "/console/login", p.Location)
+		require.Equal(t, http.StatusSeeOther, v.get("/console").Status, "the session is gone, not just refused once")
+		require.Equal(t, http.StatusUnauthorized, v.signIn(key.Token).Status)
+	}
+	require.Equal(t, 200, bystander.get("/console/delinquent").Status, "other people's sessions go on")
+	require.Equal(t, 0, env.QueryInt(`SELECT count(*) FROM console_sessions WHERE key_id = $1`, key.ID))
 }

@@ -168,6 +168,23 @@ func (c *Console) requireSession(next http.Handler) http.Handler {
 			c.fail(w, r, err)
 			return
 		}
+		if c.KeyActive != nil {
+			active, err := c.KeyActive(r.Context(), row.KeyID)
+			if err != nil {
+				c.fail(w, r, err)
+				return
+			}
+			if !active {
+				// The key was revoked (or its bootstrap token removed): the session ends here.
+				if err := store.New(c.Pool).DeleteSession(r.Context(), row.IDHash); err != nil {
+					c.Log.Warn("console: end a revoked key's session", "err", err)
+				}
+				c.Log.Info("console: session of a revoked key ended", "actor", row.KeyID)
+				setCookie(w, r, sessionCookie, "", -1)
+				seeOther(w, r, "/console/login")
+				return
+			}
+		}
 		s := &session{idHash: row.IDHash, KeyID: row.KeyID, Role: row.Role, CSRF: row.CsrfToken}
 		if row.Flash != nil {
 			s.flash = &flash{Kind: deref(row.FlashKind), Message: *row.Flash}

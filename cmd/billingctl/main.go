@@ -3,6 +3,8 @@
 //	billingctl migrate                         apply migrations (same as billingd migrate)
 //	billingctl db-reset                        drop and recreate the database, then migrate (as the owner)
 //	billingctl apikey create --role R [--name N]
+//	billingctl apikey list
+//	billingctl apikey revoke --reason R KEY_ID     audited; the key stops working at once, its console sessions end
 //	billingctl rotate-keys [--batch N]          re-encrypt billing keys and webhook secrets under the newest key version
 //	billingctl delinquent | retry | mark-paid | write-off   support actions (see support.go), audited
 //	billingctl reconcile [--from T --to T] [--gateway G]     reconcile gateways against our books (reconcile.go)
@@ -45,6 +47,8 @@ const usage = `usage: billingctl <command>
   migrate                          apply the service's and River's migrations
   db-reset                         drop and recreate the database in DATABASE_URL, then migrate
   apikey create --role R [--name N] create an API key (prints the token once)
+  apikey list                      list the API keys (never a token)
+  apikey revoke --reason R KEY_ID  revoke an API key (audited): it stops authenticating at once, everywhere
   rotate-keys [--batch N]          re-encrypt billing keys and webhook secrets under the newest BILLING_ENCRYPTION_KEYS version
 ` + supportUsage + "\n" + reconcileUsage + "\n" + simulateUsage
 
@@ -65,8 +69,13 @@ func run(ctx context.Context, args []string) error {
 	case "db-reset":
 		return migrate(ctx, true)
 	case "apikey":
+		if len(args) >= 2 && (args[1] == "revoke" || args[1] == "list") {
+			return withPool(ctx, url, func(pool *pgxpool.Pool) error {
+				return apiKeyCommand(ctx, cli{getenv: os.Getenv, out: os.Stdout}, pool, args[1:])
+			})
+		}
 		if len(args) < 2 || args[1] != "create" {
-			return errors.New("usage: billingctl apikey create --role service|support|admin [--name N]")
+			return errors.New("usage: billingctl apikey create --role service|support|admin [--name N] | apikey list | apikey revoke --reason R KEY_ID")
 		}
 		fs := flag.NewFlagSet("apikey create", flag.ContinueOnError)
 		role := fs.String("role", "", "service, support or admin")

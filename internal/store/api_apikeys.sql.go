@@ -10,6 +10,17 @@ import (
 	"time"
 )
 
+const aPIKeyActive = `-- name: APIKeyActive :one
+SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL)
+`
+
+func (q *Queries) APIKeyActive(ctx context.Context, id string) (bool, error) {
+	row := q.db.QueryRow(ctx, aPIKeyActive, id)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
+}
+
 const createAPIKey = `-- name: CreateAPIKey :exec
 INSERT INTO api_keys (id, name, role, token_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6)
 `
@@ -89,4 +100,120 @@ func (q *Queries) ListAPIKeys(ctx context.Context) ([]ListAPIKeysRow, error) {
 		return nil, err
 	}
 	return items, nil
+}
+
+const listAPIKeysPage = `-- name: ListAPIKeysPage :many
+SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys
+WHERE (NOT $1::boolean OR (created_at, id) > ($2::timestamptz, $3::text))
+ORDER BY created_at, id
+LIMIT $4
+`
+
+type ListAPIKeysPageParams struct {
+	HasCursor bool
+	AfterTime time.Time
+	AfterID   string
+	Max       int32
+}
+
+type ListAPIKeysPageRow struct {
+	ID        string
+	Name      string
+	Role      string
+	Prefix    string
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+func (q *Queries) ListAPIKeysPage(ctx context.Context, arg ListAPIKeysPageParams) ([]ListAPIKeysPageRow, error) {
+	rows, err := q.db.Query(ctx, listAPIKeysPage,
+		arg.HasCursor,
+		arg.AfterTime,
+		arg.AfterID,
+		arg.Max,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ListAPIKeysPageRow
+	for rows.Next() {
+		var i ListAPIKeysPageRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Role,
+			&i.Prefix,
+			&i.CreatedAt,
+			&i.RevokedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const lockAPIKey = `-- name: LockAPIKey :one
+SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys WHERE id = $1 FOR UPDATE
+`
+
+type LockAPIKeyRow struct {
+	ID        string
+	Name      string
+	Role      string
+	Prefix    string
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+func (q *Queries) LockAPIKey(ctx context.Context, id string) (LockAPIKeyRow, error) {
+	row := q.db.QueryRow(ctx, lockAPIKey, id)
+	var i LockAPIKeyRow
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Role,
+		&i.Prefix,
+		&i.CreatedAt,
+		&i.RevokedAt,
+	)
+	return i, err
+}
+
+const revokeAPIKey = `-- name: RevokeAPIKey :one
+UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL
+RETURNING id, name, role, prefix, created_at, revoked_at
+`
+
+type RevokeAPIKeyParams struct {
+	Now *time.Time
+	ID  string
+}
+
+type RevokeAPIKeyRow struct {
+	ID        string
+	Name      string
+	Role      string
+	Prefix    string
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// Authentication reads revoked_at on every request, on every replica: the key stops working when this commits.
+func (q *Queries) RevokeAPIKey(ctx context.Context, arg RevokeAPIKeyParams) (RevokeAPIKeyRow, error) {
+	row := q.db.QueryRow(ctx, revokeAPIKey, arg.Now, arg.ID)
+	var i RevokeAPIKeyRow
+	err := row.Scan(
+		&i.ID,
+		&i.Name,
+		&i.Role,
+		&i.Prefix,
+		&i.CreatedAt,
+		&i.RevokedAt,
+	)
+	return i, err
 }
