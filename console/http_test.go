@@ -460,3 +460,20 @@ func TestConsoleSessionsOfARevokedKeyEndAtOnce(t *testing.T) {
 	require.Equal(t, 200, bystander.get("/console/delinquent").Status, "other people's sessions go on")
 	require.Equal(t, 0, env.QueryInt(`SELECT count(*) FROM console_sessions WHERE key_id = $1`, key.ID))
 }
+
+// A session started with a bootstrap token ends once a replica no longer lists the token.
+func TestConsoleSessionOfARemovedBootstrapTokenEnds(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	without := testenv.New(t, testenv.Options{DBURL: env.DBURL, SimURL: env.App.SimURL,
+		Env: map[string]string{"BILLING_BOOTSTRAP_KEYS": "admin:" + testenv.AdminToken}})
+	v := newVisitor(t, env)
+	require.Equal(t, http.StatusSeeOther, v.signIn(testenv.SupportToken).Status)
+	require.Equal(t, 200, v.get("/console/delinquent").Status)
+	// The cookie jar is per host, not per port: the same browser now asks the other replica.
+	moved := &visitor{t: t, env: without, http: v.http}
+	p := moved.get("/console/delinquent")
+	require.Equal(t, http.StatusSeeOther, p.Status)
+	require.Equal(t, "/console/login", p.Location)
+	require.Equal(t, http.StatusSeeOther, v.get("/console/delinquent").Status, "the session row is gone for every replica")
+}
