@@ -65,8 +65,10 @@ func (s *Service) Collect(ctx context.Context, invoiceID string, opts CollectOpt
 		if !opts.Force && (inv.NextAttemptAt == nil || inv.NextAttemptAt.After(now)) {
 			return nil
 		}
-		if !opts.Force && sub != nil && dunningPaused(*sub, now) {
-			return nil // support paused dunning; resuming moves the retry on
+		if sub != nil && dunningPaused(*sub, now) {
+			// Support paused dunning: nothing is charged, not even when forced (support's retry refuses
+			// first); resuming moves the retry on (pause.go).
+			return nil
 		}
 		att, res, err = s.newAttempt(ctx, tx, inv, now)
 		return err

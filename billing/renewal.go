@@ -22,7 +22,8 @@ func renewable(status string) bool {
 
 // Renew moves a due subscription into its next period: it applies a pending plan change, creates and
 // finalizes the period's invoice (once: the (subscription, period) unique index is the fence), persists
-// the charge attempt and commits, then charges. Running it twice changes nothing the second time: the
+// the charge attempt and commits, then charges. While support has paused the subscription's dunning the
+// invoice is created and its charge waits for the resume (pause.go). Running it twice changes nothing the second time: the
 // period has moved on, so the subscription is no longer due.
 func (s *Service) Renew(ctx context.Context, subID string) (ChargeResult, error) {
 	var att store.PaymentAttempt
@@ -111,6 +112,10 @@ func (s *Service) Renew(ctx context.Context, subID string) (ChargeResult, error)
 				return s.onInvoicePaid(ctx, tx, row, inv, now)
 			}
 			return nil
+		}
+		if since, paused := pausedSince(row, now); paused {
+			// Support paused dunning: the period is invoiced, and its charge waits for the resume.
+			return s.holdCharge(ctx, tx, inv, since)
 		}
 		att, res, err = s.newAttempt(ctx, tx, inv, now)
 		return err

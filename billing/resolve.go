@@ -66,6 +66,16 @@ func (s *Service) ResolveAttempt(ctx context.Context, attemptID string, opts Res
 	case gateway.Succeeded, gateway.Declined, gateway.Canceled:
 		return s.recordOutcome(ctx, att.ID, out)
 	case gateway.NotFound:
+		held, err := s.resendHeld(ctx, att)
+		if err != nil {
+			return ChargeResult{}, err
+		}
+		if held {
+			// The gateway has never seen the order, so a resend would be the charge's first arrival there:
+			// a dunning pause holds it. Lookups go on (money that moves is still found); the resume looks the
+			// attempt up at once and resends it then (pause.go).
+			return inconclusive("not found at the gateway; the resend waits for dunning to resume")
+		}
 		// The gateway has no such order: the request never arrived (or is still on its way, in which
 		// case the resend is refused as a duplicate and looked up). Resend the same attempt.
 		s.log.Info("attempt not found at gateway; resending the same order", "attempt_id", att.ID, "order_id", att.OrderID)

@@ -158,8 +158,8 @@ type RetryResult struct {
 	InFlight bool `json:"in_flight"`
 }
 
-// RetryInvoice charges an open invoice now, outside its dunning schedule (and even while dunning is
-// paused: a person asked). The audit row commits first, in its own transaction, because the charge runs
+// RetryInvoice charges an open invoice now, outside its dunning schedule. While the subscription's dunning
+// is paused it refuses (409 dunning_paused): the pause holds every charge, and resuming it charges what waits. The audit row commits first, in its own transaction, because the charge runs
 // outside any transaction by design; the outcome is in the answer and on the invoice's attempts. If an
 // attempt is still in flight, that one is looked up at the gateway instead: never two at once. A paid
 // invoice is a no-op.
@@ -171,7 +171,7 @@ func (s *Service) RetryInvoice(ctx context.Context, a Actor, invoiceID string, e
 	var done bool
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		now := s.clock.Now()
-		_, inv, err := s.lockInvoiceChain(ctx, tx, invoiceID)
+		sub, inv, err := s.lockInvoiceChain(ctx, tx, invoiceID)
 		if err != nil {
 			return err
 		}
@@ -185,6 +185,9 @@ func (s *Service) RetryInvoice(ctx context.Context, a Actor, invoiceID string, e
 		case string(statemachine.InvoiceOpen):
 		default:
 			return notAllowed(ActionRetry, "invoice", inv.ID, inv.Status, InvoiceSupportActions(inv.Status, inv.AmountPaid))
+		}
+		if sub != nil && dunningPaused(*sub, now) {
+			return dunningPausedError(*sub, inv)
 		}
 		if inflight, err = s.inFlight(ctx, tx, inv.ID); err != nil {
 			return err
@@ -498,8 +501,9 @@ func dunningPaused(sub store.Subscription, now time.Time) bool {
 	return sub.DunningPaused && (sub.DunningPausedUntil == nil || sub.DunningPausedUntil.After(now))
 }
 
-// PauseDunning stops a delinquent subscription's dunning clock: no retry, grace end or final action
-// happens while it is paused (renewals still invoice, and a support retry still charges). It resumes by
+// PauseDunning stops a delinquent subscription's dunning clock and holds its charges: no retry, grace end
+// or final action happens while it is paused, and no charge of any kind reaches the gateway (a renewal is
+// invoiced and waits; pause.go). It resumes by
 // hand or at `until` (nil: only by hand), and resuming moves every pending dunning deadline later by
 // the time the pause lasted. Pausing again with the same `until` is a no-op; another `until` replaces it.
 func (s *Service) PauseDunning(ctx context.Context, a Actor, subID string, expectVersion int, until *time.Time, reason string) (Subscription, error) {
@@ -565,7 +569,8 @@ func (s *Service) resumeDue(ctx context.Context, tx pgx.Tx, sub store.Subscripti
 }
 
 // resumeDunning clears the pause and moves the grace end, the dunning end and every open invoice's next
-// retry later by the time the pause lasted (from its start to `at`), then schedules them again.
+// retry later by the time the pause lasted (from its start to `at`), then schedules them again: a charge the
+// pause held (due at its start) is due at `at`, and unresolved attempts are looked up now.
 // The caller holds the subscription's lock; invoices are locked after it, in the usual order.
 func (s *Service) resumeDunning(ctx context.Context, tx pgx.Tx, sub store.Subscription, at time.Time) (store.Subscription, error) {
 	var shift time.Duration
@@ -620,7 +625,11 @@ func (s *Service) resumeDunning(ctx context.Context, tx pgx.Tx, sub store.Subscr
 		}
 		work = append(work, Work{Kind: WorkCollect, ID: inv.ID, At: *p.NextAttemptAt})
 	}
-	return row, s.sched.ScheduleTx(ctx, tx, work...)
+	lookups, err := s.lookUpHeldAttempts(ctx, tx, sub.ID, now)
+	if err != nil {
+		return row, err
+	}
+	return row, s.sched.ScheduleTx(ctx, tx, append(work, lookups...)...)
 }
 
 func sameTime(a, b *time.Time) bool {

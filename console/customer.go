@@ -45,6 +45,8 @@ type invoiceView struct {
 	billing.Invoice
 	Actions []string
 	Last    *billing.Attempt
+	// Held is set while the subscription's dunning is paused: nothing is charged until it resumes.
+	Held bool
 }
 
 type timelineEntry struct {
@@ -89,8 +91,10 @@ func (c *Console) customer(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
+	paused := map[string]bool{} // subscriptions whose dunning pause holds their invoices' charges
 	for _, s := range subs.Data {
 		v.Subscriptions = append(v.Subscriptions, newSubscriptionView(s, now))
+		paused[s.ID] = s.Dunning.Paused && (s.Dunning.PausedUntil == nil || s.Dunning.PausedUntil.After(now))
 	}
 	invoices, err := c.allInvoices(ctx, id)
 	if err != nil {
@@ -107,6 +111,9 @@ func (c *Console) customer(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		iv := invoiceView{Invoice: inv, Actions: billing.InvoiceSupportActions(inv.Status, paid)}
+		if inv.SubscriptionID != nil && paused[*inv.SubscriptionID] {
+			iv.Actions, iv.Held = billing.InvoiceSupportActionsWhilePaused(inv.Status, paid), true
+		}
 		if n := len(inv.Attempts); n > 0 {
 			iv.Last = &inv.Attempts[n-1]
 		}

@@ -477,3 +477,27 @@ func TestConsoleSessionOfARemovedBootstrapTokenEnds(t *testing.T) {
 	require.Equal(t, "/console/login", p.Location)
 	require.Equal(t, http.StatusSeeOther, v.get("/console/delinquent").Status, "the session row is gone for every replica")
 }
+
+// The account page offers no "retry now" for an invoice whose subscription's dunning is paused, and says its
+// charges are held; the retry comes back when dunning resumes.
+func TestConsoleHoldsRetryWhileDunningIsPaused(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	a := pastDue(t, env)
+	inv := openInvoice(t, env, a.Subscription)
+	v := newVisitor(t, env)
+	require.Equal(t, http.StatusSeeOther, v.signIn(testenv.SupportToken).Status)
+	retryForm := `action="/console/invoices/` + inv + `/retry"`
+	require.Contains(t, v.get("/console/customers/"+a.Customer).Body, retryForm)
+
+	res := env.Do("POST", "/v1/support/subscriptions/"+a.Subscription+"/pause-dunning", testenv.SupportToken, map[string]any{"reason": "dispute"})
+	require.Equal(t, 200, res.Status, string(res.Body))
+	p := v.get("/console/customers/" + a.Customer)
+	require.NotContains(t, p.Body, retryForm)
+	require.Contains(t, p.Body, "charges held while dunning is paused")
+	require.Contains(t, p.Body, `action="/console/invoices/`+inv+`/mark-paid"`, "the other actions stay")
+
+	res = env.Do("POST", "/v1/support/subscriptions/"+a.Subscription+"/resume-dunning", testenv.SupportToken, map[string]any{"reason": "settled"})
+	require.Equal(t, 200, res.Status, string(res.Body))
+	require.Contains(t, v.get("/console/customers/"+a.Customer).Body, retryForm)
+}

@@ -309,6 +309,40 @@ func (q *Queries) LockAttempt(ctx context.Context, id string) (PaymentAttempt, e
 	return i, err
 }
 
+const lookUpSubscriptionAttemptsNow = `-- name: LookUpSubscriptionAttemptsNow :many
+UPDATE payment_attempts a SET next_lookup_at = $1
+FROM invoices i
+WHERE i.id = a.invoice_id AND i.subscription_id = $2 AND a.status IN ('pending', 'unknown')
+RETURNING a.id
+`
+
+type LookUpSubscriptionAttemptsNowParams struct {
+	Now            *time.Time
+	SubscriptionID *string
+}
+
+// Resuming dunning: the subscription's unresolved attempts are looked up at once, so a resend the pause
+// held goes out if the gateway still has not seen the order. The caller holds the subscription's lock.
+func (q *Queries) LookUpSubscriptionAttemptsNow(ctx context.Context, arg LookUpSubscriptionAttemptsNowParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, lookUpSubscriptionAttemptsNow, arg.Now, arg.SubscriptionID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const markAttemptSent = `-- name: MarkAttemptSent :exec
 UPDATE payment_attempts SET send_count = send_count + 1, sent_at = $1 WHERE id = $2
 `

@@ -491,9 +491,11 @@ func (q *Queries) OpenInvoicesForSubscription(ctx context.Context, subscriptionI
 }
 
 const retryOpenInvoicesNow = `-- name: RetryOpenInvoicesNow :many
-UPDATE invoices SET next_attempt_at = $1, version = version + 1
-WHERE customer_id = $2 AND status = 'open' AND amount_due > 0
-RETURNING id
+UPDATE invoices SET next_attempt_at = coalesce(
+        (SELECT s.dunning_paused_at FROM subscriptions s WHERE s.id = invoices.subscription_id AND s.dunning_paused), $1),
+    version = version + 1
+WHERE invoices.customer_id = $2 AND invoices.status = 'open' AND invoices.amount_due > 0
+RETURNING invoices.id
 `
 
 type RetryOpenInvoicesNowParams struct {
@@ -501,7 +503,9 @@ type RetryOpenInvoicesNowParams struct {
 	CustomerID string
 }
 
-// A new billing key heals: every open invoice of the customer is due for a charge now.
+// A new billing key heals: every open invoice of the customer is due for a charge now, except that an
+// invoice whose subscription's dunning is paused is due when the pause began on the dunning clock, which
+// the resume moves to the resume itself (billing/pause.go).
 func (q *Queries) RetryOpenInvoicesNow(ctx context.Context, arg RetryOpenInvoicesNowParams) ([]string, error) {
 	rows, err := q.db.Query(ctx, retryOpenInvoicesNow, arg.Now, arg.CustomerID)
 	if err != nil {

@@ -51,3 +51,11 @@ WHERE i.subscription_id = $1 AND a.status IN ('pending', 'unknown');
 
 -- name: UnresolvedAttemptsForCustomer :many
 SELECT * FROM payment_attempts WHERE customer_id = $1 AND status IN ('pending', 'unknown');
+
+-- name: LookUpSubscriptionAttemptsNow :many
+-- Resuming dunning: the subscription's unresolved attempts are looked up at once, so a resend the pause
+-- held goes out if the gateway still has not seen the order. The caller holds the subscription's lock.
+UPDATE payment_attempts a SET next_lookup_at = @now
+FROM invoices i
+WHERE i.id = a.invoice_id AND i.subscription_id = @subscription_id AND a.status IN ('pending', 'unknown')
+RETURNING a.id;

@@ -52,10 +52,14 @@ WHERE status = 'open' AND next_attempt_at <= @now
 ORDER BY next_attempt_at LIMIT @max;
 
 -- name: RetryOpenInvoicesNow :many
--- A new billing key heals: every open invoice of the customer is due for a charge now.
-UPDATE invoices SET next_attempt_at = @now, version = version + 1
-WHERE customer_id = @customer_id AND status = 'open' AND amount_due > 0
-RETURNING id;
+-- A new billing key heals: every open invoice of the customer is due for a charge now, except that an
+-- invoice whose subscription's dunning is paused is due when the pause began on the dunning clock, which
+-- the resume moves to the resume itself (billing/pause.go).
+UPDATE invoices SET next_attempt_at = coalesce(
+        (SELECT s.dunning_paused_at FROM subscriptions s WHERE s.id = invoices.subscription_id AND s.dunning_paused), @now),
+    version = version + 1
+WHERE invoices.customer_id = @customer_id AND invoices.status = 'open' AND invoices.amount_due > 0
+RETURNING invoices.id;
 
 -- name: HasFailedOpenInvoice :one
 SELECT EXISTS (SELECT 1 FROM invoices WHERE customer_id = $1 AND status = 'open' AND first_failed_at IS NOT NULL);
