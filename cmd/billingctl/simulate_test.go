@@ -11,6 +11,7 @@ import (
 
 	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/gateway/pgsim"
+	"github.com/dunningworks/billing/internal/keyring"
 )
 
 // billingctl dunning simulate reads the recorded history and prints the record, the current policy and
@@ -33,7 +34,8 @@ func TestDunningSimulatePrintsTheComparison(t *testing.T) {
 	require.NoError(t, os.WriteFile(policy, []byte("max_retries: 1\n"), 0o600))
 	vars := map[string]string{
 		"DATABASE_URL":            env.DBURL,
-		"BILLING_ENCRYPTION_KEYS": "1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+		"BILLING_ENCRYPTION_KEYS": "1:" + keyring.TestKey, // testenv's key
+		"BILLING_MODE":            "dev",
 		"BILLING_TEST_CLOCK":      "1",
 		"BILLING_SIM_URL":         env.App.SimURL,
 	}
