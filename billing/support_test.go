@@ -409,9 +409,14 @@ func TestSupportDelinquentListOldestFirstWithFilters(t *testing.T) {
 	advanceTo(t, env, start.Add(5*day))
 	healthy := subscribeFor(t, env, plan, pgsim.BehaviorOK)
 	// Day 8 of the soft decline: suspended after attempts on days 0, 1, 3 and (unless the retry waits for
-	// a payday) 7. Day 6 of the hard one: still in grace. The healthy one renewed.
+	// a payday) 7. The hard one renewed 2 to 5 days later, as the month lengths fall: still past due. The
+	// healthy one renewed.
 	advanceTo(t, env, soft.failedAt.Add(8*day))
 	soft, hard, healthy = soft.renewal(t, env), hard.renewal(t, env), healthy.renewal(t, env)
+	softDays := int(clockNow(t, env).Sub(soft.failedAt) / day)
+	hardDays := int(clockNow(t, env).Sub(hard.failedAt) / day)
+	require.Equal(t, 8, softDays)
+	require.Less(t, hardDays, softDays, "the hard decline is the younger one")
 
 	require.Equal(t, []string{soft.sub, hard.sub}, delinquentIDs(t, env, ""), "oldest first; active ones are not listed")
 	row := delinquentRow(t, env, soft.sub)
@@ -426,8 +431,7 @@ func TestSupportDelinquentListOldestFirstWithFilters(t *testing.T) {
 	require.Equal(t, "soft", row["last_decline_class"])
 	require.Equal(t, false, row["dunning_paused"])
 	require.NotNil(t, row["next_attempt_at"])
-	days := int(clockNow(t, env).Sub(soft.failedAt) / day)
-	require.EqualValues(t, days, row["days_delinquent"])
+	require.EqualValues(t, softDays, row["days_delinquent"])
 	for _, k := range []string{"subscription_id", "customer_id", "status", "amount_due", "currency", "days_delinquent", "attempts",
 		"next_attempt_at", "last_decline_code", "last_decline_class", "dunning_paused"} {
 		require.Contains(t, row, k)
@@ -441,8 +445,9 @@ func TestSupportDelinquentListOldestFirstWithFilters(t *testing.T) {
 	require.Equal(t, []string{soft.sub}, delinquentIDs(t, env, "state=suspended"))
 	require.Equal(t, []string{hard.sub}, delinquentIDs(t, env, "state=past_due"))
 	require.Empty(t, delinquentIDs(t, env, "state=unpaid"))
-	require.Equal(t, []string{soft.sub}, delinquentIDs(t, env, "min_days=7"))
-	require.Equal(t, []string{soft.sub, hard.sub}, delinquentIDs(t, env, "min_days=6"))
+	require.EqualValues(t, hardDays, hrow["days_delinquent"])
+	require.Equal(t, []string{soft.sub}, delinquentIDs(t, env, fmt.Sprintf("min_days=%d", hardDays+1)))
+	require.Equal(t, []string{soft.sub, hard.sub}, delinquentIDs(t, env, fmt.Sprintf("min_days=%d", hardDays)))
 	require.Equal(t, []string{hard.sub}, delinquentIDs(t, env, "decline_class=hard"))
 	require.Equal(t, []string{soft.sub, hard.sub}, delinquentIDs(t, env, "gateway=sim"))
 	require.Empty(t, delinquentIDs(t, env, "gateway=toss"))
