@@ -88,7 +88,12 @@ func (s *Service) CreatePlan(ctx context.Context, in NewPlan) (Plan, error) {
 		DunningPolicy: in.DunningPolicy, CreatedAt: s.clock.Now(),
 	})
 	if dbx.IsUniqueViolation(err, "plans_code_key") {
-		return Plan{}, apperr.Conflict("plan_code_taken", "a plan with code %q already exists", in.Code)
+		conflict := apperr.Conflict("plan_code_taken", "a plan with code %q already exists", in.Code)
+		// Name the existing plan: a client whose first request died mid-way can carry on with it.
+		if existing, gerr := s.q(s.pool).GetPlanByCode(ctx, in.Code); gerr == nil {
+			conflict.Extra = map[string]any{"plan_id": existing.ID}
+		}
+		return Plan{}, conflict
 	}
 	if err != nil {
 		return Plan{}, err

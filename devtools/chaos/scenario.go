@@ -55,11 +55,22 @@ func seed(ctx context.Context, cfg Config, rnd *rand.Rand, admin, svc *client) (
 		a, err := admin.do(ctx, "POST", "/v1/plans", fmt.Sprintf("chaos-%d-plan-%s", cfg.Seed, p.name), map[string]any{
 			"code": fmt.Sprintf("%s-%d", p.name, cfg.Seed), "name": p.name, "amount": p.amount, "currency": p.currency,
 			"interval": p.interval, "interval_count": 1})
-		if err != nil || a.Status != 201 {
+		// 409 plan_code_taken: our own first request committed before its replica died (the key was
+		// taken over and re-run, docs/idempotency.md); the answer names the plan it made.
+		if err != nil || (a.Status != 201 && a.Status != 409) {
 			return nil, fmt.Errorf("plan %s: %v %d %s", p.name, err, a.Status, a.Body)
 		}
-		var v struct{ ID string }
+		var v struct {
+			ID     string `json:"id"`
+			PlanID string `json:"plan_id"`
+		}
 		_ = a.decode(&v)
+		if a.Status == 409 {
+			v.ID = v.PlanID
+		}
+		if v.ID == "" {
+			return nil, fmt.Errorf("plan %s: %d %s", p.name, a.Status, a.Body)
+		}
 		w.plans[p.name] = v.ID
 	}
 	w.upgrades[w.plans["krw-basic-monthly"]] = w.plans["krw-pro-monthly"]

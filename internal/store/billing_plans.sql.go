@@ -87,6 +87,29 @@ func (q *Queries) GetPlan(ctx context.Context, id string) (Plan, error) {
 	return i, err
 }
 
+const getPlanByCode = `-- name: GetPlanByCode :one
+SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at FROM plans WHERE code = $1
+`
+
+func (q *Queries) GetPlanByCode(ctx context.Context, code string) (Plan, error) {
+	row := q.db.QueryRow(ctx, getPlanByCode, code)
+	var i Plan
+	err := row.Scan(
+		&i.ID,
+		&i.Code,
+		&i.Name,
+		&i.Amount,
+		&i.Currency,
+		&i.Interval,
+		&i.IntervalCount,
+		&i.TrialDays,
+		&i.Gateway,
+		&i.DunningPolicy,
+		&i.CreatedAt,
+	)
+	return i, err
+}
+
 const listPlans = `-- name: ListPlans :many
 SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at FROM plans
 WHERE (NOT $2::boolean OR (created_at, id) > ($3::timestamptz, $4::text))

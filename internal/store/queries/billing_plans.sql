@@ -6,6 +6,9 @@ RETURNING *;
 -- name: GetPlan :one
 SELECT * FROM plans WHERE id = $1;
 
+-- name: GetPlanByCode :one
+SELECT * FROM plans WHERE code = $1;
+
 -- name: ListPlans :many
 SELECT * FROM plans
 WHERE (NOT @has_cursor::boolean OR (created_at, id) > (@after_time::timestamptz, @after_id::text))
