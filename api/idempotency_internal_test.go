@@ -150,13 +150,15 @@ func TestIdempotencyHeartbeatKeepsASlowRequestItsKey(t *testing.T) {
 			writeJSON(w, 201, map[string]string{"id": "cus_1"})
 		},
 	})
-	f.s.idemLock = 150 * time.Millisecond
+	// Short enough that the test outlives the lock several times, long enough that a heartbeat (every
+	// third of it) delayed by a loaded machine does not let the lock lapse.
+	f.s.idemLock = time.Second
 
 	first := make(chan *httptest.ResponseRecorder)
 	go func() { first <- f.post("/v1/customers", "slow", `{}`) }()
 	<-started
 	// Well past the lock's length: only the heartbeat keeps the key from looking abandoned.
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(2500 * time.Millisecond)
 	res := f.post("/v1/customers", "slow", `{}`)
 	require.Equal(t, 409, res.Code)
 	require.Contains(t, res.Body.String(), `"code":"idempotency_key_in_use"`)
