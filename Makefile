@@ -9,6 +9,12 @@ BIN       := bin
 DB        := if [ -z "$$DATABASE_URL" ]; then DATABASE_URL="$$($(GO) run ./cmd/devpg)" || exit 1; export DATABASE_URL; fi
 SQLC      := $(GOBIN)/sqlc
 STRIPEMOCK:= $(GOBIN)/stripe-mock
+# Node tools live in .tools/ (gitignored), pinned, installed from npm on first use: a clean checkout needs
+# only node and npm.
+REDOCLY_VERSION := 2.77.0
+TOOLS     := .tools
+REDOCLY   := $(TOOLS)/node_modules/.bin/redocly
+REDOCLY_STAMP := $(TOOLS)/.redocly-$(REDOCLY_VERSION)
 
 .PHONY: help
 help: ## list the targets
@@ -43,9 +49,11 @@ test-calendar: browser ## the suite with the test clocks starting at chosen inst
 	done
 
 .PHONY: lint
-lint: alerts ## go vet + gofmt check + the alert rules
+lint: alerts $(REDOCLY_STAMP) ## go vet, gofmt, go mod tidy check, redocly lint of api/openapi.json, alert rules
 	$(GO) vet ./...
 	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum are not tidy; run go mod tidy:"; $(GO) mod tidy -diff; exit 1; }
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true $(REDOCLY) lint --format=stylish api/openapi.json
 
 .PHONY: generate
 generate: $(SQLC) ## sqlc code from the .sql files; the state machine graphs and the dunning timeline in docs/
@@ -94,6 +102,11 @@ tools: $(STRIPEMOCK) ## install the test tools (stripe-mock) when missing
 
 $(STRIPEMOCK):
 	$(GO) install github.com/stripe/stripe-mock@v0.203.0
+
+$(REDOCLY_STAMP):
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: install Node.js 20.19+ (apt-get install -y nodejs npm)"; exit 1; }
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error @redocly/cli@$(REDOCLY_VERSION)
+	@touch $@
 
 $(SQLC):
 	$(GO) install github.com/sqlc-dev/sqlc/cmd/sqlc@v1.30.0
