@@ -101,6 +101,15 @@ func (s *Service) lockInvoiceChain(ctx context.Context, tx pgx.Tx, invoiceID str
 	return sub, inv, err
 }
 
+// inFlight returns the id of the invoice's unresolved attempt, or "".
+func (s *Service) inFlight(ctx context.Context, tx pgx.Tx, invoiceID string) (string, error) {
+	att, err := s.q(tx).InFlightAttempt(ctx, invoiceID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return att.ID, err
+}
+
 // newAttempt persists a pending attempt for the invoice's amount due on the customer's chargeable key.
 // The caller holds the invoice row lock and commits before sending.
 func (s *Service) newAttempt(ctx context.Context, tx pgx.Tx, inv store.Invoice, now time.Time) (store.PaymentAttempt, ChargeResult, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/store"
+	"github.com/dunningworks/billing/statemachine"
 )
 
 // A dunning pause (support's pause-dunning) holds every charge of the subscription: no renewal charge, no
@@ -21,6 +22,11 @@ import (
 // dunning time later by the pause's length. A charge that fell due during the pause for a reason outside
 // dunning (a renewal, a new card) is given the pause's start as its due time, so the resume moves it
 // exactly to the resume.
+
+// dunningPaused reports whether sub's dunning clock is stopped at now.
+func dunningPaused(sub store.Subscription, now time.Time) bool {
+	return sub.DunningPaused && (sub.DunningPausedUntil == nil || sub.DunningPausedUntil.After(now))
+}
 
 // pausedSince is when sub's dunning clock stopped, and whether it is stopped at now.
 func pausedSince(sub store.Subscription, now time.Time) (time.Time, bool) {
@@ -98,4 +104,77 @@ func InvoiceSupportActionsWhilePaused(status string, amountPaid decimal.Decimal)
 		}
 	}
 	return out
+}
+
+// resumeDue ends sub's pause if its `until` has come (called by the dunning-end step, which the pause
+// scheduled for that time). It returns the subscription as it is afterwards.
+func (s *Service) resumeDue(ctx context.Context, tx pgx.Tx, sub store.Subscription, now time.Time) (store.Subscription, error) {
+	if !sub.DunningPaused || sub.DunningPausedUntil == nil || sub.DunningPausedUntil.After(now) {
+		return sub, nil
+	}
+	return s.resumeDunning(ctx, tx, sub, *sub.DunningPausedUntil)
+}
+
+// resumeDunning clears the pause and moves the grace end, the dunning end and every open invoice's next
+// retry later by the time the pause lasted (from its start to `at`), then schedules them again: a charge the
+// pause held (due at its start) is due at `at`, and unresolved attempts are looked up now.
+// The caller holds the subscription's lock; invoices are locked after it, in the usual order.
+func (s *Service) resumeDunning(ctx context.Context, tx pgx.Tx, sub store.Subscription, at time.Time) (store.Subscription, error) {
+	var shift time.Duration
+	if sub.DunningPausedAt != nil && at.After(*sub.DunningPausedAt) {
+		shift = at.Sub(*sub.DunningPausedAt)
+	}
+	later := func(t *time.Time) *time.Time {
+		if t == nil {
+			return nil
+		}
+		v := t.Add(shift)
+		return &v
+	}
+	now := s.clock.Now()
+	sp := subParams(sub, now)
+	sp.DunningPaused, sp.DunningPausedUntil = false, nil
+	var work []Work
+	if sub.Status == string(statemachine.SubscriptionPastDue) && sub.GraceEndsAt != nil {
+		sp.GraceEndsAt = later(sub.GraceEndsAt)
+		work = append(work, Work{Kind: WorkGraceEnd, ID: sub.ID, At: *sp.GraceEndsAt})
+	}
+	if sub.DunningEndsAt != nil {
+		sp.DunningEndsAt = later(sub.DunningEndsAt)
+		work = append(work, Work{Kind: WorkDunningEnd, ID: sub.ID, At: *sp.DunningEndsAt})
+	}
+	row, err := s.saveSubscription(ctx, tx, sp)
+	if err != nil {
+		return row, err
+	}
+	if err := s.q(tx).SetDunningPausedAt(ctx, store.SetDunningPausedAtParams{ID: sub.ID}); err != nil {
+		return row, err
+	}
+	open, err := s.q(tx).OpenInvoicesForSubscription(ctx, &sub.ID)
+	if err != nil {
+		return row, err
+	}
+	for _, o := range open {
+		if o.NextAttemptAt == nil {
+			continue
+		}
+		inv, err := s.q(tx).LockInvoice(ctx, o.ID)
+		if err != nil {
+			return row, err
+		}
+		if inv.NextAttemptAt == nil || inv.Status != string(statemachine.InvoiceOpen) {
+			continue
+		}
+		p := invoiceParams(inv)
+		p.NextAttemptAt = later(inv.NextAttemptAt)
+		if _, err := s.q(tx).UpdateInvoice(ctx, p); err != nil {
+			return row, err
+		}
+		work = append(work, Work{Kind: WorkCollect, ID: inv.ID, At: *p.NextAttemptAt})
+	}
+	lookups, err := s.lookUpHeldAttempts(ctx, tx, sub.ID, now)
+	if err != nil {
+		return row, err
+	}
+	return row, s.sched.ScheduleTx(ctx, tx, append(work, lookups...)...)
 }

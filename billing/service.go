@@ -46,6 +46,21 @@ type Scheduler interface {
 	ScheduleTx(ctx context.Context, tx pgx.Tx, work ...Work) error
 }
 
+// WorkCanceler is implemented by a Scheduler that can withdraw queued work (package jobs's does, with
+// River's JobCancelTx). It is optional: without it moot work still runs and finds nothing to do.
+type WorkCanceler interface {
+	// CancelTx withdraws, in tx, the queued (not running) work of the given kinds for entity id.
+	CancelTx(ctx context.Context, tx pgx.Tx, id string, kinds ...WorkKind) error
+}
+
+// cancelWork withdraws queued work that a state change in tx made moot, if the scheduler can.
+func (s *Service) cancelWork(ctx context.Context, tx pgx.Tx, id string, kinds ...WorkKind) error {
+	if c, ok := s.sched.(WorkCanceler); ok {
+		return c.CancelTx(ctx, tx, id, kinds...)
+	}
+	return nil
+}
+
 // Service is the billing domain.
 type Service struct {
 	pool     *pgxpool.Pool
