@@ -21,6 +21,7 @@ import (
 // Invoice is API.md's invoice.
 type Invoice struct {
 	ID             string     `json:"id"`
+	Number         *string    `json:"number"`
 	CustomerID     string     `json:"customer_id"`
 	SubscriptionID *string    `json:"subscription_id"`
 	Kind           string     `json:"kind"`
@@ -158,6 +159,19 @@ func (s *Service) finalizeInvoice(ctx context.Context, tx pgx.Tx, inv store.Invo
 	if err != nil {
 		return inv, fmt.Errorf("finalize invoice %s: %w", inv.ID, err)
 	}
+	// The number comes from the counter row in this transaction (numbers.go): gapless and unique because
+	// a rollback returns it. The counter is the one lock every finalizer shares; it is taken after the
+	// invoice's own locks, and callers keep finalizing transactions short.
+	if row.Number == nil {
+		number, err := s.NextNumber(ctx, tx, SeriesInvoice)
+		if err != nil {
+			return row, err
+		}
+		if err := s.q(tx).SetInvoiceNumber(ctx, store.SetInvoiceNumberParams{ID: row.ID, Number: &number}); err != nil {
+			return row, fmt.Errorf("number invoice %s: %w", row.ID, err)
+		}
+		row.Number = &number
+	}
 	if inv.Total.IsPositive() {
 		err := s.post(ctx, tx, "invoice_finalized", inv.ID, inv.CustomerID, "invoice "+inv.ID, now,
 			Entry{Account: ReceivableAccount(inv.CustomerID), Currency: inv.Currency, Amount: inv.Total},
@@ -238,7 +252,7 @@ func (s *Service) ListInvoices(ctx context.Context, f InvoiceFilter, p page.Requ
 }
 
 func (s *Service) invoiceView(ctx context.Context, db dbx.DBTX, r store.Invoice, withChildren bool) (Invoice, error) {
-	v := Invoice{ID: r.ID, CustomerID: r.CustomerID, SubscriptionID: r.SubscriptionID, Kind: r.Kind, Status: r.Status,
+	v := Invoice{ID: r.ID, Number: r.Number, CustomerID: r.CustomerID, SubscriptionID: r.SubscriptionID, Kind: r.Kind, Status: r.Status,
 		Currency: r.Currency, PeriodStart: r.PeriodStart, PeriodEnd: r.PeriodEnd,
 		Subtotal: money.String(r.Subtotal, r.Currency), Total: money.String(r.Total, r.Currency),
 		AmountDue: money.String(r.AmountDue, r.Currency), AmountPaid: money.String(r.AmountPaid, r.Currency),

@@ -72,6 +72,7 @@ type Service struct {
 	log      *slog.Logger
 	hooks    Hooks
 	metrics  chargeMetrics
+	prefix   string // document-number prefix (numbers.go)
 }
 
 // Hooks are test seams (failpoints) on the charge path. Production leaves them nil.
@@ -96,6 +97,8 @@ type Config struct {
 	Hooks     Hooks
 	// Registry receives billing_charge_outcomes_total; nil registers nothing.
 	Registry prometheus.Registerer
+	// InvoicePrefix is the merchant's document-number prefix; empty means DefaultInvoicePrefix.
+	InvoicePrefix string
 }
 
 // New builds the billing service.
@@ -103,11 +106,14 @@ func New(c Config) *Service {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	if c.InvoicePrefix == "" {
+		c.InvoicePrefix = DefaultInvoicePrefix
+	}
 	if c.Policies == nil {
 		c.Policies = dunning.NewPolicies(dunning.DefaultPolicy())
 	}
 	return &Service{pool: c.Pool, clock: c.Clock, gateways: c.Gateways, vault: c.Vault, policies: c.Policies,
-		sched: c.Scheduler, log: c.Log, hooks: c.Hooks, metrics: newChargeMetrics(c.Registry)}
+		sched: c.Scheduler, log: c.Log, hooks: c.Hooks, metrics: newChargeMetrics(c.Registry), prefix: c.InvoicePrefix}
 }
 
 // SetScheduler installs the scheduler (jobs needs the service to exist before it can schedule for it).

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -113,6 +114,9 @@ type Config struct {
 	// ReconcileTimeout is the daily reconciliation's own job timeout: it pages through a day of the
 	// gateway's records, longer than a domain step. A run orphaned by a dead replica is retried after it.
 	ReconcileTimeout time.Duration
+	// InvoicePrefix is the merchant's document-number prefix: invoices are numbered <prefix>-000001,
+	// credit notes <prefix>-CN-000001 (docs/numbering.md).
+	InvoicePrefix string
 }
 
 // Error lists every invalid variable.
@@ -155,6 +159,10 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 
 	c.MigrationDatabaseURL = get("BILLING_MIGRATION_DATABASE_URL", "")
+	c.InvoicePrefix = get("BILLING_INVOICE_PREFIX", "INV")
+	if !invoicePrefixPattern.MatchString(c.InvoicePrefix) {
+		bad("BILLING_INVOICE_PREFIX", "must be 1-16 of A-Z and 0-9, starting with a letter, got %q", c.InvoicePrefix)
+	}
 	if c.DatabaseURL == "" {
 		bad("DATABASE_URL", "required (make run sets it to a local cluster)")
 	}
@@ -349,6 +357,9 @@ var ErrInvalid = errors.New("invalid configuration")
 
 // Is makes errors.Is(err, ErrInvalid) work.
 func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+// invoicePrefixPattern leaves room for "-CN" within the counter's 20 characters.
+var invoicePrefixPattern = regexp.MustCompile(`^[A-Z][A-Z0-9]{0,15}$`)
 
 func splitList(s string) []string {
 	var out []string

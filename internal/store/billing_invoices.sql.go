@@ -49,7 +49,7 @@ INSERT INTO invoices (id, customer_id, subscription_id, kind, status, currency, 
     subtotal, total, amount_due, created_at)
 VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT DO NOTHING
-RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due
+RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number
 `
 
 type CreateInvoiceParams struct {
@@ -103,6 +103,7 @@ func (q *Queries) CreateInvoice(ctx context.Context, arg CreateInvoiceParams) (I
 		&i.VoidedAt,
 		&i.Version,
 		&i.BackupDue,
+		&i.Number,
 	)
 	return i, err
 }
@@ -146,7 +147,7 @@ func (q *Queries) DueCollections(ctx context.Context, arg DueCollectionsParams) 
 }
 
 const getInvoice = `-- name: GetInvoice :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices WHERE id = $1
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices WHERE id = $1
 `
 
 func (q *Queries) GetInvoice(ctx context.Context, id string) (Invoice, error) {
@@ -174,12 +175,13 @@ func (q *Queries) GetInvoice(ctx context.Context, id string) (Invoice, error) {
 		&i.VoidedAt,
 		&i.Version,
 		&i.BackupDue,
+		&i.Number,
 	)
 	return i, err
 }
 
 const getInvoiceForPeriod = `-- name: GetInvoiceForPeriod :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices WHERE subscription_id = $1 AND period_start = $2 AND kind IN ('initial', 'renewal')
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices WHERE subscription_id = $1 AND period_start = $2 AND kind IN ('initial', 'renewal')
 `
 
 type GetInvoiceForPeriodParams struct {
@@ -212,6 +214,7 @@ func (q *Queries) GetInvoiceForPeriod(ctx context.Context, arg GetInvoiceForPeri
 		&i.VoidedAt,
 		&i.Version,
 		&i.BackupDue,
+		&i.Number,
 	)
 	return i, err
 }
@@ -228,7 +231,7 @@ func (q *Queries) HasFailedOpenInvoice(ctx context.Context, customerID string) (
 }
 
 const initialInvoice = `-- name: InitialInvoice :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices WHERE subscription_id = $1 AND kind = 'initial' ORDER BY created_at LIMIT 1
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices WHERE subscription_id = $1 AND kind = 'initial' ORDER BY created_at LIMIT 1
 `
 
 func (q *Queries) InitialInvoice(ctx context.Context, subscriptionID *string) (Invoice, error) {
@@ -256,6 +259,7 @@ func (q *Queries) InitialInvoice(ctx context.Context, subscriptionID *string) (I
 		&i.VoidedAt,
 		&i.Version,
 		&i.BackupDue,
+		&i.Number,
 	)
 	return i, err
 }
@@ -296,7 +300,7 @@ func (q *Queries) InvoiceLines(ctx context.Context, invoiceID string) ([]Invoice
 }
 
 const listInvoices = `-- name: ListInvoices :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices
 WHERE ($1::text IS NULL OR customer_id = $1)
   AND ($2::text IS NULL OR subscription_id = $2)
   AND ($3::text IS NULL OR status = $3)
@@ -354,6 +358,7 @@ func (q *Queries) ListInvoices(ctx context.Context, arg ListInvoicesParams) ([]I
 			&i.VoidedAt,
 			&i.Version,
 			&i.BackupDue,
+			&i.Number,
 		); err != nil {
 			return nil, err
 		}
@@ -366,7 +371,7 @@ func (q *Queries) ListInvoices(ctx context.Context, arg ListInvoicesParams) ([]I
 }
 
 const lockInvoice = `-- name: LockInvoice :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices WHERE id = $1 FOR UPDATE
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) LockInvoice(ctx context.Context, id string) (Invoice, error) {
@@ -394,12 +399,13 @@ func (q *Queries) LockInvoice(ctx context.Context, id string) (Invoice, error) {
 		&i.VoidedAt,
 		&i.Version,
 		&i.BackupDue,
+		&i.Number,
 	)
 	return i, err
 }
 
 const openInvoicesForCustomer = `-- name: OpenInvoicesForCustomer :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices WHERE customer_id = $1 AND status = 'open' ORDER BY created_at, id
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices WHERE customer_id = $1 AND status = 'open' ORDER BY created_at, id
 `
 
 func (q *Queries) OpenInvoicesForCustomer(ctx context.Context, customerID string) ([]Invoice, error) {
@@ -433,6 +439,7 @@ func (q *Queries) OpenInvoicesForCustomer(ctx context.Context, customerID string
 			&i.VoidedAt,
 			&i.Version,
 			&i.BackupDue,
+			&i.Number,
 		); err != nil {
 			return nil, err
 		}
@@ -445,7 +452,7 @@ func (q *Queries) OpenInvoicesForCustomer(ctx context.Context, customerID string
 }
 
 const openInvoicesForSubscription = `-- name: OpenInvoicesForSubscription :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due FROM invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at, id
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at, id
 `
 
 func (q *Queries) OpenInvoicesForSubscription(ctx context.Context, subscriptionID *string) ([]Invoice, error) {
@@ -479,6 +486,7 @@ func (q *Queries) OpenInvoicesForSubscription(ctx context.Context, subscriptionI
 			&i.VoidedAt,
 			&i.Version,
 			&i.BackupDue,
+			&i.Number,
 		); err != nil {
 			return nil, err
 		}
@@ -532,7 +540,7 @@ UPDATE invoices SET
     next_attempt_at = $5, first_failed_at = $6,
     finalized_at = $7, paid_at = $8, voided_at = $9, version = version + 1
 WHERE id = $10 AND version = $11
-RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due
+RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number
 `
 
 type UpdateInvoiceParams struct {
@@ -586,6 +594,7 @@ func (q *Queries) UpdateInvoice(ctx context.Context, arg UpdateInvoiceParams) (I
 		&i.VoidedAt,
 		&i.Version,
 		&i.BackupDue,
+		&i.Number,
 	)
 	return i, err
 }

@@ -82,6 +82,11 @@ type Customer struct {
 	TimeZone   *string
 }
 
+type DocumentNumberCounter struct {
+	Prefix     string
+	LastNumber int64
+}
+
 type DunningOverride struct {
 	CustomerID string
 	Mode       string
@@ -141,6 +146,7 @@ type Invoice struct {
 	VoidedAt       *time.Time
 	Version        int32
 	BackupDue      bool
+	Number         *string
 }
 
 type InvoiceLine struct {
