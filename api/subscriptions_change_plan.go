@@ -20,23 +20,10 @@ type changePlanRequest struct {
 // (null when nothing is charged now); a declined proration charge is still a 200: the change is made and
 // the invoice walks dunning, which the subscription's status (past_due) and the invoice show.
 func (s *Server) changePlan(w http.ResponseWriter, r *http.Request) {
-	var req changePlanRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	expect, err := ifMatchVersion(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	out, err := s.Billing.ChangePlan(r.Context(), chi.URLParam(r, "id"), billing.PlanChange{PlanID: req.PlanID,
-		Quantity: req.Quantity, Timing: billing.ChangeTiming(req.Timing), Proration: billing.ProrationBehavior(req.Proration),
-		ExpectVersion: expect})
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	w.Header().Set("ETag", etag(out.Subscription.Version))
-	writeJSON(w, http.StatusOK, out)
+	versioned(w, r, decode, func(out billing.PlanChanged) int { return out.Subscription.Version },
+		func(req changePlanRequest, expect int) (billing.PlanChanged, error) {
+			return s.Billing.ChangePlan(r.Context(), chi.URLParam(r, "id"), billing.PlanChange{PlanID: req.PlanID,
+				Quantity: req.Quantity, Timing: billing.ChangeTiming(req.Timing), Proration: billing.ProrationBehavior(req.Proration),
+				ExpectVersion: expect})
+		})
 }

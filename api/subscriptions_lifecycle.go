@@ -26,80 +26,35 @@ type cancelRequest struct {
 
 // cancelSubscription cancels now (an empty body, or at_period_end false) or at the period end.
 func (s *Server) cancelSubscription(w http.ResponseWriter, r *http.Request) {
-	var req cancelRequest
-	if err := decodeOptional(r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	expect, err := ifMatchVersion(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	cancel := billing.CancelRequest{AtPeriodEnd: req.AtPeriodEnd, Reason: req.Reason, ExpectVersion: expect}
-	switch p, _ := PrincipalFrom(r.Context()); p.Role {
-	case RoleSupport, RoleAdmin:
-		// A person's cancel, not the merchant backend's: the audit log records it (billing/support.go).
-		// Support must say why; an admin's cancel is audited with or without a reason.
-		if p.Role == RoleAdmin && strings.TrimSpace(cancel.Reason) == "" {
-			cancel.Reason = "no reason given (admin cancel)"
+	versioned(w, r, decodeOptional, subscriptionVersion, func(req cancelRequest, expect int) (billing.Subscription, error) {
+		cancel := billing.CancelRequest{AtPeriodEnd: req.AtPeriodEnd, Reason: req.Reason, ExpectVersion: expect}
+		switch p, _ := PrincipalFrom(r.Context()); p.Role {
+		case RoleSupport, RoleAdmin:
+			// A person's cancel, not the merchant backend's: the audit log records it (billing/support.go).
+			// Support must say why; an admin's cancel is audited with or without a reason.
+			if p.Role == RoleAdmin && strings.TrimSpace(cancel.Reason) == "" {
+				cancel.Reason = "no reason given (admin cancel)"
+			}
+			return s.Billing.SupportCancel(r.Context(), actorFrom(r), chi.URLParam(r, "id"), cancel)
 		}
-		sub, err := s.Billing.SupportCancel(r.Context(), actorFrom(r), chi.URLParam(r, "id"), cancel)
-		writeSubscription(w, r, sub, err)
-		return
-	}
-	sub, err := s.Billing.Cancel(r.Context(), chi.URLParam(r, "id"), cancel)
-	writeSubscription(w, r, sub, err)
+		return s.Billing.Cancel(r.Context(), chi.URLParam(r, "id"), cancel)
+	})
 }
 
 func (s *Server) resumeCancelSubscription(w http.ResponseWriter, r *http.Request) {
-	if err := decodeOptional(r, &struct{}{}); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	expect, err := ifMatchVersion(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	sub, err := s.Billing.ResumeCancel(r.Context(), chi.URLParam(r, "id"), expect)
-	writeSubscription(w, r, sub, err)
+	versioned(w, r, decodeOptional, subscriptionVersion, func(_ struct{}, expect int) (billing.Subscription, error) {
+		return s.Billing.ResumeCancel(r.Context(), chi.URLParam(r, "id"), expect)
+	})
 }
 
 func (s *Server) pauseSubscription(w http.ResponseWriter, r *http.Request) {
-	if err := decodeOptional(r, &struct{}{}); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	expect, err := ifMatchVersion(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	sub, err := s.Billing.Pause(r.Context(), chi.URLParam(r, "id"), expect)
-	writeSubscription(w, r, sub, err)
+	versioned(w, r, decodeOptional, subscriptionVersion, func(_ struct{}, expect int) (billing.Subscription, error) {
+		return s.Billing.Pause(r.Context(), chi.URLParam(r, "id"), expect)
+	})
 }
 
 func (s *Server) resumeSubscription(w http.ResponseWriter, r *http.Request) {
-	if err := decodeOptional(r, &struct{}{}); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	expect, err := ifMatchVersion(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	sub, err := s.Billing.Resume(r.Context(), chi.URLParam(r, "id"), expect)
-	writeSubscription(w, r, sub, err)
-}
-
-// writeSubscription answers a lifecycle call: the subscription with its ETag, or the problem.
-func writeSubscription(w http.ResponseWriter, r *http.Request, sub billing.Subscription, err error) {
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	w.Header().Set("ETag", etag(sub.Version))
-	writeJSON(w, http.StatusOK, sub)
+	versioned(w, r, decodeOptional, subscriptionVersion, func(_ struct{}, expect int) (billing.Subscription, error) {
+		return s.Billing.Resume(r.Context(), chi.URLParam(r, "id"), expect)
+	})
 }

@@ -47,146 +47,80 @@ type markPaidRequest struct {
 	Amount    string `json:"amount"`
 }
 
-type untilRequest struct {
+// extendGraceRequest needs until: the new end of the grace period.
+type extendGraceRequest struct {
 	Until  *time.Time `json:"until"`
 	Reason string     `json:"reason"`
 }
 
+func (q *extendGraceRequest) check() error {
+	if q.Until == nil {
+		return apperr.Invalid("until", "is required: the new end of the grace period (RFC 3339)")
+	}
+	return nil
+}
+
+// pauseDunningRequest's until is optional: without it the pause lasts until support resumes it.
+type pauseDunningRequest struct {
+	Until  *time.Time `json:"until"`
+	Reason string     `json:"reason"`
+}
+
+// resumeDunningRequest refuses until: a resume happens now.
+type resumeDunningRequest struct {
+	Until  *time.Time `json:"until"`
+	Reason string     `json:"reason"`
+}
+
+func (q *resumeDunningRequest) check() error {
+	if q.Until != nil {
+		return apperr.Invalid("until", "is for pause-dunning; resume-dunning resumes now")
+	}
+	return nil
+}
+
 func (s *Server) supportRetry(w http.ResponseWriter, r *http.Request) {
-	var req reasonRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	expect, err := ifMatchVersion(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	res, err := s.Billing.RetryInvoice(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Reason)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	w.Header().Set("ETag", etag(res.Invoice.Version))
-	writeJSON(w, http.StatusOK, res)
+	versioned(w, r, decode, func(res billing.RetryResult) int { return res.Invoice.Version },
+		func(req reasonRequest, expect int) (billing.RetryResult, error) {
+			return s.Billing.RetryInvoice(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Reason)
+		})
 }
 
 func (s *Server) supportMarkPaid(w http.ResponseWriter, r *http.Request) {
-	var req markPaidRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	expect, err := ifMatchVersion(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	inv, err := s.Billing.MarkInvoicePaid(r.Context(), actorFrom(r), chi.URLParam(r, "id"),
-		billing.MarkPaid{Reason: req.Reason, Reference: req.Reference, Amount: req.Amount, ExpectVersion: expect})
-	writeInvoice(w, r, inv, err)
+	versioned(w, r, decode, invoiceVersion, func(req markPaidRequest, expect int) (billing.Invoice, error) {
+		return s.Billing.MarkInvoicePaid(r.Context(), actorFrom(r), chi.URLParam(r, "id"),
+			billing.MarkPaid{Reason: req.Reason, Reference: req.Reference, Amount: req.Amount, ExpectVersion: expect})
+	})
 }
 
 func (s *Server) supportVoid(w http.ResponseWriter, r *http.Request) {
-	var req reasonRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	expect, err := ifMatchVersion(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	inv, err := s.Billing.VoidInvoice(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Reason)
-	writeInvoice(w, r, inv, err)
+	versioned(w, r, decode, invoiceVersion, func(req reasonRequest, expect int) (billing.Invoice, error) {
+		return s.Billing.VoidInvoice(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Reason)
+	})
 }
 
 func (s *Server) supportWriteOff(w http.ResponseWriter, r *http.Request) {
-	var req reasonRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	expect, err := ifMatchVersion(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	inv, err := s.Billing.WriteOffInvoice(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Reason)
-	writeInvoice(w, r, inv, err)
+	versioned(w, r, decode, invoiceVersion, func(req reasonRequest, expect int) (billing.Invoice, error) {
+		return s.Billing.WriteOffInvoice(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Reason)
+	})
 }
 
 func (s *Server) supportExtendGrace(w http.ResponseWriter, r *http.Request) {
-	var req untilRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if req.Until == nil {
-		writeError(w, r, apperr.Invalid("until", "is required: the new end of the grace period (RFC 3339)"))
-		return
-	}
-	expect, err := ifMatchVersion(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	sub, err := s.Billing.ExtendGrace(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, *req.Until, req.Reason)
-	writeSupportSubscription(w, r, sub, err)
+	versioned(w, r, decode, subscriptionVersion, func(req extendGraceRequest, expect int) (billing.Subscription, error) {
+		return s.Billing.ExtendGrace(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, *req.Until, req.Reason)
+	})
 }
 
 func (s *Server) supportPauseDunning(w http.ResponseWriter, r *http.Request) {
-	var req untilRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	expect, err := ifMatchVersion(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	sub, err := s.Billing.PauseDunning(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Until, req.Reason)
-	writeSupportSubscription(w, r, sub, err)
+	versioned(w, r, decode, subscriptionVersion, func(req pauseDunningRequest, expect int) (billing.Subscription, error) {
+		return s.Billing.PauseDunning(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Until, req.Reason)
+	})
 }
 
 func (s *Server) supportResumeDunning(w http.ResponseWriter, r *http.Request) {
-	var req untilRequest
-	if err := decode(r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if req.Until != nil {
-		writeError(w, r, apperr.Invalid("until", "is for pause-dunning; resume-dunning resumes now"))
-		return
-	}
-	expect, err := ifMatchVersion(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	sub, err := s.Billing.ResumeDunning(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Reason)
-	writeSupportSubscription(w, r, sub, err)
-}
-
-func writeInvoice(w http.ResponseWriter, r *http.Request, inv billing.Invoice, err error) {
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	w.Header().Set("ETag", etag(inv.Version))
-	writeJSON(w, http.StatusOK, inv)
-}
-
-func writeSupportSubscription(w http.ResponseWriter, r *http.Request, sub billing.Subscription, err error) {
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	w.Header().Set("ETag", etag(sub.Version))
-	writeJSON(w, http.StatusOK, sub)
+	versioned(w, r, decode, subscriptionVersion, func(req resumeDunningRequest, expect int) (billing.Subscription, error) {
+		return s.Billing.ResumeDunning(r.Context(), actorFrom(r), chi.URLParam(r, "id"), expect, req.Reason)
+	})
 }
 
 func (s *Server) listDelinquent(w http.ResponseWriter, r *http.Request) {
