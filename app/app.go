@@ -32,19 +32,23 @@ import (
 
 // App is one billingd process.
 type App struct {
-	Config    config.Config
-	Log       *slog.Logger
-	Pool      *pgxpool.Pool
-	Clock     clock.Clock
-	TestClock *clock.TestClock
-	Registry  *prometheus.Registry
-	API       *api.Server
-	Billing   *billing.Service
-	Jobs      *jobs.Runner
-	Vault     *billingkey.Vault
-	Notify    *notify.Service
-	Reconcile *reconcile.Service
-	Gateways  Gateways
+	Config config.Config
+	Log    *slog.Logger
+	// Pool serves the API (and the console, the test clock's advance); WorkerPool serves River and the
+	// domain work it runs. Separate pools keep a request from queueing behind a billing day's workers for
+	// a connection.
+	Pool       *pgxpool.Pool
+	WorkerPool *pgxpool.Pool
+	Clock      clock.Clock
+	TestClock  *clock.TestClock
+	Registry   *prometheus.Registry
+	API        *api.Server
+	Billing    *billing.Service
+	Jobs       *jobs.Runner
+	Vault      *billingkey.Vault
+	Notify     *notify.Service
+	Reconcile  *reconcile.Service
+	Gateways   Gateways
 	// Sim is the embedded gateway simulator (nil unless "sim" is enabled without BILLING_SIM_URL), and
 	// SimURL the simulator the "sim" gateway talks to.
 	Sim    *pgsim.Server
@@ -87,15 +91,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
+	apiConns, workerConns := poolSizes(cfg.Role)
+	workerCfg := poolCfg.Copy()
 	if !strings.Contains(cfg.DatabaseURL, "pool_max_conns") {
-		// Enough for the workers and the API; the URL's pool_max_conns overrides it.
-		poolCfg.MaxConns = 40
+		// The URL's pool_max_conns overrides both.
+		poolCfg.MaxConns, workerCfg.MaxConns = apiConns, workerConns
 	}
-	a.Pool, err = pgxpool.NewWithConfig(ctx, poolCfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to database: %w", err)
+	for _, p := range []struct {
+		dst *(*pgxpool.Pool)
+		cfg *pgxpool.Config
+	}{{&a.Pool, poolCfg}, {&a.WorkerPool, workerCfg}} {
+		*p.dst, err = pgxpool.NewWithConfig(ctx, p.cfg)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("connect to database: %w", err)
+		}
+		a.closers = append(a.closers, (*p.dst).Close)
 	}
-	a.closers = append(a.closers, a.Pool.Close)
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := a.Pool.Ping(pingCtx); err != nil {
@@ -148,7 +160,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		AllowPrivateNetworks: cfg.Mode != config.ModeProduction})
 	a.Reconcile = reconcile.New(reconcile.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Registry: a.Registry,
 		Log: log.With("component", "reconcile")})
-	a.Jobs, err = jobs.New(jobs.Config{Pool: a.Pool, Billing: a.Billing, Notify: a.Notify, Clock: a.Clock, TestClock: cfg.TestClock,
+	// The workers' billing is the same service on the workers' pool.
+	workerBilling := a.Billing.WithPool(a.WorkerPool)
+	a.Jobs, err = jobs.New(jobs.Config{Pool: a.WorkerPool, Billing: workerBilling, Notify: a.Notify, Clock: a.Clock, TestClock: cfg.TestClock,
 		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown, JobTimeout: cfg.JobTimeout, JobRescueAfter: cfg.JobRescueAfter,
 		ReconcileTimeout: cfg.ReconcileTimeout, NoReindex: !reindex,
 		Gateways: cfg.Gateways, Reconcile: a.Reconcile, Registry: a.Registry})
@@ -156,6 +170,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		a.Close()
 		return nil, err
 	}
+	a.Billing.SetScheduler(a.Jobs.Scheduler())
 	var advancer api.ClockAdvancer
 	if a.TestClock != nil {
 		advancer = &jobs.Advancer{Clock: a.TestClock, Billing: a.Billing, Sweeper: a.Jobs.Sweeper, Pool: a.Pool, Log: log, JobTimeout: cfg.JobTimeout}
@@ -165,6 +180,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	a.Billing.SetVault(a.Vault)
+	workerBilling.SetVault(a.Vault)
 	a.Notify.SetKeyRing(a.Vault.KeyRing())
 
 	var boot []api.BootstrapToken
@@ -190,6 +206,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Console:       a.console,
 	})
 	return a, nil
+}
+
+// poolSizes are the connections of the API's pool and the workers' pool. The workers' 40 is what one pool
+// had for both (cmd/bench: more connections add runnable processes on a CPU-bound day, not throughput);
+// the API's pool is its own, so a request never waits behind a worker. A process of one role keeps only a
+// few connections for the other (the health check, the test clock).
+func poolSizes(role config.Role) (api, workers int32) {
+	switch role {
+	case config.RoleAPI:
+		return 20, 4
+	case config.RoleWorker:
+		return 4, 40
+	}
+	return 16, 40
 }
 
 // Ready reports whether this process can take traffic: the database answers and is migrated.

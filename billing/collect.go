@@ -157,9 +157,9 @@ func (s *Service) newAttempt(ctx context.Context, tx pgx.Tx, inv store.Invoice, 
 	if _, err := s.q(tx).UpdateInvoice(ctx, p); err != nil {
 		return att, ChargeResult{}, fmt.Errorf("count attempt: %w", err)
 	}
-	// If this process dies before the outcome is recorded, the reconciler finds the attempt by this time.
-	err = s.sched.ScheduleTx(ctx, tx, Work{Kind: WorkResolveAttempt, ID: att.ID, At: next})
-	return att, ChargeResult{AttemptID: att.ID}, err
+	// If this process dies before the outcome is recorded, the sweeper's indexed scan of unresolved
+	// attempts (payment_attempts_unresolved) finds the attempt by next_lookup_at: no job per attempt.
+	return att, ChargeResult{AttemptID: att.ID}, nil
 }
 
 // send calls the gateway for a committed attempt (no transaction is open) and records the outcome.
@@ -245,35 +245,43 @@ func (s *Service) lockForOutcome(ctx context.Context, tx pgx.Tx, attemptID strin
 // recordOutcome applies a gateway's answer in one transaction. It is idempotent: an attempt that is
 // already resolved is left as it is (a second worker, a webhook and a lookup may all race here).
 func (s *Service) recordOutcome(ctx context.Context, attemptID string, out gateway.Outcome) (ChargeResult, error) {
-	res := ChargeResult{AttemptID: attemptID, Outcome: out.Kind, DeclineCode: out.DeclineCode, DeclineClass: out.DeclineClass}
+	var res ChargeResult
 	var observe func() // counted once the outcome is committed
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		now := s.clock.Now()
-		lc, err := s.lockForOutcome(ctx, tx, attemptID)
-		if err != nil {
-			return err
-		}
-		if lc.att.Status != string(statemachine.AttemptPending) && lc.att.Status != string(statemachine.AttemptUnknown) {
-			res = resultFromAttempt(lc.att)
-			return nil
-		}
-		observe = func() { s.metrics.observeOutcome(lc.att.Gateway, lc.att.Status, out) }
-		switch out.Kind {
-		case gateway.Succeeded:
-			return s.applyPayment(ctx, tx, lc, out, now)
-		case gateway.Declined:
-			return s.applyDecline(ctx, tx, lc, out, now)
-		case gateway.Canceled:
-			// Collected and then refunded at the gateway (by support): no money stayed with us.
-			return s.applyFailed(ctx, tx, lc, "canceled at the gateway", now)
-		default:
-			return s.applyUnknown(ctx, tx, lc, out.Reason, now)
-		}
+		var err error
+		res, observe, err = s.recordOutcomeTx(ctx, tx, attemptID, out, s.clock.Now())
+		return err
 	})
 	if err == nil && observe != nil {
 		observe()
 	}
 	return res, err
+}
+
+// recordOutcomeTx is recordOutcome in the caller's transaction (a batch records a group in one); observe,
+// when set, counts the outcome once the transaction has committed.
+func (s *Service) recordOutcomeTx(ctx context.Context, tx pgx.Tx, attemptID string, out gateway.Outcome, now time.Time) (ChargeResult, func(), error) {
+	res := ChargeResult{AttemptID: attemptID, Outcome: out.Kind, DeclineCode: out.DeclineCode, DeclineClass: out.DeclineClass}
+	lc, err := s.lockForOutcome(ctx, tx, attemptID)
+	if err != nil {
+		return res, nil, err
+	}
+	if lc.att.Status != string(statemachine.AttemptPending) && lc.att.Status != string(statemachine.AttemptUnknown) {
+		return resultFromAttempt(lc.att), nil, nil
+	}
+	observe := func() { s.metrics.observeOutcome(lc.att.Gateway, lc.att.Status, out) }
+	switch out.Kind {
+	case gateway.Succeeded:
+		err = s.applyPayment(ctx, tx, lc, out, now)
+	case gateway.Declined:
+		err = s.applyDecline(ctx, tx, lc, out, now)
+	case gateway.Canceled:
+		// Collected and then refunded at the gateway (by support): no money stayed with us.
+		err = s.applyFailed(ctx, tx, lc, "canceled at the gateway", now)
+	default:
+		err = s.applyUnknown(ctx, tx, lc, out.Reason, now)
+	}
+	return res, observe, err
 }
 
 func resultFromAttempt(a store.PaymentAttempt) ChargeResult {

@@ -77,6 +77,8 @@ type Service struct {
 
 // Hooks are test seams (failpoints) on the charge path. Production leaves them nil.
 type Hooks struct {
+	// BatchCommitted runs after a batch of renewals (RenewBatch) commits, before any of its charges.
+	BatchCommitted func(attemptIDs []string) error
 	// BeforeCharge runs after the attempt is committed and before the gateway is called.
 	BeforeCharge func(attemptID string) error
 	// AfterCharge runs after the gateway answered and before the outcome is committed.
@@ -114,6 +116,14 @@ func New(c Config) *Service {
 	}
 	return &Service{pool: c.Pool, clock: c.Clock, gateways: c.Gateways, vault: c.Vault, policies: c.Policies,
 		sched: c.Scheduler, log: c.Log, hooks: c.Hooks, metrics: newChargeMetrics(c.Registry), prefix: c.InvoicePrefix}
+}
+
+// WithPool is the same service on another connection pool: billingd gives the API and the workers pools
+// of their own, so a request is never queued behind a billing day's workers for a connection.
+func (s *Service) WithPool(p *pgxpool.Pool) *Service {
+	c := *s
+	c.pool = p
+	return &c
 }
 
 // SetScheduler installs the scheduler (jobs needs the service to exist before it can schedule for it).
