@@ -13,6 +13,7 @@ type createCustomerRequest struct {
 	Email      string  `json:"email"`
 	Name       string  `json:"name"`
 	TimeZone   *string `json:"time_zone"`
+	TaxRateID  *string `json:"tax_rate_id"`
 }
 
 func (s *Server) mountCustomers(r chi.Router) {
@@ -26,7 +27,7 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	c, err := s.Billing.CreateCustomer(r.Context(), billing.NewCustomer{ExternalID: req.ExternalID, Email: req.Email, Name: req.Name, TimeZone: req.TimeZone})
+	c, err := s.Billing.CreateCustomer(r.Context(), billing.NewCustomer{ExternalID: req.ExternalID, Email: req.Email, Name: req.Name, TimeZone: req.TimeZone, TaxRateID: req.TaxRateID})
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -19,6 +19,7 @@ type createPlanRequest struct {
 	IntervalCount int             `json:"interval_count"`
 	TrialDays     int             `json:"trial_days"`
 	DunningPolicy json.RawMessage `json:"dunning_policy"`
+	TaxRateID     *string         `json:"tax_rate_id"`
 }
 
 func (s *Server) mountPlans(r chi.Router) {
@@ -35,7 +36,7 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.Billing.CreatePlan(r.Context(), billing.NewPlan{Code: req.Code, Name: req.Name, Amount: req.Amount,
 		Currency: req.Currency, Interval: req.Interval, IntervalCount: req.IntervalCount, TrialDays: req.TrialDays,
-		DunningPolicy: req.DunningPolicy})
+		DunningPolicy: req.DunningPolicy, TaxRateID: req.TaxRateID})
 	if err != nil {
 		writeError(w, r, err)
 		return

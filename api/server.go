@@ -129,6 +129,7 @@ func (s *Server) mountV1(r chi.Router) {
 	s.mountTestClock(r)
 	s.mountCustomers(r)
 	s.mountPlans(r)
+	s.mountTaxRates(r)
 	s.mountSubscriptions(r)
 	s.mountSubscriptionLifecycle(r)
 	s.mountInvoices(r)

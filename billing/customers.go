@@ -24,9 +24,13 @@ type Customer struct {
 	Email      string `json:"email"`
 	Name       string `json:"name"`
 	// TimeZone is the customer's IANA zone; dunning retries at its policy's hour there (nil: the policy's).
-	TimeZone    *string     `json:"time_zone"`
-	Delinquency Delinquency `json:"delinquency"`
-	CreatedAt   time.Time   `json:"created_at"`
+	TimeZone *string `json:"time_zone"`
+	// TaxRateID taxes the customer's invoices, over their plans' rates; nil: the plan's.
+	TaxRateID *string `json:"tax_rate_id"`
+	// CreditBalance is the credit the customer holds, per currency; the next invoices spend it.
+	CreditBalance []AmountDue `json:"credit_balance"`
+	Delinquency   Delinquency `json:"delinquency"`
+	CreatedAt     time.Time   `json:"created_at"`
 }
 
 // Delinquency summarizes how far behind a customer is.
@@ -49,6 +53,7 @@ type NewCustomer struct {
 	Email      string
 	Name       string
 	TimeZone   *string // optional IANA zone (e.g. "Asia/Seoul")
+	TaxRateID  *string // optional tax rate over the plans' rates
 }
 
 // CreateCustomer creates a customer; external_id is unique (409 on clash).
@@ -69,6 +74,7 @@ func (s *Service) CreateCustomer(ctx context.Context, in NewCustomer) (Customer,
 			v.Add("time_zone", "%s", err.Error())
 		}
 	}
+	s.checkTaxRateID(ctx, s.pool, in.TaxRateID, &v)
 	if err := v.Err(); err != nil {
 		return Customer{}, err
 	}
@@ -80,6 +86,9 @@ func (s *Service) CreateCustomer(ctx context.Context, in NewCustomer) (Customer,
 		})
 		if err == nil && in.TimeZone != nil {
 			row, err = s.q(tx).SetCustomerTimeZone(ctx, store.SetCustomerTimeZoneParams{ID: row.ID, TimeZone: in.TimeZone})
+		}
+		if err == nil && in.TaxRateID != nil {
+			row, err = s.q(tx).SetCustomerTaxRate(ctx, store.SetCustomerTaxRateParams{ID: row.ID, TaxRateID: in.TaxRateID})
 		}
 		return err
 	})
@@ -120,7 +129,17 @@ func (s *Service) requireCustomer(ctx context.Context, db dbx.DBTX, id string) e
 
 func (s *Service) customerView(ctx context.Context, db dbx.DBTX, row store.Customer) (Customer, error) {
 	c := Customer{ID: row.ID, ExternalID: row.ExternalID, Email: row.Email, Name: row.Name, TimeZone: row.TimeZone, CreatedAt: row.CreatedAt,
-		Delinquency: Delinquency{State: "none", AmountsDue: []AmountDue{}}}
+		TaxRateID: row.TaxRateID, Delinquency: Delinquency{State: "none", AmountsDue: []AmountDue{}}, CreditBalance: []AmountDue{}}
+	credit, err := s.q(db).AccountBalances(ctx, CreditAccount(row.ID))
+	if err != nil {
+		return Customer{}, err
+	}
+	for _, r := range credit {
+		if !r.Balance.IsZero() {
+			// The credit account is a liability: what is held is its balance negated.
+			c.CreditBalance = append(c.CreditBalance, AmountDue{Amount: money.String(r.Balance.Neg(), r.Currency), Currency: r.Currency})
+		}
+	}
 	d, err := s.q(db).CustomerDelinquency(ctx, row.ID)
 	if err != nil {
 		return Customer{}, err

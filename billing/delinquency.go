@@ -448,9 +448,16 @@ func (s *Service) voidInvoice(ctx context.Context, tx pgx.Tx, inv store.Invoice,
 		return err
 	}
 	if inv.Status == string(statemachine.InvoiceOpen) && inv.Total.IsPositive() {
-		if err := s.post(ctx, tx, "invoice_voided", inv.ID, inv.CustomerID, "void "+inv.ID, now,
-			Entry{Account: AccountRevenue, Currency: inv.Currency, Amount: inv.Total},
-			Entry{Account: ReceivableAccount(inv.CustomerID), Currency: inv.Currency, Amount: inv.Total.Neg()}); err != nil {
+		// Reverse the finalization leg by leg: revenue, money off and tax owed all return to where they were.
+		legs, err := s.q(tx).LedgerTransactionEntries(ctx, store.LedgerTransactionEntriesParams{Kind: "invoice_finalized", Reference: inv.ID})
+		if err != nil {
+			return err
+		}
+		entries := make([]Entry, len(legs))
+		for i, l := range legs {
+			entries[i] = Entry{Account: l.Account, Currency: l.Currency, Amount: l.Amount.Neg()}
+		}
+		if err := s.post(ctx, tx, "invoice_voided", inv.ID, inv.CustomerID, "void "+inv.ID, now, entries...); err != nil {
 			return err
 		}
 	}

@@ -20,40 +20,79 @@ import (
 
 // Invoice is API.md's invoice.
 type Invoice struct {
-	ID             string     `json:"id"`
-	Number         *string    `json:"number"`
-	CustomerID     string     `json:"customer_id"`
-	SubscriptionID *string    `json:"subscription_id"`
-	Kind           string     `json:"kind"`
-	Status         string     `json:"status"`
-	Currency       string     `json:"currency"`
-	PeriodStart    time.Time  `json:"period_start"`
-	PeriodEnd      time.Time  `json:"period_end"`
-	Subtotal       string     `json:"subtotal"`
-	Total          string     `json:"total"`
-	AmountDue      string     `json:"amount_due"`
-	AmountPaid     string     `json:"amount_paid"`
-	AttemptCount   int        `json:"attempt_count"`
-	NextAttemptAt  *time.Time `json:"next_attempt_at"`
-	Lines          []Line     `json:"lines"`
-	Attempts       []Attempt  `json:"attempts"`
-	Version        int        `json:"version"`
-	CreatedAt      time.Time  `json:"created_at"`
-	FinalizedAt    *time.Time `json:"finalized_at"`
-	PaidAt         *time.Time `json:"paid_at"`
-	VoidedAt       *time.Time `json:"voided_at,omitempty"`
+	ID             string    `json:"id"`
+	Number         *string   `json:"number"`
+	CustomerID     string    `json:"customer_id"`
+	SubscriptionID *string   `json:"subscription_id"`
+	Kind           string    `json:"kind"`
+	Status         string    `json:"status"`
+	Currency       string    `json:"currency"`
+	PeriodStart    time.Time `json:"period_start"`
+	PeriodEnd      time.Time `json:"period_end"`
+	Subtotal       string    `json:"subtotal"`
+	TotalDiscount  string    `json:"total_discount"`
+	// TotalExcludingTax is the supply value (공급가액): the total net of discount and tax.
+	TotalExcludingTax string            `json:"total_excluding_tax"`
+	Tax               string            `json:"tax"`
+	Taxes             []InvoiceTax      `json:"taxes"`
+	Discounts         []InvoiceDiscount `json:"discounts"`
+	Total             string            `json:"total"`
+	// CreditApplied is the customer's credit spent on this invoice (counted in amount_paid).
+	CreditApplied string     `json:"credit_applied"`
+	AmountDue     string     `json:"amount_due"`
+	AmountPaid    string     `json:"amount_paid"`
+	AttemptCount  int        `json:"attempt_count"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	Lines         []Line     `json:"lines"`
+	Attempts      []Attempt  `json:"attempts"`
+	Version       int        `json:"version"`
+	CreatedAt     time.Time  `json:"created_at"`
+	FinalizedAt   *time.Time `json:"finalized_at"`
+	PaidAt        *time.Time `json:"paid_at"`
+	VoidedAt      *time.Time `json:"voided_at,omitempty"`
 }
 
-// Line is one invoice line.
+// InvoiceTax is one tax rate's share of an invoice: the tax computed once on the sum of its lines.
+type InvoiceTax struct {
+	TaxRateID  string `json:"tax_rate_id"`
+	Percentage string `json:"percentage"`
+	Inclusive  bool   `json:"inclusive"`
+	// TaxableAmount is what the tax was computed on: the lines' totals for an inclusive rate, their supply
+	// values for an exclusive one.
+	TaxableAmount string `json:"taxable_amount"`
+	Amount        string `json:"amount"`
+}
+
+// InvoiceDiscount is one coupon's money off on an invoice.
+type InvoiceDiscount struct {
+	CouponID string `json:"coupon_id"`
+	Amount   string `json:"amount"`
+}
+
+// Line is one invoice line. Amount is the price before money off and (for exclusive rates) tax;
+// Total = Amount - Discount (+ Tax when the rate is exclusive) = SupplyValue + Tax.
 type Line struct {
 	Description string    `json:"description"`
 	PlanID      *string   `json:"plan_id,omitempty"`
 	UnitAmount  string    `json:"unit_amount"`
 	Amount      string    `json:"amount"`
+	Discount    string    `json:"discount"`
+	CouponID    *string   `json:"coupon_id"`
+	SupplyValue string    `json:"supply_value"`
+	Tax         string    `json:"tax"`
+	TaxRate     *LineTax  `json:"tax_rate"`
+	Total       string    `json:"total"`
 	Quantity    int       `json:"quantity"`
 	PeriodStart time.Time `json:"period_start"`
 	PeriodEnd   time.Time `json:"period_end"`
 	Proration   bool      `json:"proration"`
+}
+
+// LineTax is the rate a line was taxed at, as it was then.
+type LineTax struct {
+	ID         string `json:"id"`
+	Percentage string `json:"percentage"`
+	Inclusive  bool   `json:"inclusive"`
 }
 
 // Attempt is API.md's payment attempt.
@@ -73,17 +112,8 @@ type Attempt struct {
 	ResolvedAt   *time.Time `json:"resolved_at"`
 }
 
-// draftLine is a line to put on a new invoice.
-type draftLine struct {
-	Description string
-	PlanID      string
-	Quantity    int
-	UnitAmount  decimal.Decimal
-	Amount      decimal.Decimal
-	PeriodStart time.Time
-	PeriodEnd   time.Time
-	Proration   bool
-}
+// draftLine is a line to put on a new invoice: a price, with the coupon and tax rate that price it.
+type draftLine = PriceLine
 
 type draftInvoice struct {
 	CustomerID     string
@@ -95,23 +125,31 @@ type draftInvoice struct {
 	Lines          []draftLine
 }
 
-// createFinalizedInvoice creates an invoice with its lines and finalizes it (amount fixed, receivable
-// posted). For initial and renewal invoices the (subscription, period) unique index makes this
-// idempotent: a second call returns the existing invoice and created=false.
+// createFinalizedInvoice composes an invoice (Compose: money off, tax, the customer's credit), creates it
+// with its lines and finalizes it (amount fixed, receivable posted, credit spent). For initial and renewal
+// invoices the (subscription, period) unique index makes this idempotent: a second call returns the
+// existing invoice and created=false.
 func (s *Service) createFinalizedInvoice(ctx context.Context, tx pgx.Tx, d draftInvoice, now time.Time) (inv store.Invoice, created bool, err error) {
-	total := decimal.Zero
-	for _, l := range d.Lines {
-		total = total.Add(l.Amount)
+	// Credit is read under the customer's credit lock, held to the commit: two invoices finalized at once
+	// must not both spend it.
+	account := CreditAccount(d.CustomerID)
+	if err := s.q(tx).LockCustomerCredit(ctx, account); err != nil {
+		return inv, false, err
 	}
-	total = money.Round(total, d.Currency)
-	amountDue := total
-	if amountDue.IsNegative() {
-		amountDue = decimal.Zero
+	balance, err := s.q(tx).CreditBalance(ctx, store.CreditBalanceParams{Account: account, Currency: d.Currency})
+	if err != nil {
+		return inv, false, err
 	}
+	c, err := Compose(ComposeInput{Currency: d.Currency, Lines: d.Lines, CreditAvailable: decimal.Max(decimal.Zero, balance.Neg())})
+	if err != nil {
+		return inv, false, err
+	}
+	amountDue := decimal.Max(decimal.Zero, c.Total) // the credit is applied after finalization, as a payment
 	row, err := s.q(tx).CreateInvoice(ctx, store.CreateInvoiceParams{
 		ID: ids.New("inv"), CustomerID: d.CustomerID, SubscriptionID: strPtr(d.SubscriptionID), Kind: d.Kind,
-		Currency: d.Currency, PeriodStart: d.PeriodStart, PeriodEnd: d.PeriodEnd, Subtotal: total, Total: total,
-		AmountDue: amountDue, CreatedAt: now,
+		Currency: d.Currency, PeriodStart: d.PeriodStart, PeriodEnd: d.PeriodEnd, Subtotal: c.Subtotal, Total: c.Total,
+		AmountDue: amountDue, CreatedAt: now, TotalDiscount: c.Discount, TotalExcludingTax: c.SupplyValue, Tax: c.Tax,
+		TaxFree: c.TaxFree, CreditApplied: c.CreditApplied,
 	})
 	if errors.Is(err, pgx.ErrNoRows) { // ON CONFLICT DO NOTHING: this period's invoice exists
 		existing, err := s.q(tx).GetInvoiceForPeriod(ctx, store.GetInvoiceForPeriodParams{SubscriptionID: strPtr(d.SubscriptionID), PeriodStart: d.PeriodStart})
@@ -120,29 +158,41 @@ func (s *Service) createFinalizedInvoice(ctx context.Context, tx pgx.Tx, d draft
 	if err != nil {
 		return row, false, fmt.Errorf("create invoice: %w", err)
 	}
-	for _, l := range d.Lines {
-		if err := s.q(tx).AddInvoiceLine(ctx, store.AddInvoiceLineParams{
+	for _, l := range c.Lines {
+		p := store.AddInvoiceLineParams{
 			InvoiceID: row.ID, Description: l.Description, PlanID: strPtr(l.PlanID), Quantity: int32(l.Quantity),
 			UnitAmount: l.UnitAmount, Amount: l.Amount, PeriodStart: l.PeriodStart, PeriodEnd: l.PeriodEnd, Proration: l.Proration,
-		}); err != nil {
+			Discount: l.DiscountAmount, Tax: l.Tax, SupplyValue: l.SupplyValue, Total: l.Total,
+		}
+		if l.Discount != nil && !l.DiscountAmount.IsZero() {
+			p.CouponID = &l.Discount.CouponID
+		}
+		if l.TaxRate != nil {
+			pct, incl := l.TaxRate.Percentage, l.TaxRate.Inclusive
+			p.TaxRateID, p.TaxPercentage, p.TaxInclusive = &l.TaxRate.ID, decimal.NullDecimal{Decimal: pct, Valid: true}, &incl
+		}
+		if err := s.q(tx).AddInvoiceLine(ctx, p); err != nil {
 			return row, false, fmt.Errorf("add invoice line: %w", err)
 		}
 	}
 	refs := Refs{CustomerID: row.CustomerID, SubscriptionID: d.SubscriptionID, InvoiceID: row.ID}
-	if err := s.emit(ctx, tx, EvtInvoiceCreated, refs, now, map[string]any{"kind": d.Kind, "total": money.String(total, d.Currency), "currency": d.Currency}); err != nil {
+	if err := s.emit(ctx, tx, EvtInvoiceCreated, refs, now, map[string]any{"kind": d.Kind, "total": money.String(c.Total, d.Currency), "currency": d.Currency}); err != nil {
 		return row, false, err
 	}
-	row, err = s.finalizeInvoice(ctx, tx, row, now)
+	row, err = s.finalizeInvoice(ctx, tx, row, c, now)
 	if err != nil {
 		return row, true, err
 	}
-	// Credit on the customer's balance (an immediate downgrade's) is spent before any card is charged.
-	row, err = s.applyCredit(ctx, tx, row, now)
+	// Credit on the customer's balance is spent before any card is charged.
+	row, err = s.applyCredit(ctx, tx, row, c.CreditApplied, now)
 	return row, true, err
 }
 
 // finalizeInvoice fixes the amount and posts the receivable: debit the customer, credit revenue.
-func (s *Service) finalizeInvoice(ctx context.Context, tx pgx.Tx, inv store.Invoice, now time.Time) (store.Invoice, error) {
+// The posting follows the composition: debit the receivable with the total, credit revenue with the
+// supply value before money off, debit the discount account with the money off (its supply part), and
+// credit tax owed with the tax. A negative total (unused time) posts the same legs the other way round.
+func (s *Service) finalizeInvoice(ctx context.Context, tx pgx.Tx, inv store.Invoice, c Composition, now time.Time) (store.Invoice, error) {
 	next, err := statemachine.FireInvoice(ctx, statemachine.InvoiceStatus(inv.Status), statemachine.InvoiceFinalize, statemachine.InvoiceFacts{AmountPaidIsZero: inv.AmountPaid.IsZero()})
 	if err != nil {
 		return inv, err
@@ -172,10 +222,12 @@ func (s *Service) finalizeInvoice(ctx context.Context, tx pgx.Tx, inv store.Invo
 		}
 		row.Number = &number
 	}
-	if inv.Total.IsPositive() {
+	if !c.Total.IsZero() || !c.Discount.IsZero() {
 		err := s.post(ctx, tx, "invoice_finalized", inv.ID, inv.CustomerID, "invoice "+inv.ID, now,
-			Entry{Account: ReceivableAccount(inv.CustomerID), Currency: inv.Currency, Amount: inv.Total},
-			Entry{Account: AccountRevenue, Currency: inv.Currency, Amount: inv.Total.Neg()})
+			Entry{Account: ReceivableAccount(inv.CustomerID), Currency: inv.Currency, Amount: c.Total},
+			Entry{Account: AccountRevenue, Currency: inv.Currency, Amount: c.SupplyValue.Add(c.DiscountSupply).Neg()},
+			Entry{Account: AccountDiscounts, Currency: inv.Currency, Amount: c.DiscountSupply},
+			Entry{Account: AccountTaxOwed, Currency: inv.Currency, Amount: c.Tax.Neg()})
 		if err != nil {
 			return row, err
 		}
@@ -255,6 +307,9 @@ func (s *Service) invoiceView(ctx context.Context, db dbx.DBTX, r store.Invoice,
 	v := Invoice{ID: r.ID, Number: r.Number, CustomerID: r.CustomerID, SubscriptionID: r.SubscriptionID, Kind: r.Kind, Status: r.Status,
 		Currency: r.Currency, PeriodStart: r.PeriodStart, PeriodEnd: r.PeriodEnd,
 		Subtotal: money.String(r.Subtotal, r.Currency), Total: money.String(r.Total, r.Currency),
+		TotalDiscount: money.String(r.TotalDiscount, r.Currency), TotalExcludingTax: money.String(r.TotalExcludingTax, r.Currency),
+		Tax: money.String(r.Tax, r.Currency), CreditApplied: money.String(r.CreditApplied, r.Currency),
+		Taxes: []InvoiceTax{}, Discounts: []InvoiceDiscount{},
 		AmountDue: money.String(r.AmountDue, r.Currency), AmountPaid: money.String(r.AmountPaid, r.Currency),
 		AttemptCount: int(r.AttemptCount), NextAttemptAt: r.NextAttemptAt, Version: int(r.Version),
 		CreatedAt: r.CreatedAt, FinalizedAt: r.FinalizedAt, PaidAt: r.PaidAt, VoidedAt: r.VoidedAt,
@@ -266,9 +321,42 @@ func (s *Service) invoiceView(ctx context.Context, db dbx.DBTX, r store.Invoice,
 	if err != nil {
 		return v, err
 	}
+	taxes := map[string]*[2]decimal.Decimal{} // rate id -> taxable amount, tax
+	discounts := map[string]decimal.Decimal{}
 	for _, l := range lines {
-		v.Lines = append(v.Lines, Line{Description: l.Description, PlanID: l.PlanID, UnitAmount: money.String(l.UnitAmount, r.Currency),
-			Amount: money.String(l.Amount, r.Currency), Quantity: int(l.Quantity), PeriodStart: l.PeriodStart, PeriodEnd: l.PeriodEnd, Proration: l.Proration})
+		line := Line{Description: l.Description, PlanID: l.PlanID, UnitAmount: money.String(l.UnitAmount, r.Currency),
+			Amount: money.String(l.Amount, r.Currency), Quantity: int(l.Quantity), PeriodStart: l.PeriodStart, PeriodEnd: l.PeriodEnd, Proration: l.Proration,
+			Discount: money.String(l.Discount, r.Currency), CouponID: l.CouponID, SupplyValue: money.String(l.SupplyValue, r.Currency),
+			Tax: money.String(l.Tax, r.Currency), Total: money.String(l.Total, r.Currency)}
+		if l.TaxRateID != nil {
+			incl := l.TaxInclusive != nil && *l.TaxInclusive
+			line.TaxRate = &LineTax{ID: *l.TaxRateID, Percentage: l.TaxPercentage.Decimal.String(), Inclusive: incl}
+			t, ok := taxes[*l.TaxRateID]
+			if !ok {
+				t = &[2]decimal.Decimal{}
+				taxes[*l.TaxRateID] = t
+				v.Taxes = append(v.Taxes, InvoiceTax{TaxRateID: *l.TaxRateID, Percentage: line.TaxRate.Percentage, Inclusive: incl})
+			}
+			base := l.SupplyValue
+			if incl {
+				base = l.Total
+			}
+			t[0], t[1] = t[0].Add(base), t[1].Add(l.Tax)
+		}
+		if l.CouponID != nil {
+			if _, ok := discounts[*l.CouponID]; !ok {
+				v.Discounts = append(v.Discounts, InvoiceDiscount{CouponID: *l.CouponID})
+			}
+			discounts[*l.CouponID] = discounts[*l.CouponID].Add(l.Discount)
+		}
+		v.Lines = append(v.Lines, line)
+	}
+	for i := range v.Taxes {
+		t := taxes[v.Taxes[i].TaxRateID]
+		v.Taxes[i].TaxableAmount, v.Taxes[i].Amount = money.String(t[0], r.Currency), money.String(t[1], r.Currency)
+	}
+	for i := range v.Discounts {
+		v.Discounts[i].Amount = money.String(discounts[v.Discounts[i].CouponID], r.Currency)
 	}
 	attempts, err := s.q(db).InvoiceAttempts(ctx, r.ID)
 	if err != nil {

@@ -20,6 +20,12 @@ const (
 	AccountBadDebt     = "bad_debt"
 	AccountRefunds     = "refunds"
 	AccountOfflineCash = "cash:offline"
+	// AccountDiscounts is money off given by coupons (contra-revenue: a debit), net of the tax inside it.
+	AccountDiscounts = "discounts"
+	// AccountTaxOwed is tax collected for the tax authority (a liability: a credit balance).
+	AccountTaxOwed = "tax_owed"
+	// AccountCreditGranted is credit support gave customers (an expense: a debit balance).
+	AccountCreditGranted = "credit_granted"
 )
 
 // ReceivableAccount is what a customer owes us.

@@ -195,7 +195,14 @@ func (s *Service) ChangePlan(ctx context.Context, subID string, in PlanChange) (
 			return err
 		}
 		lines := prorationLines(p, oldPrice, newPrice)
-		net := linesTotal(lines)
+		if err := s.priceProration(ctx, tx, sub, old, next, lines); err != nil {
+			return err
+		}
+		preview, err := Compose(ComposeInput{Currency: p.Currency, Lines: lines})
+		if err != nil {
+			return err
+		}
+		net := preview.Total
 		if net.IsZero() {
 			return nil
 		}
@@ -275,11 +282,11 @@ func notAllowedIn(sub store.Subscription, code, format string, args ...any) erro
 	return e
 }
 
-// grantCredit records a negative proration invoice's amount as customer credit: revenue is reduced and
-// the credit account (a liability) grows.
+// grantCredit records a negative proration invoice's amount as customer credit: its finalization left a
+// negative receivable (revenue and tax given back), which the credit account (a liability) now holds.
 func (s *Service) grantCredit(ctx context.Context, tx pgx.Tx, inv store.Invoice, amount decimal.Decimal, now time.Time) error {
 	if err := s.post(ctx, tx, "proration_credit", inv.ID, inv.CustomerID, "credit for unused time "+inv.ID, now,
-		Entry{Account: AccountRevenue, Currency: inv.Currency, Amount: amount},
+		Entry{Account: ReceivableAccount(inv.CustomerID), Currency: inv.Currency, Amount: amount},
 		Entry{Account: CreditAccount(inv.CustomerID), Currency: inv.Currency, Amount: amount.Neg()}); err != nil {
 		return err
 	}
@@ -287,27 +294,17 @@ func (s *Service) grantCredit(ctx context.Context, tx pgx.Tx, inv store.Invoice,
 		map[string]any{"amount": money.String(amount, inv.Currency), "currency": inv.Currency})
 }
 
-// applyCredit spends the customer's credit in the invoice's currency on a just-finalized open invoice:
-// the credit account pays the receivable, and the invoice's amount due drops by what was applied (its
-// lines and total stay as they are). Called from createFinalizedInvoice, so every kind of invoice uses
-// credit before a card is charged.
-func (s *Service) applyCredit(ctx context.Context, tx pgx.Tx, inv store.Invoice, now time.Time) (store.Invoice, error) {
-	if inv.Status != string(statemachine.InvoiceOpen) || !inv.AmountDue.IsPositive() {
+// applyCredit spends what the composition applied of the customer's credit on a just-finalized open
+// invoice: the credit account pays the receivable, and the invoice's amount due drops by it (its lines
+// and total stay as they are). The caller read the balance under the customer's credit lock, which is
+// still held. Called from createFinalizedInvoice, so every kind of invoice uses credit before a card is
+// charged.
+func (s *Service) applyCredit(ctx context.Context, tx pgx.Tx, inv store.Invoice, applied decimal.Decimal, now time.Time) (store.Invoice, error) {
+	if inv.Status != string(statemachine.InvoiceOpen) || !applied.IsPositive() {
 		return inv, nil
 	}
+	applied = decimal.Min(applied, inv.AmountDue)
 	account := CreditAccount(inv.CustomerID)
-	if err := s.q(tx).LockCustomerCredit(ctx, account); err != nil {
-		return inv, err
-	}
-	balance, err := s.q(tx).CreditBalance(ctx, store.CreditBalanceParams{Account: account, Currency: inv.Currency})
-	if err != nil {
-		return inv, err
-	}
-	held := balance.Neg()
-	if !held.IsPositive() {
-		return inv, nil
-	}
-	applied := decimal.Min(held, inv.AmountDue)
 	if err := s.post(ctx, tx, "credit_applied", inv.ID, inv.CustomerID, "credit applied to "+inv.ID, now,
 		Entry{Account: account, Currency: inv.Currency, Amount: applied},
 		Entry{Account: ReceivableAccount(inv.CustomerID), Currency: inv.Currency, Amount: applied.Neg()}); err != nil {

@@ -28,7 +28,9 @@ type Plan struct {
 	IntervalCount int             `json:"interval_count"`
 	TrialDays     int             `json:"trial_days"`
 	DunningPolicy json.RawMessage `json:"dunning_policy,omitempty"`
-	CreatedAt     time.Time       `json:"created_at"`
+	// TaxRateID taxes the plan's invoices (a customer's own rate wins); nil: tax-free.
+	TaxRateID *string   `json:"tax_rate_id"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // NewPlan is the input of CreatePlan.
@@ -41,6 +43,7 @@ type NewPlan struct {
 	IntervalCount int
 	TrialDays     int
 	DunningPolicy json.RawMessage
+	TaxRateID     *string
 }
 
 var planCode = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -79,13 +82,14 @@ func (s *Service) CreatePlan(ctx context.Context, in NewPlan) (Plan, error) {
 			v.Add("dunning_policy", "%v", err)
 		}
 	}
+	s.checkTaxRateID(ctx, s.pool, in.TaxRateID, &v)
 	if err := v.Err(); err != nil {
 		return Plan{}, err
 	}
 	row, err := s.q(s.pool).CreatePlan(ctx, store.CreatePlanParams{
 		ID: ids.New("plan"), Code: in.Code, Name: in.Name, Amount: amount, Currency: in.Currency,
 		Interval: in.Interval, IntervalCount: int32(in.IntervalCount), TrialDays: int32(in.TrialDays),
-		DunningPolicy: in.DunningPolicy, CreatedAt: s.clock.Now(),
+		DunningPolicy: in.DunningPolicy, CreatedAt: s.clock.Now(), TaxRateID: in.TaxRateID,
 	})
 	if dbx.IsUniqueViolation(err, "plans_code_key") {
 		conflict := apperr.Conflict("plan_code_taken", "a plan with code %q already exists", in.Code)
@@ -134,5 +138,5 @@ func (s *Service) ListPlans(ctx context.Context, p page.Request) (page.List[Plan
 func planView(r store.Plan) Plan {
 	return Plan{ID: r.ID, Code: r.Code, Name: r.Name, Amount: money.String(r.Amount, r.Currency), Currency: r.Currency,
 		Interval: Interval(r.Interval), IntervalCount: int(r.IntervalCount), TrialDays: int(r.TrialDays),
-		DunningPolicy: r.DunningPolicy, CreatedAt: r.CreatedAt}
+		DunningPolicy: r.DunningPolicy, TaxRateID: r.TaxRateID, CreatedAt: r.CreatedAt}
 }

@@ -87,12 +87,14 @@ func prorationLines(p Proration, old, next Price) []draftLine {
 	if !p.Credit.IsZero() {
 		lines = append(lines, draftLine{Description: fmt.Sprintf("Unused time on %s × %d after %s", old.Name, old.Quantity, on),
 			PlanID: old.PlanID, Quantity: old.Quantity, UnitAmount: old.UnitAmount, Amount: p.Credit,
-			PeriodStart: p.At, PeriodEnd: p.PeriodEnd, Proration: true})
+			PeriodStart: p.At, PeriodEnd: p.PeriodEnd, Proration: true,
+			PeriodAmount: old.PerPeriod().Neg(), SecondsLeft: p.SecondsLeft, Seconds: p.Seconds})
 	}
 	if !p.Debit.IsZero() {
 		lines = append(lines, draftLine{Description: fmt.Sprintf("Remaining time on %s × %d from %s", next.Name, next.Quantity, on),
 			PlanID: next.PlanID, Quantity: next.Quantity, UnitAmount: next.UnitAmount, Amount: p.Debit,
-			PeriodStart: p.At, PeriodEnd: p.PeriodEnd, Proration: true})
+			PeriodStart: p.At, PeriodEnd: p.PeriodEnd, Proration: true,
+			PeriodAmount: next.PerPeriod(), SecondsLeft: p.SecondsLeft, Seconds: p.Seconds})
 	}
 	return lines
 }

@@ -96,7 +96,11 @@ func (s *Service) Renew(ctx context.Context, subID string) (ChargeResult, error)
 			return err
 		}
 		sub.Quantity = row.Quantity
-		inv, _, err := s.createFinalizedInvoice(ctx, tx, periodInvoice(row, plan, "renewal", start, end), now)
+		draft, err := s.periodDraft(ctx, tx, row, plan, "renewal", start, end)
+		if err != nil {
+			return err
+		}
+		inv, _, err := s.createFinalizedInvoice(ctx, tx, draft, now)
 		if err != nil {
 			return err
 		}

@@ -177,7 +177,11 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 		if err := s.sched.ScheduleTx(ctx, tx, Work{Kind: WorkExpireIncomplete, ID: sub.ID, At: *sub.IncompleteExpiresAt}); err != nil {
 			return err
 		}
-		inv, _, err := s.createFinalizedInvoice(ctx, tx, periodInvoice(sub, plan, "initial", sub.CurrentPeriodStart, sub.CurrentPeriodEnd), now)
+		draft, err := s.periodDraft(ctx, tx, sub, plan, "initial", sub.CurrentPeriodStart, sub.CurrentPeriodEnd)
+		if err != nil {
+			return err
+		}
+		inv, _, err := s.createFinalizedInvoice(ctx, tx, draft, now)
 		if err != nil {
 			return err
 		}
@@ -281,7 +285,7 @@ func periodInvoice(sub store.Subscription, plan store.Plan, kind string, start, 
 	desc := fmt.Sprintf("%s × %d (%s – %s)", plan.Name, sub.Quantity, start.Format("2006-01-02"), end.Format("2006-01-02"))
 	return draftInvoice{CustomerID: sub.CustomerID, SubscriptionID: sub.ID, Kind: kind, Currency: plan.Currency,
 		PeriodStart: start, PeriodEnd: end, Lines: []draftLine{{Description: desc, PlanID: plan.ID, Quantity: int(sub.Quantity),
-			UnitAmount: plan.Amount, Amount: amount, PeriodStart: start, PeriodEnd: end}}}
+			UnitAmount: plan.Amount, Amount: amount, PeriodStart: start, PeriodEnd: end, PeriodAmount: amount}}}
 }
 
 // GetSubscription returns a subscription.

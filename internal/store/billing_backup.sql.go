@@ -81,7 +81,7 @@ func (q *Queries) MarkBackupAttempt(ctx context.Context, id string) error {
 }
 
 const setCustomerTimeZone = `-- name: SetCustomerTimeZone :one
-UPDATE customers SET time_zone = $1 WHERE id = $2 RETURNING id, external_id, email, name, created_at, time_zone
+UPDATE customers SET time_zone = $1 WHERE id = $2 RETURNING id, external_id, email, name, created_at, time_zone, tax_rate_id
 `
 
 type SetCustomerTimeZoneParams struct {
@@ -99,6 +99,7 @@ func (q *Queries) SetCustomerTimeZone(ctx context.Context, arg SetCustomerTimeZo
 		&i.Name,
 		&i.CreatedAt,
 		&i.TimeZone,
+		&i.TaxRateID,
 	)
 	return i, err
 }

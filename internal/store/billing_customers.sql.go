@@ -14,7 +14,7 @@ import (
 
 const createCustomer = `-- name: CreateCustomer :one
 INSERT INTO customers (id, external_id, email, name, created_at) VALUES ($1, $2, $3, $4, $5)
-RETURNING id, external_id, email, name, created_at, time_zone
+RETURNING id, external_id, email, name, created_at, time_zone, tax_rate_id
 `
 
 type CreateCustomerParams struct {
@@ -41,6 +41,7 @@ func (q *Queries) CreateCustomer(ctx context.Context, arg CreateCustomerParams) 
 		&i.Name,
 		&i.CreatedAt,
 		&i.TimeZone,
+		&i.TaxRateID,
 	)
 	return i, err
 }
@@ -97,7 +98,7 @@ func (q *Queries) CustomerDelinquency(ctx context.Context, customerID string) (C
 }
 
 const getCustomer = `-- name: GetCustomer :one
-SELECT id, external_id, email, name, created_at, time_zone FROM customers WHERE id = $1
+SELECT id, external_id, email, name, created_at, time_zone, tax_rate_id FROM customers WHERE id = $1
 `
 
 func (q *Queries) GetCustomer(ctx context.Context, id string) (Customer, error) {
@@ -110,12 +111,13 @@ func (q *Queries) GetCustomer(ctx context.Context, id string) (Customer, error) 
 		&i.Name,
 		&i.CreatedAt,
 		&i.TimeZone,
+		&i.TaxRateID,
 	)
 	return i, err
 }
 
 const getCustomerByExternalID = `-- name: GetCustomerByExternalID :one
-SELECT id, external_id, email, name, created_at, time_zone FROM customers WHERE external_id = $1
+SELECT id, external_id, email, name, created_at, time_zone, tax_rate_id FROM customers WHERE external_id = $1
 `
 
 func (q *Queries) GetCustomerByExternalID(ctx context.Context, externalID string) (Customer, error) {
@@ -128,6 +130,7 @@ func (q *Queries) GetCustomerByExternalID(ctx context.Context, externalID string
 		&i.Name,
 		&i.CreatedAt,
 		&i.TimeZone,
+		&i.TaxRateID,
 	)
 	return i, err
 }

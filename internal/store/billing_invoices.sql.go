@@ -13,20 +13,30 @@ import (
 )
 
 const addInvoiceLine = `-- name: AddInvoiceLine :exec
-INSERT INTO invoice_lines (invoice_id, description, plan_id, quantity, unit_amount, amount, period_start, period_end, proration)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO invoice_lines (invoice_id, description, plan_id, quantity, unit_amount, amount, period_start, period_end, proration,
+    discount, coupon_id, tax, tax_rate_id, tax_percentage, tax_inclusive, supply_value, total)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+    $10, $11, $12, $13, $14, $15, $16, $17)
 `
 
 type AddInvoiceLineParams struct {
-	InvoiceID   string
-	Description string
-	PlanID      *string
-	Quantity    int32
-	UnitAmount  decimal.Decimal
-	Amount      decimal.Decimal
-	PeriodStart time.Time
-	PeriodEnd   time.Time
-	Proration   bool
+	InvoiceID     string
+	Description   string
+	PlanID        *string
+	Quantity      int32
+	UnitAmount    decimal.Decimal
+	Amount        decimal.Decimal
+	PeriodStart   time.Time
+	PeriodEnd     time.Time
+	Proration     bool
+	Discount      decimal.Decimal
+	CouponID      *string
+	Tax           decimal.Decimal
+	TaxRateID     *string
+	TaxPercentage decimal.NullDecimal
+	TaxInclusive  *bool
+	SupplyValue   decimal.Decimal
+	Total         decimal.Decimal
 }
 
 func (q *Queries) AddInvoiceLine(ctx context.Context, arg AddInvoiceLineParams) error {
@@ -40,30 +50,44 @@ func (q *Queries) AddInvoiceLine(ctx context.Context, arg AddInvoiceLineParams) 
 		arg.PeriodStart,
 		arg.PeriodEnd,
 		arg.Proration,
+		arg.Discount,
+		arg.CouponID,
+		arg.Tax,
+		arg.TaxRateID,
+		arg.TaxPercentage,
+		arg.TaxInclusive,
+		arg.SupplyValue,
+		arg.Total,
 	)
 	return err
 }
 
 const createInvoice = `-- name: CreateInvoice :one
 INSERT INTO invoices (id, customer_id, subscription_id, kind, status, currency, period_start, period_end,
-    subtotal, total, amount_due, created_at)
-VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $11)
+    subtotal, total, amount_due, created_at, total_discount, total_excluding_tax, tax, tax_free, credit_applied)
+VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7,
+    $8, $9, $10, $11, $12, $13, $14, $15, $16)
 ON CONFLICT DO NOTHING
-RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number
+RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied
 `
 
 type CreateInvoiceParams struct {
-	ID             string
-	CustomerID     string
-	SubscriptionID *string
-	Kind           string
-	Currency       string
-	PeriodStart    time.Time
-	PeriodEnd      time.Time
-	Subtotal       decimal.Decimal
-	Total          decimal.Decimal
-	AmountDue      decimal.Decimal
-	CreatedAt      time.Time
+	ID                string
+	CustomerID        string
+	SubscriptionID    *string
+	Kind              string
+	Currency          string
+	PeriodStart       time.Time
+	PeriodEnd         time.Time
+	Subtotal          decimal.Decimal
+	Total             decimal.Decimal
+	AmountDue         decimal.Decimal
+	CreatedAt         time.Time
+	TotalDiscount     decimal.Decimal
+	TotalExcludingTax decimal.Decimal
+	Tax               decimal.Decimal
+	TaxFree           decimal.Decimal
+	CreditApplied     decimal.Decimal
 }
 
 func (q *Queries) CreateInvoice(ctx context.Context, arg CreateInvoiceParams) (Invoice, error) {
@@ -79,6 +103,11 @@ func (q *Queries) CreateInvoice(ctx context.Context, arg CreateInvoiceParams) (I
 		arg.Total,
 		arg.AmountDue,
 		arg.CreatedAt,
+		arg.TotalDiscount,
+		arg.TotalExcludingTax,
+		arg.Tax,
+		arg.TaxFree,
+		arg.CreditApplied,
 	)
 	var i Invoice
 	err := row.Scan(
@@ -104,6 +133,11 @@ func (q *Queries) CreateInvoice(ctx context.Context, arg CreateInvoiceParams) (I
 		&i.Version,
 		&i.BackupDue,
 		&i.Number,
+		&i.TotalDiscount,
+		&i.TotalExcludingTax,
+		&i.Tax,
+		&i.TaxFree,
+		&i.CreditApplied,
 	)
 	return i, err
 }
@@ -147,7 +181,7 @@ func (q *Queries) DueCollections(ctx context.Context, arg DueCollectionsParams) 
 }
 
 const getInvoice = `-- name: GetInvoice :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices WHERE id = $1
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE id = $1
 `
 
 func (q *Queries) GetInvoice(ctx context.Context, id string) (Invoice, error) {
@@ -176,12 +210,17 @@ func (q *Queries) GetInvoice(ctx context.Context, id string) (Invoice, error) {
 		&i.Version,
 		&i.BackupDue,
 		&i.Number,
+		&i.TotalDiscount,
+		&i.TotalExcludingTax,
+		&i.Tax,
+		&i.TaxFree,
+		&i.CreditApplied,
 	)
 	return i, err
 }
 
 const getInvoiceForPeriod = `-- name: GetInvoiceForPeriod :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices WHERE subscription_id = $1 AND period_start = $2 AND kind IN ('initial', 'renewal')
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE subscription_id = $1 AND period_start = $2 AND kind IN ('initial', 'renewal')
 `
 
 type GetInvoiceForPeriodParams struct {
@@ -215,6 +254,11 @@ func (q *Queries) GetInvoiceForPeriod(ctx context.Context, arg GetInvoiceForPeri
 		&i.Version,
 		&i.BackupDue,
 		&i.Number,
+		&i.TotalDiscount,
+		&i.TotalExcludingTax,
+		&i.Tax,
+		&i.TaxFree,
+		&i.CreditApplied,
 	)
 	return i, err
 }
@@ -231,7 +275,7 @@ func (q *Queries) HasFailedOpenInvoice(ctx context.Context, customerID string) (
 }
 
 const initialInvoice = `-- name: InitialInvoice :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices WHERE subscription_id = $1 AND kind = 'initial' ORDER BY created_at LIMIT 1
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE subscription_id = $1 AND kind = 'initial' ORDER BY created_at LIMIT 1
 `
 
 func (q *Queries) InitialInvoice(ctx context.Context, subscriptionID *string) (Invoice, error) {
@@ -260,12 +304,17 @@ func (q *Queries) InitialInvoice(ctx context.Context, subscriptionID *string) (I
 		&i.Version,
 		&i.BackupDue,
 		&i.Number,
+		&i.TotalDiscount,
+		&i.TotalExcludingTax,
+		&i.Tax,
+		&i.TaxFree,
+		&i.CreditApplied,
 	)
 	return i, err
 }
 
 const invoiceLines = `-- name: InvoiceLines :many
-SELECT id, invoice_id, description, plan_id, quantity, unit_amount, amount, period_start, period_end, proration FROM invoice_lines WHERE invoice_id = $1 ORDER BY id
+SELECT id, invoice_id, description, plan_id, quantity, unit_amount, amount, period_start, period_end, proration, discount, coupon_id, tax, tax_rate_id, tax_percentage, tax_inclusive, supply_value, total FROM invoice_lines WHERE invoice_id = $1 ORDER BY id
 `
 
 func (q *Queries) InvoiceLines(ctx context.Context, invoiceID string) ([]InvoiceLine, error) {
@@ -288,6 +337,14 @@ func (q *Queries) InvoiceLines(ctx context.Context, invoiceID string) ([]Invoice
 			&i.PeriodStart,
 			&i.PeriodEnd,
 			&i.Proration,
+			&i.Discount,
+			&i.CouponID,
+			&i.Tax,
+			&i.TaxRateID,
+			&i.TaxPercentage,
+			&i.TaxInclusive,
+			&i.SupplyValue,
+			&i.Total,
 		); err != nil {
 			return nil, err
 		}
@@ -300,7 +357,7 @@ func (q *Queries) InvoiceLines(ctx context.Context, invoiceID string) ([]Invoice
 }
 
 const listInvoices = `-- name: ListInvoices :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices
 WHERE ($1::text IS NULL OR customer_id = $1)
   AND ($2::text IS NULL OR subscription_id = $2)
   AND ($3::text IS NULL OR status = $3)
@@ -359,6 +416,11 @@ func (q *Queries) ListInvoices(ctx context.Context, arg ListInvoicesParams) ([]I
 			&i.Version,
 			&i.BackupDue,
 			&i.Number,
+			&i.TotalDiscount,
+			&i.TotalExcludingTax,
+			&i.Tax,
+			&i.TaxFree,
+			&i.CreditApplied,
 		); err != nil {
 			return nil, err
 		}
@@ -371,7 +433,7 @@ func (q *Queries) ListInvoices(ctx context.Context, arg ListInvoicesParams) ([]I
 }
 
 const lockInvoice = `-- name: LockInvoice :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices WHERE id = $1 FOR UPDATE
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) LockInvoice(ctx context.Context, id string) (Invoice, error) {
@@ -400,12 +462,17 @@ func (q *Queries) LockInvoice(ctx context.Context, id string) (Invoice, error) {
 		&i.Version,
 		&i.BackupDue,
 		&i.Number,
+		&i.TotalDiscount,
+		&i.TotalExcludingTax,
+		&i.Tax,
+		&i.TaxFree,
+		&i.CreditApplied,
 	)
 	return i, err
 }
 
 const openInvoicesForCustomer = `-- name: OpenInvoicesForCustomer :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices WHERE customer_id = $1 AND status = 'open' ORDER BY created_at, id
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE customer_id = $1 AND status = 'open' ORDER BY created_at, id
 `
 
 func (q *Queries) OpenInvoicesForCustomer(ctx context.Context, customerID string) ([]Invoice, error) {
@@ -440,6 +507,11 @@ func (q *Queries) OpenInvoicesForCustomer(ctx context.Context, customerID string
 			&i.Version,
 			&i.BackupDue,
 			&i.Number,
+			&i.TotalDiscount,
+			&i.TotalExcludingTax,
+			&i.Tax,
+			&i.TaxFree,
+			&i.CreditApplied,
 		); err != nil {
 			return nil, err
 		}
@@ -452,7 +524,7 @@ func (q *Queries) OpenInvoicesForCustomer(ctx context.Context, customerID string
 }
 
 const openInvoicesForSubscription = `-- name: OpenInvoicesForSubscription :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at, id
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at, id
 `
 
 func (q *Queries) OpenInvoicesForSubscription(ctx context.Context, subscriptionID *string) ([]Invoice, error) {
@@ -487,6 +559,11 @@ func (q *Queries) OpenInvoicesForSubscription(ctx context.Context, subscriptionI
 			&i.Version,
 			&i.BackupDue,
 			&i.Number,
+			&i.TotalDiscount,
+			&i.TotalExcludingTax,
+			&i.Tax,
+			&i.TaxFree,
+			&i.CreditApplied,
 		); err != nil {
 			return nil, err
 		}
@@ -540,7 +617,7 @@ UPDATE invoices SET
     next_attempt_at = $5, first_failed_at = $6,
     finalized_at = $7, paid_at = $8, voided_at = $9, version = version + 1
 WHERE id = $10 AND version = $11
-RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number
+RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied
 `
 
 type UpdateInvoiceParams struct {
@@ -595,6 +672,11 @@ func (q *Queries) UpdateInvoice(ctx context.Context, arg UpdateInvoiceParams) (I
 		&i.Version,
 		&i.BackupDue,
 		&i.Number,
+		&i.TotalDiscount,
+		&i.TotalExcludingTax,
+		&i.Tax,
+		&i.TaxFree,
+		&i.CreditApplied,
 	)
 	return i, err
 }

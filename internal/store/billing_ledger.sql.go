@@ -91,6 +91,44 @@ func (q *Queries) CreateLedgerTransaction(ctx context.Context, arg CreateLedgerT
 	return id, err
 }
 
+const ledgerTransactionEntries = `-- name: LedgerTransactionEntries :many
+SELECT e.account, e.currency, e.amount FROM ledger_entries e
+JOIN ledger_transactions t ON t.id = e.transaction_id
+WHERE t.kind = $1 AND t.reference = $2 ORDER BY e.id
+`
+
+type LedgerTransactionEntriesParams struct {
+	Kind      string
+	Reference string
+}
+
+type LedgerTransactionEntriesRow struct {
+	Account  string
+	Currency string
+	Amount   decimal.Decimal
+}
+
+// The entries of one posted transaction, to reverse it exactly (a voided invoice's finalization).
+func (q *Queries) LedgerTransactionEntries(ctx context.Context, arg LedgerTransactionEntriesParams) ([]LedgerTransactionEntriesRow, error) {
+	rows, err := q.db.Query(ctx, ledgerTransactionEntries, arg.Kind, arg.Reference)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LedgerTransactionEntriesRow
+	for rows.Next() {
+		var i LedgerTransactionEntriesRow
+		if err := rows.Scan(&i.Account, &i.Currency, &i.Amount); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const trialBalance = `-- name: TrialBalance :many
 SELECT account, currency, sum(amount)::numeric AS balance,
        coalesce(sum(amount) FILTER (WHERE amount > 0), 0)::numeric AS debits,

@@ -14,9 +14,9 @@ import (
 )
 
 const createPlan = `-- name: CreatePlan :one
-INSERT INTO plans (id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-RETURNING id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at
+INSERT INTO plans (id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+RETURNING id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id
 `
 
 type CreatePlanParams struct {
@@ -31,6 +31,7 @@ type CreatePlanParams struct {
 	Gateway       *string
 	DunningPolicy json.RawMessage
 	CreatedAt     time.Time
+	TaxRateID     *string
 }
 
 func (q *Queries) CreatePlan(ctx context.Context, arg CreatePlanParams) (Plan, error) {
@@ -46,6 +47,7 @@ func (q *Queries) CreatePlan(ctx context.Context, arg CreatePlanParams) (Plan, e
 		arg.Gateway,
 		arg.DunningPolicy,
 		arg.CreatedAt,
+		arg.TaxRateID,
 	)
 	var i Plan
 	err := row.Scan(
@@ -60,12 +62,13 @@ func (q *Queries) CreatePlan(ctx context.Context, arg CreatePlanParams) (Plan, e
 		&i.Gateway,
 		&i.DunningPolicy,
 		&i.CreatedAt,
+		&i.TaxRateID,
 	)
 	return i, err
 }
 
 const getPlan = `-- name: GetPlan :one
-SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at FROM plans WHERE id = $1
+SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id FROM plans WHERE id = $1
 `
 
 func (q *Queries) GetPlan(ctx context.Context, id string) (Plan, error) {
@@ -83,12 +86,13 @@ func (q *Queries) GetPlan(ctx context.Context, id string) (Plan, error) {
 		&i.Gateway,
 		&i.DunningPolicy,
 		&i.CreatedAt,
+		&i.TaxRateID,
 	)
 	return i, err
 }
 
 const getPlanByCode = `-- name: GetPlanByCode :one
-SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at FROM plans WHERE code = $1
+SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id FROM plans WHERE code = $1
 `
 
 func (q *Queries) GetPlanByCode(ctx context.Context, code string) (Plan, error) {
@@ -106,12 +110,13 @@ func (q *Queries) GetPlanByCode(ctx context.Context, code string) (Plan, error) 
 		&i.Gateway,
 		&i.DunningPolicy,
 		&i.CreatedAt,
+		&i.TaxRateID,
 	)
 	return i, err
 }
 
 const listPlans = `-- name: ListPlans :many
-SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at FROM plans
+SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id FROM plans
 WHERE (NOT $2::boolean OR (created_at, id) > ($3::timestamptz, $4::text))
 ORDER BY created_at, id
 LIMIT $1
@@ -150,6 +155,7 @@ func (q *Queries) ListPlans(ctx context.Context, arg ListPlansParams) ([]Plan, e
 			&i.Gateway,
 			&i.DunningPolicy,
 			&i.CreatedAt,
+			&i.TaxRateID,
 		); err != nil {
 			return nil, err
 		}

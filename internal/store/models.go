@@ -80,6 +80,7 @@ type Customer struct {
 	Name       string
 	CreatedAt  time.Time
 	TimeZone   *string
+	TaxRateID  *string
 }
 
 type DocumentNumberCounter struct {
@@ -125,41 +126,54 @@ type IdempotencyKey struct {
 }
 
 type Invoice struct {
-	ID             string
-	CustomerID     string
-	SubscriptionID *string
-	Kind           string
-	Status         string
-	Currency       string
-	PeriodStart    time.Time
-	PeriodEnd      time.Time
-	Subtotal       decimal.Decimal
-	Total          decimal.Decimal
-	AmountDue      decimal.Decimal
-	AmountPaid     decimal.Decimal
-	AttemptCount   int32
-	NextAttemptAt  *time.Time
-	FirstFailedAt  *time.Time
-	CreatedAt      time.Time
-	FinalizedAt    *time.Time
-	PaidAt         *time.Time
-	VoidedAt       *time.Time
-	Version        int32
-	BackupDue      bool
-	Number         *string
+	ID                string
+	CustomerID        string
+	SubscriptionID    *string
+	Kind              string
+	Status            string
+	Currency          string
+	PeriodStart       time.Time
+	PeriodEnd         time.Time
+	Subtotal          decimal.Decimal
+	Total             decimal.Decimal
+	AmountDue         decimal.Decimal
+	AmountPaid        decimal.Decimal
+	AttemptCount      int32
+	NextAttemptAt     *time.Time
+	FirstFailedAt     *time.Time
+	CreatedAt         time.Time
+	FinalizedAt       *time.Time
+	PaidAt            *time.Time
+	VoidedAt          *time.Time
+	Version           int32
+	BackupDue         bool
+	Number            *string
+	TotalDiscount     decimal.Decimal
+	TotalExcludingTax decimal.Decimal
+	Tax               decimal.Decimal
+	TaxFree           decimal.Decimal
+	CreditApplied     decimal.Decimal
 }
 
 type InvoiceLine struct {
-	ID          int64
-	InvoiceID   string
-	Description string
-	PlanID      *string
-	Quantity    int32
-	UnitAmount  decimal.Decimal
-	Amount      decimal.Decimal
-	PeriodStart time.Time
-	PeriodEnd   time.Time
-	Proration   bool
+	ID            int64
+	InvoiceID     string
+	Description   string
+	PlanID        *string
+	Quantity      int32
+	UnitAmount    decimal.Decimal
+	Amount        decimal.Decimal
+	PeriodStart   time.Time
+	PeriodEnd     time.Time
+	Proration     bool
+	Discount      decimal.Decimal
+	CouponID      *string
+	Tax           decimal.Decimal
+	TaxRateID     *string
+	TaxPercentage decimal.NullDecimal
+	TaxInclusive  *bool
+	SupplyValue   decimal.Decimal
+	Total         decimal.Decimal
 }
 
 type LedgerEntry struct {
@@ -226,6 +240,7 @@ type Plan struct {
 	Gateway       *string
 	DunningPolicy json.RawMessage
 	CreatedAt     time.Time
+	TaxRateID     *string
 }
 
 type ReconciliationFinding struct {
@@ -294,6 +309,15 @@ type SubscriptionCreation struct {
 	RequestHash    []byte
 	SubscriptionID string
 	CreatedAt      time.Time
+}
+
+type TaxRate struct {
+	ID         string
+	Name       string
+	Percentage decimal.Decimal
+	Inclusive  bool
+	Country    *string
+	CreatedAt  time.Time
 }
 
 type TestClock struct {

@@ -1,7 +1,8 @@
 -- name: CreateInvoice :one
 INSERT INTO invoices (id, customer_id, subscription_id, kind, status, currency, period_start, period_end,
-    subtotal, total, amount_due, created_at)
-VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7, $8, $9, $10, $11)
+    subtotal, total, amount_due, created_at, total_discount, total_excluding_tax, tax, tax_free, credit_applied)
+VALUES (@id, @customer_id, @subscription_id, @kind, 'draft', @currency, @period_start, @period_end,
+    @subtotal, @total, @amount_due, @created_at, @total_discount, @total_excluding_tax, @tax, @tax_free, @credit_applied)
 ON CONFLICT DO NOTHING
 RETURNING *;
 
@@ -9,8 +10,10 @@ RETURNING *;
 SELECT * FROM invoices WHERE subscription_id = $1 AND period_start = $2 AND kind IN ('initial', 'renewal');
 
 -- name: AddInvoiceLine :exec
-INSERT INTO invoice_lines (invoice_id, description, plan_id, quantity, unit_amount, amount, period_start, period_end, proration)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+INSERT INTO invoice_lines (invoice_id, description, plan_id, quantity, unit_amount, amount, period_start, period_end, proration,
+    discount, coupon_id, tax, tax_rate_id, tax_percentage, tax_inclusive, supply_value, total)
+VALUES (@invoice_id, @description, @plan_id, @quantity, @unit_amount, @amount, @period_start, @period_end, @proration,
+    @discount, @coupon_id, @tax, @tax_rate_id, @tax_percentage, @tax_inclusive, @supply_value, @total);
 
 -- name: GetInvoice :one
 SELECT * FROM invoices WHERE id = $1;

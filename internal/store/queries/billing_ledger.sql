@@ -16,3 +16,9 @@ FROM ledger_entries GROUP BY account, currency ORDER BY currency, account;
 -- name: AccountBalances :many
 SELECT currency, sum(amount)::numeric AS balance FROM ledger_entries WHERE account = $1
 GROUP BY currency ORDER BY currency;
+
+-- name: LedgerTransactionEntries :many
+-- The entries of one posted transaction, to reverse it exactly (a voided invoice's finalization).
+SELECT e.account, e.currency, e.amount FROM ledger_entries e
+JOIN ledger_transactions t ON t.id = e.transaction_id
+WHERE t.kind = @kind AND t.reference = @reference ORDER BY e.id;

@@ -1,6 +1,6 @@
 -- name: CreatePlan :one
-INSERT INTO plans (id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+INSERT INTO plans (id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 RETURNING *;
 
 -- name: GetPlan :one
