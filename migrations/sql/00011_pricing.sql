@@ -36,7 +36,7 @@ ALTER TABLE invoice_lines
     ADD COLUMN discount       numeric(20, 4) NOT NULL DEFAULT 0,
     ADD COLUMN coupon_id      text,
     ADD COLUMN tax            numeric(20, 4) NOT NULL DEFAULT 0,
-    ADD COLUMN tax_rate_id    text REFERENCES tax_rates (id),
+    ADD COLUMN tax_rate_id    text, -- no foreign key on an append-only row (00010)
     ADD COLUMN tax_percentage numeric(7, 4),
     ADD COLUMN tax_inclusive  boolean,
     ADD COLUMN supply_value   numeric(20, 4) NOT NULL DEFAULT 0,
