@@ -10,7 +10,8 @@
 // or a gateway (the simulator under the test clock) whose clock is not ours. Findings are unique per
 // (gateway, kind, order id), so reconciling a window again adds nothing new.
 //
-// The package reads payments and the ledger but changes neither: nothing is corrected automatically. The
-// one action with an effect, cancelling at the gateway a charge we never asked for, is taken only when
-// support resolves a finding with it, and is audited.
+// The package reads payments and the ledger through billing (Payments), never from billing's tables, and
+// changes neither: nothing is corrected automatically. The one action with an effect, cancelling at the
+// gateway a charge we never asked for, is taken only when support resolves a finding with it, and is
+// audited.
 package reconcile

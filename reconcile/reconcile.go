@@ -33,9 +33,19 @@ const (
 // Day is the length of the daily window. Windows are UTC days.
 const Day = 24 * time.Hour
 
+// Payments is our side of a reconciliation, which billing keeps (billing.Service implements it):
+// reconciliation reads attempts and the ledger through it, never from billing's tables.
+type Payments interface {
+	// CollectedPayments lists the attempts at gw created in [from, to) that collected money.
+	CollectedPayments(ctx context.Context, gw string, from, to time.Time) ([]billing.GatewayPayment, error)
+	// PaymentsByOrderID finds gw's attempts with these order ids, whatever their status.
+	PaymentsByOrderID(ctx context.Context, gw string, orderIDs []string) ([]billing.GatewayPayment, error)
+}
+
 // Config builds a Service.
 type Config struct {
-	Pool     *pgxpool.Pool
+	Pool     *pgxpool.Pool // reconciliation's own tables: runs and findings
+	Payments Payments
 	Clock    clock.Clock
 	Gateways billing.Gateways
 	// Registry receives the findings and runs counters (nil: a private registry).
@@ -46,6 +56,7 @@ type Config struct {
 // Service runs reconciliations and lets support resolve their findings.
 type Service struct {
 	pool     *pgxpool.Pool
+	payments Payments
 	clock    clock.Clock
 	gateways billing.Gateways
 	log      *slog.Logger
@@ -61,7 +72,7 @@ func New(c Config) *Service {
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
-	s := &Service{pool: c.Pool, clock: c.Clock, gateways: c.Gateways, log: c.Log,
+	s := &Service{pool: c.Pool, payments: c.Payments, clock: c.Clock, gateways: c.Gateways, log: c.Log,
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billing_reconciliation_findings_total",
 			Help: "New reconciliation findings by gateway and kind (missing_here, missing_there, amount_mismatch).",
@@ -242,14 +253,13 @@ func (s *Service) compare(ctx context.Context, g gateway.Gateway, run *Run) erro
 		t.addLine(tx)
 	}
 
-	q := store.New(s.pool)
 	ours := map[string]ourPayment{}
-	rows, err := q.OurPaymentsInWindow(ctx, store.OurPaymentsInWindowParams{Gateway: gw, FromAt: run.From, ToAt: run.To})
+	rows, err := s.payments.CollectedPayments(ctx, gw, run.From, run.To)
 	if err != nil {
 		return fmt.Errorf("our payments: %w", err)
 	}
 	for _, r := range rows {
-		ours[r.OrderID] = ourPayment{attemptID: r.ID, status: r.Status, currency: r.Currency, held: r.LedgerHeld}
+		ours[r.OrderID] = ourPayment{attemptID: r.AttemptID, status: r.Status, currency: r.Currency, held: r.LedgerHeld}
 	}
 	// Their orders may be ours from another window (a resend the next day, a refund of an old payment) or
 	// attempts that never collected (declined, failed): fetch them by order id, whatever their status.
@@ -260,7 +270,7 @@ func (s *Service) compare(ctx context.Context, g gateway.Gateway, run *Run) erro
 		}
 	}
 	if len(others) > 0 {
-		more, err := q.AttemptsByOrderIDs(ctx, store.AttemptsByOrderIDsParams{Gateway: gw, OrderIds: others})
+		more, err := s.payments.PaymentsByOrderID(ctx, gw, others)
 		if err != nil {
 			return fmt.Errorf("attempts by order id: %w", err)
 		}
@@ -269,7 +279,7 @@ func (s *Service) compare(ctx context.Context, g gateway.Gateway, run *Run) erro
 			if r.Status == "succeeded" || r.Status == "reversed" {
 				held = r.LedgerHeld
 			}
-			ours[r.OrderID] = ourPayment{attemptID: r.ID, status: r.Status, currency: r.Currency, held: held}
+			ours[r.OrderID] = ourPayment{attemptID: r.AttemptID, status: r.Status, currency: r.Currency, held: held}
 		}
 	}
 

@@ -54,7 +54,7 @@ func setup(t *testing.T) *bundle {
 	t.Helper()
 	env := testenv.New(t)
 	view := &gatewayView{Gateway: env.App.Gateways["sim"]}
-	rec := reconcile.New(reconcile.Config{Pool: env.App.Pool, Clock: env.App.Clock, Gateways: gateways{"sim": view},
+	rec := reconcile.New(reconcile.Config{Pool: env.App.Pool, Payments: env.App.Billing, Clock: env.App.Clock, Gateways: gateways{"sim": view},
 		Log: slog.New(slog.DiscardHandler)})
 	return &bundle{env: env, view: view, rec: rec, plan: env.CreatePlan("9900", "KRW", "month", 1), now: env.App.Clock.Now()}
 }

@@ -12,57 +12,6 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-const attemptsByOrderIDs = `-- name: AttemptsByOrderIDs :many
-SELECT a.id, a.order_id, a.amount, a.currency, a.status, a.gateway_payment_key,
-    coalesce((SELECT sum(e.amount) FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
-              WHERE t.reference = a.id AND e.account = 'clearing:' || a.gateway), 0)::numeric(20, 4) AS ledger_held
-FROM payment_attempts a
-WHERE a.gateway = $1 AND a.order_id = ANY($2::text[])
-`
-
-type AttemptsByOrderIDsParams struct {
-	Gateway  string
-	OrderIds []string
-}
-
-type AttemptsByOrderIDsRow struct {
-	ID                string
-	OrderID           string
-	Amount            decimal.Decimal
-	Currency          string
-	Status            string
-	GatewayPaymentKey *string
-	LedgerHeld        decimal.Decimal
-}
-
-func (q *Queries) AttemptsByOrderIDs(ctx context.Context, arg AttemptsByOrderIDsParams) ([]AttemptsByOrderIDsRow, error) {
-	rows, err := q.db.Query(ctx, attemptsByOrderIDs, arg.Gateway, arg.OrderIds)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []AttemptsByOrderIDsRow
-	for rows.Next() {
-		var i AttemptsByOrderIDsRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.OrderID,
-			&i.Amount,
-			&i.Currency,
-			&i.Status,
-			&i.GatewayPaymentKey,
-			&i.LedgerHeld,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const completedRunExists = `-- name: CompletedRunExists :one
 SELECT EXISTS (SELECT 1 FROM reconciliation_runs
     WHERE gateway = $1 AND window_from = $2 AND window_to = $3 AND status = 'completed')
@@ -96,8 +45,8 @@ type CreateRunParams struct {
 	StartedAt  time.Time
 }
 
-// Reconciliation writes only its own tables (runs, findings) and reads payments and the ledger: it
-// reports, it never changes what billing recorded.
+// Reconciliation's own tables (runs, findings). Our side of a window (attempts and what the ledger holds
+// for them) comes from billing (billing_gateway_payments.sql): reconciliation never reads billing's tables.
 func (q *Queries) CreateRun(ctx context.Context, arg CreateRunParams) (ReconciliationRun, error) {
 	row := q.db.QueryRow(ctx, createRun,
 		arg.ID,
@@ -400,62 +349,6 @@ func (q *Queries) LockFinding(ctx context.Context, id string) (ReconciliationFin
 		&i.ResolutionReason,
 	)
 	return i, err
-}
-
-const ourPaymentsInWindow = `-- name: OurPaymentsInWindow :many
-SELECT a.id, a.order_id, a.amount, a.currency, a.status, a.gateway_payment_key,
-    coalesce((SELECT sum(e.amount) FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
-              WHERE t.reference = a.id AND e.account = 'clearing:' || a.gateway), 0)::numeric(20, 4) AS ledger_held
-FROM payment_attempts a
-WHERE a.gateway = $1 AND a.created_at >= $2 AND a.created_at < $3
-  AND a.status IN ('succeeded', 'reversed')
-ORDER BY a.created_at, a.id
-`
-
-type OurPaymentsInWindowParams struct {
-	Gateway string
-	FromAt  time.Time
-	ToAt    time.Time
-}
-
-type OurPaymentsInWindowRow struct {
-	ID                string
-	OrderID           string
-	Amount            decimal.Decimal
-	Currency          string
-	Status            string
-	GatewayPaymentKey *string
-	LedgerHeld        decimal.Decimal
-}
-
-// Our side of a window: attempts that collected money (succeeded, or reversed since), and what the
-// ledger holds for each at the gateway's clearing account (payment minus any reversal).
-func (q *Queries) OurPaymentsInWindow(ctx context.Context, arg OurPaymentsInWindowParams) ([]OurPaymentsInWindowRow, error) {
-	rows, err := q.db.Query(ctx, ourPaymentsInWindow, arg.Gateway, arg.FromAt, arg.ToAt)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []OurPaymentsInWindowRow
-	for rows.Next() {
-		var i OurPaymentsInWindowRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.OrderID,
-			&i.Amount,
-			&i.Currency,
-			&i.Status,
-			&i.GatewayPaymentKey,
-			&i.LedgerHeld,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const resolveFinding = `-- name: ResolveFinding :one

@@ -1,5 +1,5 @@
--- Reconciliation writes only its own tables (runs, findings) and reads payments and the ledger: it
--- reports, it never changes what billing recorded.
+-- Reconciliation's own tables (runs, findings). Our side of a window (attempts and what the ledger holds
+-- for them) comes from billing (billing_gateway_payments.sql): reconciliation never reads billing's tables.
 
 -- name: CreateRun :one
 INSERT INTO reconciliation_runs (id, gateway, window_from, window_to, started_at, status)
@@ -15,24 +15,6 @@ RETURNING *;
 -- name: CompletedRunExists :one
 SELECT EXISTS (SELECT 1 FROM reconciliation_runs
     WHERE gateway = @gateway AND window_from = @window_from AND window_to = @window_to AND status = 'completed');
-
--- name: OurPaymentsInWindow :many
--- Our side of a window: attempts that collected money (succeeded, or reversed since), and what the
--- ledger holds for each at the gateway's clearing account (payment minus any reversal).
-SELECT a.id, a.order_id, a.amount, a.currency, a.status, a.gateway_payment_key,
-    coalesce((SELECT sum(e.amount) FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
-              WHERE t.reference = a.id AND e.account = 'clearing:' || a.gateway), 0)::numeric(20, 4) AS ledger_held
-FROM payment_attempts a
-WHERE a.gateway = @gateway AND a.created_at >= @from_at AND a.created_at < @to_at
-  AND a.status IN ('succeeded', 'reversed')
-ORDER BY a.created_at, a.id;
-
--- name: AttemptsByOrderIDs :many
-SELECT a.id, a.order_id, a.amount, a.currency, a.status, a.gateway_payment_key,
-    coalesce((SELECT sum(e.amount) FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
-              WHERE t.reference = a.id AND e.account = 'clearing:' || a.gateway), 0)::numeric(20, 4) AS ledger_held
-FROM payment_attempts a
-WHERE a.gateway = @gateway AND a.order_id = ANY(@order_ids::text[]);
 
 -- name: InsertFinding :one
 -- One finding per (gateway, kind, order id), however often the window is reconciled again.
