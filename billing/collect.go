@@ -198,6 +198,13 @@ func (s *Service) charge(ctx context.Context, att store.PaymentAttempt) (gateway
 	if err != nil {
 		return gateway.Outcome{}, fmt.Errorf("billing key %s: %w", *att.BillingKeyID, err)
 	}
+	// Counted before the request leaves, in a write of its own that commits at once: a process that dies
+	// mid-send leaves send_count > 0 behind, so a pending attempt with send_count = 0 provably never
+	// reached the gateway. A send the guard refuses (open circuit) is counted too; failure_reason says so.
+	sentAt := s.clock.Now()
+	if err := s.q(s.pool).MarkAttemptSent(ctx, store.MarkAttemptSentParams{ID: att.ID, SentAt: &sentAt}); err != nil {
+		return gateway.Outcome{}, fmt.Errorf("record the send of attempt %s: %w", att.ID, err)
+	}
 	out, err := gw.Charge(ctx, gateway.ChargeRequest{
 		BillingKey: token, CustomerKey: customerKey, OrderID: att.OrderID, IdempotencyKey: att.IdempotencyKey,
 		Amount: att.Amount, Currency: att.Currency, OrderName: "Invoice " + att.InvoiceID,

@@ -110,6 +110,10 @@ type Attempt struct {
 	Reason       *string    `json:"failure_reason,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
 	ResolvedAt   *time.Time `json:"resolved_at"`
+	// SendCount is how many times the attempt was handed to the gateway (the first send and every resend of
+	// the same order id); SentAt is the last of them. Zero and null: the gateway never saw this attempt.
+	SendCount int        `json:"send_count"`
+	SentAt    *time.Time `json:"sent_at"`
 }
 
 // draftLine is a line to put on a new invoice: a price, with the coupon and tax rate that price it.
@@ -371,5 +375,6 @@ func (s *Service) invoiceView(ctx context.Context, db dbx.DBTX, r store.Invoice,
 func attemptView(a store.PaymentAttempt) Attempt {
 	return Attempt{ID: a.ID, InvoiceID: a.InvoiceID, BillingKeyID: a.BillingKeyID, Gateway: a.Gateway, OrderID: a.OrderID,
 		Status: a.Status, Amount: money.String(a.Amount, a.Currency), Currency: a.Currency, DeclineCode: a.DeclineCode,
-		DeclineClass: a.DeclineClass, Reason: a.FailureReason, CreatedAt: a.CreatedAt, ResolvedAt: a.ResolvedAt}
+		DeclineClass: a.DeclineClass, Reason: a.FailureReason, CreatedAt: a.CreatedAt, ResolvedAt: a.ResolvedAt,
+		SendCount: int(a.SendCount), SentAt: a.SentAt}
 }

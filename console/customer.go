@@ -175,6 +175,7 @@ func (c *Console) timeline(ctx context.Context, subs []billing.Subscription, inv
 			if a.DeclineClass != nil {
 				e.DeclineClass = *a.DeclineClass
 			}
+			parts = append(parts, sends(a))
 			if a.Reason != nil {
 				parts = append(parts, *a.Reason)
 			}
@@ -241,5 +242,17 @@ func (c *Console) events(ctx context.Context, subID string) ([]billing.TimelineE
 			return out, nil
 		}
 		after = next
+	}
+}
+
+// sends says whether the gateway ever saw an attempt: support's first question about a pending charge.
+func sends(a billing.Attempt) string {
+	switch {
+	case a.SendCount == 0 || a.SentAt == nil:
+		return "never sent to the gateway"
+	case a.SendCount == 1:
+		return "sent " + a.SentAt.UTC().Format("2006-01-02 15:04:05Z")
+	default:
+		return fmt.Sprintf("sent %d times, last %s", a.SendCount, a.SentAt.UTC().Format("2006-01-02 15:04:05Z"))
 	}
 }
