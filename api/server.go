@@ -130,6 +130,7 @@ func (s *Server) mountV1(r chi.Router) {
 	s.mountCustomers(r)
 	s.mountPlans(r)
 	s.mountTaxRates(r)
+	s.mountCustomerCredit(r)
 	s.mountSubscriptions(r)
 	s.mountSubscriptionLifecycle(r)
 	s.mountInvoices(r)
