@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 	"github.com/stretchr/testify/require"
 
@@ -322,4 +324,56 @@ func TestWebhookSilenceMetric(t *testing.T) {
 		env.Advance("10m")
 		require.Equal(t, "0", silent(env))
 	})
+}
+
+// Receiving is an insert and a 200, never a wait for the job workers: with every connection of the
+// service's pool held (billing day: 300 workers on 40 connections), a gateway's POST is still answered and
+// stored at once, and its processing follows when the workers have room. (Its latency under load is a
+// benchmark figure: `go run ./cmd/bench -only webhooks`.)
+func TestWebhookReceiptDoesNotWaitForTheWorkersPool(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	plan := env.CreatePlan("9900", "KRW", "month", 1)
+	_, sub := subscribed(t, env, plan, "ok")
+	payload, err := env.Sim().WebhookPayload(orderOf(t, env, sub.ID))
+	require.NoError(t, err)
+
+	ctx := context.Background()
+	pool := env.App.Pool
+	var held []*pgxpool.Conn
+	for range pool.Config().MaxConns {
+		c, err := pool.Acquire(ctx)
+		require.NoError(t, err)
+		held = append(held, c)
+	}
+	release := func() {
+		for _, c := range held {
+			c.Release()
+		}
+		held = nil
+	}
+	defer release()
+
+	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, env.URL+"/webhooks/sim", strings.NewReader(string(payload)))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err, "answered while the workers' pool is exhausted")
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+
+	// Read through a connection of our own: the service's pool is still held.
+	own, err := pgx.Connect(ctx, env.DBURL)
+	require.NoError(t, err)
+	defer own.Close(ctx)
+	var stored, dispatched int
+	require.NoError(t, own.QueryRow(ctx, `SELECT count(*), count(dispatched_at) FROM webhook_inbox`).Scan(&stored, &dispatched))
+	require.Equal(t, 1, stored, "stored before the answer")
+
+	release()
+	require.Eventually(t, func() bool {
+		return env.QueryInt(`SELECT count(*) FROM webhook_inbox WHERE dispatched_at IS NOT NULL AND result = 'stale'`) == 1
+	}, 10*time.Second, 10*time.Millisecond, "dispatched and processed once the pool frees")
 }

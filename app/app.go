@@ -135,6 +135,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		log.Info("River's nightly reindex is off: the service's role does not own river_job (the schema owner reindexes it)")
 	}
 
+	// Webhook receipt inserts through a few connections of its own (a bulkhead): a gateway's POST never
+	// queues behind API requests or workers (issue 16 measured ~1 s when it shared the workers' pool), and a
+	// flood of webhooks cannot take the API's connections. A worker-only replica receives none.
+	var inboxPool *pgxpool.Pool
+	if cfg.Role != config.RoleWorker {
+		inboxCfg := poolCfg.Copy()
+		inboxCfg.MaxConns, inboxCfg.MinConns = 8, 1
+		if inboxPool, err = pgxpool.NewWithConfig(ctx, inboxCfg); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("connect to database: %w", err)
+		}
+		a.closers = append(a.closers, inboxPool.Close)
+	}
+
 	a.Clock = clock.System{}
 	if cfg.TestClock {
 		a.TestClock, err = clock.NewTestClock(ctx, a.Pool, log, cfg.TestClockStart)
@@ -154,7 +168,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 
 	a.Billing = billing.New(billing.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Log: log, Hooks: o.Hooks, Policies: policies,
-		Registry: a.Registry, InvoicePrefix: cfg.InvoicePrefix})
+		Registry: a.Registry, InvoicePrefix: cfg.InvoicePrefix, InboxPool: inboxPool})
 	// Webhook delivery keeps the wall clock even under the test clock: its retries are HTTP, not domain time.
 	a.Notify = notify.New(notify.Config{Pool: a.Pool, Registry: a.Registry, Log: log.With("component", "notify"), Tuning: o.Notify,
 		AllowPrivateNetworks: cfg.Mode != config.ModeProduction})
@@ -255,6 +269,15 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if a.Sim != nil && a.simWebhooks && a.Config.Role != config.RoleWorker {
 		a.Sim.SetWebhookURL(selfURL(ln) + "/webhooks/sim")
 	}
+	// Where webhooks are received, their processing jobs are enqueued by this process's dispatcher.
+	dispatchCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
+	dispatched := make(chan struct{})
+	if a.Config.Role != config.RoleWorker {
+		go func() { defer close(dispatched); a.Jobs.DispatchInbox(dispatchCtx) }()
+	} else {
+		close(dispatched)
+	}
+	defer func() { stopDispatch(); <-dispatched }()
 	works := a.Config.Role != config.RoleAPI
 	if works {
 		if err := a.Jobs.Start(context.WithoutCancel(ctx)); err != nil { // a canceled start context would hard-stop River; Stop drains instead

@@ -73,6 +73,10 @@ type Service struct {
 	hooks    Hooks
 	metrics  chargeMetrics
 	prefix   string // document-number prefix (numbers.go)
+	// inbox is the pool webhook receipt inserts through (the main pool when none was given), and
+	// arrivals wakes the inbox dispatcher when an event was stored.
+	inbox    *pgxpool.Pool
+	arrivals chan struct{}
 }
 
 // Hooks are test seams (failpoints) on the charge path. Production leaves them nil.
@@ -101,6 +105,9 @@ type Config struct {
 	Registry prometheus.Registerer
 	// InvoicePrefix is the merchant's document-number prefix; empty means DefaultInvoicePrefix.
 	InvoicePrefix string
+	// InboxPool is a small pool of its own for webhook receipt, so a gateway's POST never queues for a
+	// connection behind the job workers (nil: Pool).
+	InboxPool *pgxpool.Pool
 }
 
 // New builds the billing service.
@@ -114,8 +121,12 @@ func New(c Config) *Service {
 	if c.Policies == nil {
 		c.Policies = dunning.NewPolicies(dunning.DefaultPolicy())
 	}
+	if c.InboxPool == nil {
+		c.InboxPool = c.Pool
+	}
 	return &Service{pool: c.Pool, clock: c.Clock, gateways: c.Gateways, vault: c.Vault, policies: c.Policies,
-		sched: c.Scheduler, log: c.Log, hooks: c.Hooks, metrics: newChargeMetrics(c.Registry), prefix: c.InvoicePrefix}
+		sched: c.Scheduler, log: c.Log, hooks: c.Hooks, metrics: newChargeMetrics(c.Registry), prefix: c.InvoicePrefix,
+		inbox: c.InboxPool, arrivals: make(chan struct{}, 1)}
 }
 
 // WithPool is the same service on another connection pool: billingd gives the API and the workers pools

@@ -14,6 +14,16 @@ type Clock interface {
 	Now() time.Time
 }
 
+// Recent is Now for bookkeeping on a hot path (a webhook's receipt stamp): a clock that reads the
+// database may answer with a value it read within maxAge of wall time instead of queueing for one of its
+// connections behind busy workers. Clocks that answer from memory just answer.
+func Recent(c Clock, maxAge time.Duration) time.Time {
+	if r, ok := c.(interface{ Recent(time.Duration) time.Time }); ok {
+		return r.Recent(maxAge)
+	}
+	return c.Now()
+}
+
 // System is the wall clock, in UTC.
 type System struct{}
 

@@ -26,6 +26,8 @@ type TestClock struct {
 
 	mu   sync.Mutex
 	last time.Time
+	// readAt is the wall time last was read from (or written to) the database, for Recent.
+	readAt time.Time
 }
 
 // NewTestClock loads (creating on first use) the persisted test clock. It reads through a small pool of
@@ -67,7 +69,20 @@ func (c *TestClock) Now() time.Time {
 	if now.After(c.last) {
 		c.last = now.UTC()
 	}
+	c.readAt = time.Now()
 	return c.last
+}
+
+// Recent is the value read within maxAge of wall time, if there is one, else Now. Under load every worker
+// reads the clock all the time, so a receipt stamp costs no database round trip; an idle process reads.
+func (c *TestClock) Recent(maxAge time.Duration) time.Time {
+	c.mu.Lock()
+	if !c.readAt.IsZero() && time.Since(c.readAt) <= maxAge {
+		defer c.mu.Unlock()
+		return c.last
+	}
+	c.mu.Unlock()
+	return c.Now()
 }
 
 // Advance moves the clock to target. A target before now is ErrBackwards; equal is a no-op.
@@ -82,6 +97,7 @@ func (c *TestClock) Advance(ctx context.Context, target time.Time) (time.Time, e
 	}
 	c.mu.Lock()
 	c.last = moved.UTC()
+	c.readAt = time.Now()
 	c.mu.Unlock()
 	return moved.UTC(), nil
 }

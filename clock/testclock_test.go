@@ -41,3 +41,27 @@ func TestTestClockIsSharedAndForwardOnly(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, same.Equal(target))
 }
+
+// Recent answers from the last reading while it is fresh enough (a receipt stamp need not queue for the
+// clock's connections) and reads the row when it is not; a clock in memory just answers.
+func TestRecentReusesAFreshReading(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	start := time.Date(2027, 2, 28, 12, 0, 0, 0, time.UTC)
+	a, err := clock.NewTestClock(ctx, pool, log, start)
+	require.NoError(t, err)
+	b, err := clock.NewTestClock(ctx, pool, log, start)
+	require.NoError(t, err)
+
+	require.True(t, a.Now().Equal(start))
+	_, err = b.Advance(ctx, start.Add(time.Hour)) // another replica moves the clock
+	require.NoError(t, err)
+	require.True(t, clock.Recent(a, time.Hour).Equal(start), "a fresh reading is reused")
+	require.True(t, clock.Recent(a, 0).Equal(start.Add(time.Hour)), "a stale one is read again")
+	require.True(t, clock.Recent(a, time.Hour).Equal(start.Add(time.Hour)), "and that reading is the fresh one now")
+
+	fixed := clock.NewFixed(start)
+	require.True(t, clock.Recent(fixed, time.Hour).Equal(start))
+}

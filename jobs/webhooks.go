@@ -18,6 +18,42 @@ import (
 // checks whether a gateway's webhooks went silent.
 const WebhookWatchInterval = 30 * time.Second
 
+// inboxDispatchTick is how often a dispatcher looks for inbox rows without being woken: rows stored by a
+// replica that died before its dispatcher claimed them. (The leader's watch claims them too.)
+const inboxDispatchTick = 2 * time.Second
+
+// inboxDispatchBatch is how many rows one dispatch transaction claims at most.
+const inboxDispatchBatch = 500
+
+// DispatchInbox enqueues the processing jobs of received webhooks until ctx ends: at once when this
+// process stores an event, and every inboxDispatchTick for rows nobody claimed. It runs in every process
+// that receives webhooks, beside the HTTP server; receipt itself only inserts the row.
+func (r *Runner) DispatchInbox(ctx context.Context) {
+	b, log := r.cfg.Billing, jobLogger(r.cfg)
+	tick := time.NewTicker(inboxDispatchTick)
+	defer tick.Stop()
+	for {
+		for {
+			n, err := b.DispatchWebhooks(ctx, inboxDispatchBatch)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("webhook inbox dispatch failed; retrying on the next tick", "err", err)
+				}
+				break
+			}
+			if n < inboxDispatchBatch {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.WebhookArrivals():
+		case <-tick.C:
+		}
+	}
+}
+
 // ProcessWebhookArgs processes one inbox row; ID is billing.WebhookWorkID(gateway, event id).
 type ProcessWebhookArgs WorkArgs
 
@@ -58,7 +94,8 @@ func (WebhookWatchArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: uniqueness}
 }
 
-// webhookWatchWorker re-enqueues unprocessed inbox rows (principle 1: the table is the truth, a lost job
+// webhookWatchWorker enqueues inbox rows no dispatcher claimed (a replica that stored them died) and
+// re-enqueues dispatched rows that are still unprocessed (principle 1: the table is the truth, a lost job
 // is recreated) and logs once, on each change, when a gateway's webhooks go silent or come back.
 type webhookWatchWorker struct {
 	river.WorkerDefaults[WebhookWatchArgs]
@@ -69,6 +106,15 @@ type webhookWatchWorker struct {
 }
 
 func (w *webhookWatchWorker) Work(ctx context.Context, _ *river.Job[WebhookWatchArgs]) error {
+	for {
+		n, err := w.b.DispatchWebhooks(ctx, inboxDispatchBatch)
+		if err != nil {
+			return err
+		}
+		if n < inboxDispatchBatch {
+			break
+		}
+	}
 	due, err := w.b.DueWebhooks(ctx, w.b.Now(), 1000)
 	if err != nil {
 		return err

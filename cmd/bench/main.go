@@ -25,6 +25,7 @@ type mode struct {
 	SweepSubs      int    `json:"sweep_subscriptions"`
 	SweepDue       int    `json:"sweep_due"`
 	APISubs        int    `json:"api_subscriptions"`
+	WebhookSubs    int    `json:"webhook_subscriptions"`
 	pgbenchSeconds int
 	riverJobs      int
 	riverTimeout   time.Duration
@@ -32,15 +33,20 @@ type mode struct {
 	getRate        float64
 	changeRate     float64
 	apiDuration    time.Duration
+	// webhookRate and webhookDuration: the open-loop webhook sender during the webhook scenario's billing day.
+	webhookRate     float64
+	webhookDuration time.Duration
 }
 
 var modes = map[string]mode{
 	"quick": {Name: "quick", DaySubs: 10_000, SweepSubs: 100_000, SweepDue: 1_000, APISubs: 10_000,
 		pgbenchSeconds: 15, riverJobs: 10_000, riverTimeout: 2 * time.Minute, dayTimeout: 3 * time.Minute,
-		getRate: 500, changeRate: 50, apiDuration: 15 * time.Second},
+		getRate: 500, changeRate: 50, apiDuration: 15 * time.Second,
+		WebhookSubs: 5_000, webhookRate: 20, webhookDuration: 15 * time.Second},
 	"full": {Name: "full", DaySubs: 1_000_000, SweepSubs: 1_000_000, SweepDue: 1_000, APISubs: 100_000,
 		pgbenchSeconds: 60, riverJobs: 100_000, riverTimeout: 10 * time.Minute, dayTimeout: 40 * time.Minute,
-		getRate: 500, changeRate: 50, apiDuration: 30 * time.Second},
+		getRate: 500, changeRate: 50, apiDuration: 30 * time.Second,
+		WebhookSubs: 20_000, webhookRate: 20, webhookDuration: 30 * time.Second},
 }
 
 // env is what every scenario shares.
@@ -70,7 +76,7 @@ func main() {
 
 func run() error {
 	modeName := flag.String("mode", "quick", "quick (10k billing day) or full (1M billing day)")
-	only := flag.String("only", "", "comma-separated scenarios to run (pgbench,river,day0,day250,sweep,api); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (pgbench,river,day0,day250,sweep,api,webhooks); default all")
 	outDir := flag.String("out", "bench/out", "where the JSON results go")
 	n := flag.Int("n", 0, "override the billing day's subscription count")
 	cpuProfile := flag.String("cpuprofile", "", "diagnostic: run billingd in this process for the billing days and write CPU profiles to <file>.<day>")
@@ -172,7 +178,7 @@ func run() error {
 		logf("river: %.0f no-op jobs/s (%.2f commits/job)", res.JobsPerSecond, res.CommitsPerJob)
 	}
 
-	if want("day0") || want("day250") || want("sweep") || want("api") {
+	if want("day0") || want("day250") || want("sweep") || want("api") || want("webhooks") {
 		logf("building billingd")
 		if e.billingdBin, err = buildBillingd(ctx, root, tmp); err != nil {
 			return err
@@ -220,6 +226,13 @@ func run() error {
 			return fmt.Errorf("api load: %w", err)
 		}
 		rep.API = &res
+	}
+	if want("webhooks") {
+		res, err := runWebhooks(ctx, e, m.WebhookSubs)
+		if err != nil {
+			return fmt.Errorf("webhooks: %w", err)
+		}
+		rep.Webhooks = &res
 	}
 	rep.Seconds = time.Since(began).Seconds()
 	rep.Host.LoadAvgEnd = loadAvg()

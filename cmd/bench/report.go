@@ -21,10 +21,11 @@ type Report struct {
 	Day250   *DayResult      `json:"billing_day_250ms,omitempty"`
 	Sweep    *SweepResult    `json:"sweep,omitempty"`
 	API      *APIResult      `json:"api,omitempty"`
+	Webhooks *WebhookResult  `json:"webhooks,omitempty"`
 	Targets  []Target        `json:"targets"`
 }
 
-// Target is one of issue 9's targets, judged on this run.
+// Target is one of the benchmark's targets (issue 9's, and issue 16's webhook receipt), judged on this run.
 type Target struct {
 	Name  string `json:"name"`
 	Want  string `json:"want"`
@@ -100,6 +101,10 @@ func (r *Report) evaluate() {
 	if a := r.API; a != nil {
 		add(fmt.Sprintf("GET subscription p99 at %.0f/s", a.Get.Rate), "< 10 ms", fmt.Sprintf("%.1f ms", a.Get.P99Ms),
 			yesNo(a.Get.P99Ms < 10 && a.Get.Errors == 0), "")
+	}
+	if h := r.Webhooks; h != nil {
+		add(fmt.Sprintf("webhook receipt p99 at %.0f/s during a billing day (issue 16)", h.Receipt.Rate), "< 50 ms",
+			fmt.Sprintf("%.1f ms", h.Receipt.P99Ms), yesNo(h.Receipt.P99Ms < 50 && h.Receipt.Errors == 0), "")
 	}
 }
 
@@ -201,12 +206,26 @@ func (r *Report) Table() string {
 			fmt.Fprintf(w, "  CPU (cores of %d)\tbusy %.2f: billingd %.2f, postgres %.2f, bench %.2f, other %.2f\t\t\n", c.MachineCores, c.MachineBusy, c.Billingd, c.Postgres, c.BenchProcess, c.OtherOnHost)
 		}
 	}
+	if h := r.Webhooks; h != nil {
+		l := h.Receipt
+		errs := ""
+		if l.Errors > 0 {
+			errs = fmt.Sprintf(", %d errors: %s", l.Errors, l.FirstErr)
+		}
+		fmt.Fprintf(w, "%s at %.0f/s open loop, during a %s billing day: p50 / p99\t%.1f ms / %.1f ms (max %.0f ms%s)\t\t\n",
+			l.Endpoint, l.Rate, kfmt(h.Subscriptions), l.P50Ms, l.P99Ms, l.MaxMs, errs)
+		fmt.Fprintf(w, "  inside billingd (its histogram, every receipt of the run): p50 / p99 at most\t%.1f ms / %.1f ms of %d\t\t\n", h.Server.P50LeMs, h.Server.P99LeMs, h.Server.Requests)
+		fmt.Fprintf(w, "  inbox: rows / processed, receipt -> processed p50 / p99\t%d / %d, %.2fs / %.2fs (simulator's own webhooks %d; %d renewals paid while sending)\t\t\n",
+			h.Inbox, h.Processed, h.ProcessP50, h.ProcessP99, h.SimDelivered, h.Paid)
+		c := l.CPU
+		fmt.Fprintf(w, "  CPU (cores of %d)\tbusy %.2f: billingd %.2f, postgres %.2f, bench+pgsim %.2f, other %.2f\t\t\n", c.MachineCores, c.MachineBusy, c.Billingd, c.Postgres, c.BenchProcess, c.OtherOnHost)
+	}
 	_ = w.Flush()
 	if len(r.Targets) > 0 {
 		b.WriteString("\n")
 		w = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(w, "target (issue 9)\twant\tgot\tmet")
-		fmt.Fprintln(w, "----------------\t----\t---\t---")
+		fmt.Fprintln(w, "target\twant\tgot\tmet")
+		fmt.Fprintln(w, "------\t----\t---\t---")
 		for _, t := range r.Targets {
 			notes := ""
 			if t.Notes != "" {

@@ -45,6 +45,47 @@ func (q *Queries) AttemptByOrderID(ctx context.Context, orderID string) (Payment
 	return i, err
 }
 
+const claimUndispatchedWebhooks = `-- name: ClaimUndispatchedWebhooks :many
+UPDATE webhook_inbox w SET dispatched_at = $1
+FROM (SELECT gateway, event_id FROM webhook_inbox WHERE dispatched_at IS NULL
+      ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS b
+WHERE w.gateway = b.gateway AND w.event_id = b.event_id
+RETURNING w.gateway, w.event_id, w.received_at
+`
+
+type ClaimUndispatchedWebhooksParams struct {
+	DispatchedAt *time.Time
+	Max          int32
+}
+
+type ClaimUndispatchedWebhooksRow struct {
+	Gateway    string
+	EventID    string
+	ReceivedAt time.Time
+}
+
+// The dispatcher's batch: the oldest rows nobody has enqueued, marked dispatched. SKIP LOCKED lets every
+// replica's dispatcher (and the leader's watch) run at once without waiting on, or repeating, each other.
+func (q *Queries) ClaimUndispatchedWebhooks(ctx context.Context, arg ClaimUndispatchedWebhooksParams) ([]ClaimUndispatchedWebhooksRow, error) {
+	rows, err := q.db.Query(ctx, claimUndispatchedWebhooks, arg.DispatchedAt, arg.Max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ClaimUndispatchedWebhooksRow
+	for rows.Next() {
+		var i ClaimUndispatchedWebhooksRow
+		if err := rows.Scan(&i.Gateway, &i.EventID, &i.ReceivedAt); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const countGatewayCharges = `-- name: CountGatewayCharges :one
 SELECT count(*)::int FROM payment_attempts
 WHERE gateway = $1 AND created_at >= $2 AND created_at < $3 AND status IN ('succeeded', 'declined')
@@ -65,7 +106,7 @@ func (q *Queries) CountGatewayCharges(ctx context.Context, arg CountGatewayCharg
 }
 
 const getWebhook = `-- name: GetWebhook :one
-SELECT gateway, event_id, event_kind, order_id, payload, received_at, processed_at, result FROM webhook_inbox WHERE gateway = $1 AND event_id = $2
+SELECT gateway, event_id, event_kind, order_id, payload, received_at, processed_at, result, dispatched_at FROM webhook_inbox WHERE gateway = $1 AND event_id = $2
 `
 
 type GetWebhookParams struct {
@@ -85,6 +126,7 @@ func (q *Queries) GetWebhook(ctx context.Context, arg GetWebhookParams) (Webhook
 		&i.ReceivedAt,
 		&i.ProcessedAt,
 		&i.Result,
+		&i.DispatchedAt,
 	)
 	return i, err
 }
@@ -158,7 +200,7 @@ func (q *Queries) MarkWebhookProcessed(ctx context.Context, arg MarkWebhookProce
 
 const unprocessedWebhooks = `-- name: UnprocessedWebhooks :many
 SELECT gateway, event_id, received_at FROM webhook_inbox
-WHERE processed_at IS NULL AND received_at <= $1
+WHERE processed_at IS NULL AND dispatched_at IS NOT NULL AND received_at <= $1
 ORDER BY received_at LIMIT $2
 `
 
@@ -173,6 +215,7 @@ type UnprocessedWebhooksRow struct {
 	ReceivedAt time.Time
 }
 
+// Rows dispatched long enough ago whose job evidently did not run to the end (lost or discarded).
 func (q *Queries) UnprocessedWebhooks(ctx context.Context, arg UnprocessedWebhooksParams) ([]UnprocessedWebhooksRow, error) {
 	rows, err := q.db.Query(ctx, unprocessedWebhooks, arg.Before, arg.Max)
 	if err != nil {

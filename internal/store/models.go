@@ -351,12 +351,13 @@ type WebhookEndpoint struct {
 }
 
 type WebhookInbox struct {
-	Gateway     string
-	EventID     string
-	EventKind   string
-	OrderID     *string
-	Payload     []byte
-	ReceivedAt  time.Time
-	ProcessedAt *time.Time
-	Result      *string
+	Gateway      string
+	EventID      string
+	EventKind    string
+	OrderID      *string
+	Payload      []byte
+	ReceivedAt   time.Time
+	ProcessedAt  *time.Time
+	Result       *string
+	DispatchedAt *time.Time
 }

@@ -5,6 +5,15 @@ VALUES (@gateway, @event_id, @event_kind, sqlc.narg(order_id), @payload, @receiv
 ON CONFLICT (gateway, event_id) DO NOTHING
 RETURNING received_at;
 
+-- name: ClaimUndispatchedWebhooks :many
+-- The dispatcher's batch: the oldest rows nobody has enqueued, marked dispatched. SKIP LOCKED lets every
+-- replica's dispatcher (and the leader's watch) run at once without waiting on, or repeating, each other.
+UPDATE webhook_inbox w SET dispatched_at = @dispatched_at
+FROM (SELECT gateway, event_id FROM webhook_inbox WHERE dispatched_at IS NULL
+      ORDER BY received_at LIMIT @max FOR UPDATE SKIP LOCKED) AS b
+WHERE w.gateway = b.gateway AND w.event_id = b.event_id
+RETURNING w.gateway, w.event_id, w.received_at;
+
 -- name: GetWebhook :one
 SELECT * FROM webhook_inbox WHERE gateway = @gateway AND event_id = @event_id;
 
@@ -13,8 +22,9 @@ UPDATE webhook_inbox SET processed_at = @processed_at, result = @result
 WHERE gateway = @gateway AND event_id = @event_id AND processed_at IS NULL;
 
 -- name: UnprocessedWebhooks :many
+-- Rows dispatched long enough ago whose job evidently did not run to the end (lost or discarded).
 SELECT gateway, event_id, received_at FROM webhook_inbox
-WHERE processed_at IS NULL AND received_at <= @before
+WHERE processed_at IS NULL AND dispatched_at IS NOT NULL AND received_at <= @before
 ORDER BY received_at LIMIT @max;
 
 -- name: AttemptByOrderID :one
