@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/mail"
 	"strings"
 	"time"
@@ -163,4 +164,30 @@ func daysBetween(from, to time.Time) int {
 		return 0
 	}
 	return int(to.Sub(from) / (24 * time.Hour))
+}
+
+// LockCustomer locks the customer's row in tx: the one lock that serializes changes to a customer's
+// billing keys (billingkey takes it), so two concurrent first keys cannot both, or neither, become the
+// default. A customer that does not exist is not found.
+func LockCustomer(ctx context.Context, tx pgx.Tx, customerID string) error {
+	_, err := store.New(tx).LockCustomer(ctx, customerID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return apperr.NotFound("customer", customerID)
+	}
+	if err != nil {
+		return fmt.Errorf("lock customer %s: %w", customerID, err)
+	}
+	return nil
+}
+
+// RequireCustomer answers not found unless the customer exists.
+func RequireCustomer(ctx context.Context, db dbx.DBTX, customerID string) error {
+	ok, err := store.New(db).CustomerExists(ctx, customerID)
+	if err != nil {
+		return fmt.Errorf("look up customer %s: %w", customerID, err)
+	}
+	if !ok {
+		return apperr.NotFound("customer", customerID)
+	}
+	return nil
 }

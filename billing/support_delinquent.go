@@ -89,3 +89,46 @@ func (s *Service) ListDelinquent(ctx context.Context, f DelinquentFilter, p page
 func (s *Service) AuditLog(ctx context.Context, f audit.Filter, p page.Request) (page.List[audit.Record], error) {
 	return audit.List(ctx, s.pool, f, p)
 }
+
+// DelinquencyOverview is the support desk's summary of delinquency.
+type DelinquencyOverview struct {
+	// ByState counts subscriptions in past_due, suspended and unpaid (a state with none is absent).
+	ByState       map[string]int
+	PausedDunning int // of those, how many have their dunning paused
+	// Entered counts the times a subscription went past_due in [since, until]; Recovered how many of
+	// those recovered by until.
+	Entered, Recovered int
+	// AtRisk is what delinquent subscriptions owe (open and written-off invoices), per currency.
+	AtRisk []AmountDue
+}
+
+// DelinquencyOverview summarizes delinquency now, and recovery over [since, until].
+func (s *Service) DelinquencyOverview(ctx context.Context, since, until time.Time) (DelinquencyOverview, error) {
+	q := s.q(s.pool)
+	out := DelinquencyOverview{ByState: map[string]int{}, AtRisk: []AmountDue{}}
+	counts, err := q.DelinquentCounts(ctx)
+	if err != nil {
+		return out, err
+	}
+	for _, row := range counts {
+		out.ByState[row.Status] = int(row.N)
+	}
+	paused, err := q.PausedDunningCount(ctx)
+	if err != nil {
+		return out, err
+	}
+	out.PausedDunning = int(paused)
+	rate, err := q.RecoveryRate(ctx, store.RecoveryRateParams{Since: since, Until: until})
+	if err != nil {
+		return out, err
+	}
+	out.Entered, out.Recovered = int(rate.Entered), int(rate.Recovered)
+	risk, err := q.AmountAtRisk(ctx)
+	if err != nil {
+		return out, err
+	}
+	for _, row := range risk {
+		out.AtRisk = append(out.AtRisk, AmountDue{Amount: money.String(row.Amount, row.Currency), Currency: row.Currency})
+	}
+	return out, nil
+}

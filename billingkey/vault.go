@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/internal/apperr"
@@ -131,27 +132,14 @@ func (v *Vault) inTx(ctx context.Context, f func(tx pgx.Tx) error) error {
 	return dbx.InTx(ctx, v.pool, f)
 }
 
-// lockCustomer serializes every change to one customer's keys (default flips race otherwise).
+// lockCustomer serializes every change to one customer's keys (default flips race otherwise). The
+// customer is billing's: billing takes the lock.
 func (v *Vault) lockCustomer(ctx context.Context, tx pgx.Tx, customerID string) error {
-	_, err := v.q(tx).LockCustomer(ctx, customerID)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return apperr.NotFound("customer", customerID)
-	}
-	if err != nil {
-		return fmt.Errorf("lock customer %s: %w", customerID, err)
-	}
-	return nil
+	return billing.LockCustomer(ctx, tx, customerID)
 }
 
 func (v *Vault) requireCustomer(ctx context.Context, customerID string) error {
-	ok, err := v.q(v.pool).CustomerExists(ctx, customerID)
-	if err != nil {
-		return fmt.Errorf("look up customer %s: %w", customerID, err)
-	}
-	if !ok {
-		return apperr.NotFound("customer", customerID)
-	}
-	return nil
+	return billing.RequireCustomer(ctx, v.pool, customerID)
 }
 
 // customerKeyForUpdate loads a key of this customer; a key of another customer is not found, so ids cannot

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/dunningworks/billing/billing"
-	"github.com/dunningworks/billing/internal/store"
-	"github.com/dunningworks/billing/money"
 	"github.com/dunningworks/billing/statemachine"
 )
 
@@ -38,46 +36,18 @@ type overviewView struct {
 // the last 30 days, what is at stake, and what reconciliation left for a person to decide.
 func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	q := store.New(c.Pool)
 	now := c.Billing.Now()
 	v := overviewView{Now: now}
-
-	counts, err := q.DelinquentCounts(ctx)
+	o, err := c.Billing.DelinquencyOverview(ctx, now.Add(-recoveryWindow), now)
 	if err != nil {
 		c.fail(w, r, err)
 		return
-	}
-	byState := map[string]int{}
-	for _, row := range counts {
-		byState[row.Status] = int(row.N)
 	}
 	for _, st := range []statemachine.SubscriptionStatus{statemachine.SubscriptionPastDue, statemachine.SubscriptionSuspended, statemachine.SubscriptionUnpaid} {
-		v.States = append(v.States, stateCount{State: string(st), Count: byState[string(st)]})
-		v.Delinquent += byState[string(st)]
+		v.States = append(v.States, stateCount{State: string(st), Count: o.ByState[string(st)]})
+		v.Delinquent += o.ByState[string(st)]
 	}
-	paused, err := q.PausedDunningCount(ctx)
-	if err != nil {
-		c.fail(w, r, err)
-		return
-	}
-	v.PausedDunning = int(paused)
-
-	rate, err := q.RecoveryRate(ctx, store.RecoveryRateParams{Since: now.Add(-recoveryWindow), Until: now})
-	if err != nil {
-		c.fail(w, r, err)
-		return
-	}
-	v.Entered, v.Recovered = int(rate.Entered), int(rate.Recovered)
-
-	risk, err := q.AmountAtRisk(ctx)
-	if err != nil {
-		c.fail(w, r, err)
-		return
-	}
-	v.AtRisk = []billing.AmountDue{}
-	for _, row := range risk {
-		v.AtRisk = append(v.AtRisk, billing.AmountDue{Amount: money.String(row.Amount, row.Currency), Currency: row.Currency})
-	}
+	v.PausedDunning, v.Entered, v.Recovered, v.AtRisk = o.PausedDunning, o.Entered, o.Recovered, o.AtRisk
 
 	if c.Findings != nil {
 		v.HasFindings = true

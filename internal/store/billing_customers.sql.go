@@ -97,6 +97,17 @@ func (q *Queries) CustomerDelinquency(ctx context.Context, customerID string) (C
 	return i, err
 }
 
+const customerExists = `-- name: CustomerExists :one
+SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)
+`
+
+func (q *Queries) CustomerExists(ctx context.Context, id string) (bool, error) {
+	row := q.db.QueryRow(ctx, customerExists, id)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
+}
+
 const getCustomer = `-- name: GetCustomer :one
 SELECT id, external_id, email, name, created_at, time_zone, tax_rate_id FROM customers WHERE id = $1
 `
@@ -133,4 +144,16 @@ func (q *Queries) GetCustomerByExternalID(ctx context.Context, externalID string
 		&i.TaxRateID,
 	)
 	return i, err
+}
+
+const lockCustomer = `-- name: LockCustomer :one
+SELECT id FROM customers WHERE id = $1 FOR UPDATE
+`
+
+// Serializes changes per customer (billingkey locks it so two concurrent first keys cannot both, or
+// neither, become default).
+func (q *Queries) LockCustomer(ctx context.Context, id string) (string, error) {
+	row := q.db.QueryRow(ctx, lockCustomer, id)
+	err := row.Scan(&id)
+	return id, err
 }

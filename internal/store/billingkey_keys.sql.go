@@ -71,17 +71,6 @@ func (q *Queries) ClearDefault(ctx context.Context, customerID string) error {
 	return err
 }
 
-const customerExists = `-- name: CustomerExists :one
-SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)
-`
-
-func (q *Queries) CustomerExists(ctx context.Context, id string) (bool, error) {
-	row := q.db.QueryRow(ctx, customerExists, id)
-	var exists bool
-	err := row.Scan(&exists)
-	return exists, err
-}
-
 const customerKey = `-- name: CustomerKey :one
 SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup FROM billing_keys WHERE id = $1 AND customer_id = $2
 `
@@ -387,17 +376,6 @@ func (q *Queries) ListKeys(ctx context.Context, arg ListKeysParams) ([]BillingKe
 		return nil, err
 	}
 	return items, nil
-}
-
-const lockCustomer = `-- name: LockCustomer :one
-SELECT id FROM customers WHERE id = $1 FOR UPDATE
-`
-
-// Serializes key changes per customer, so two concurrent first keys cannot both (or neither) become default.
-func (q *Queries) LockCustomer(ctx context.Context, id string) (string, error) {
-	row := q.db.QueryRow(ctx, lockCustomer, id)
-	err := row.Scan(&id)
-	return id, err
 }
 
 const markHardDeclined = `-- name: MarkHardDeclined :execrows

@@ -19,3 +19,11 @@ GROUP BY currency ORDER BY currency;
 
 -- name: GetCustomerByExternalID :one
 SELECT * FROM customers WHERE external_id = $1;
+
+-- name: CustomerExists :one
+SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1);
+
+-- name: LockCustomer :one
+-- Serializes changes per customer (billingkey locks it so two concurrent first keys cannot both, or
+-- neither, become default).
+SELECT id FROM customers WHERE id = $1 FOR UPDATE;

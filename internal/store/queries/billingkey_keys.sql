@@ -1,10 +1,3 @@
--- name: CustomerExists :one
-SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1);
-
--- name: LockCustomer :one
--- Serializes key changes per customer, so two concurrent first keys cannot both (or neither) become default.
-SELECT id FROM customers WHERE id = $1 FOR UPDATE;
-
 -- name: DefaultKey :one
 SELECT * FROM billing_keys WHERE customer_id = $1 AND is_default;
 

@@ -1,5 +1,5 @@
--- Read-only figures for the overview page. They aggregate over billing's tables, which the console never
--- writes: every change goes through billing's service methods, like the REST API's.
+-- The support desk's overview (billing.Service.DelinquencyOverview), read by the console's landing page
+-- through billing: the console reads none of billing's tables.
 
 -- name: DelinquentCounts :many
 SELECT status, count(*)::int AS n
