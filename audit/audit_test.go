@@ -30,7 +30,7 @@ func entry(target, actor string) audit.Entry {
 func TestWriteStoresEveryFieldAndReadsItBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testdb.New(t)
+	pool := testdb.Tx(t) // a rolled-back transaction: these need the table, not a database of their own
 	rec, err := audit.Write(ctx, pool, entry("inv_1", "key_a"))
 	require.NoError(t, err)
 	require.Regexp(t, `^aud_\d+$`, rec.ID)
@@ -54,7 +54,7 @@ func TestWriteStoresEveryFieldAndReadsItBack(t *testing.T) {
 
 func TestWriteRefusesAMissingReason(t *testing.T) {
 	t.Parallel()
-	pool := testdb.New(t)
+	pool := testdb.Tx(t)
 	for _, reason := range []string{"", "   ", strings.Repeat("x", audit.MaxReason+1)} {
 		e := entry("inv_1", "key_a")
 		e.Reason = reason
@@ -113,7 +113,7 @@ func TestRowsCannotBeUpdatedOrDeleted(t *testing.T) {
 func TestListFiltersAndPagesOldestFirst(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testdb.New(t)
+	pool := testdb.Tx(t)
 	for i := range 5 {
 		_, err := audit.Write(ctx, pool, entry(fmt.Sprintf("inv_%d", i%2), fmt.Sprintf("key_%d", i%3)))
 		require.NoError(t, err)
@@ -157,7 +157,7 @@ func TestListFiltersAndPagesOldestFirst(t *testing.T) {
 func TestSnapshotsMayBeNullOrRawJSON(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := testdb.New(t)
+	pool := testdb.Tx(t)
 	e := entry("sub_1", "key_a")
 	e.Before, e.After = nil, json.RawMessage(`{"dunning_paused":true}`)
 	rec, err := audit.Write(ctx, pool, e)
