@@ -10,6 +10,23 @@ import (
 	"github.com/dunningworks/billing/gateway/pgsim"
 )
 
+// lifecycleBundle is where most lifecycle tests start: a whole app and an active monthly 9,900 KRW
+// subscription whose card works.
+type lifecycleBundle struct {
+	env      *testenv.Env
+	plan     string
+	customer string
+	sub      subscriptionBody
+}
+
+func setupLifecycle(t *testing.T) *lifecycleBundle {
+	t.Helper()
+	env := testenv.New(t)
+	plan := env.CreatePlan("9900", "KRW", "month", 1)
+	cus, sub := subscribed(t, env, plan, "ok")
+	return &lifecycleBundle{env: env, plan: plan, customer: cus, sub: sub}
+}
+
 func lifecycle(t *testing.T, env *testenv.Env, token, subID, action string, body any) (int, subscriptionBody, map[string]any) {
 	t.Helper()
 	res := env.Do("POST", "/v1/subscriptions/"+subID+"/"+action, token, body)
@@ -36,9 +53,8 @@ func eventTypes(t *testing.T, env *testenv.Env, subID string) []string {
 
 func TestCancelNowStopsRenewals(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	_, sub := subscribed(t, env, plan, "ok")
+	b := setupLifecycle(t)
+	env, sub := b.env, b.sub
 
 	// Support may cancel (their audited action wraps the same billing call).
 	status, got, _ := lifecycle(t, env, testenv.SupportToken, sub.ID, "cancel", map[string]any{"reason": "customer asked by phone"})
@@ -65,9 +81,8 @@ func TestCancelNowStopsRenewals(t *testing.T) {
 
 func TestCancelAtPeriodEndAndItsUndo(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	_, sub := subscribed(t, env, plan, "ok")
+	b := setupLifecycle(t)
+	env, sub := b.env, b.sub
 
 	status, got, _ := lifecycle(t, env, testenv.ServiceToken, sub.ID, "cancel", map[string]any{"at_period_end": true, "reason": "too expensive"})
 	require.Equal(t, 200, status)
@@ -106,9 +121,8 @@ func TestCancelAtPeriodEndAndItsUndo(t *testing.T) {
 // reversed and dunning stops.
 func TestCancelNowVoidsAnUnpaidInvoice(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	cus, sub := subscribed(t, env, plan, "ok")
+	b := setupLifecycle(t)
+	env, cus, sub := b.env, b.customer, b.sub
 	require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+cus, "insufficient"))
 	advanceTo(t, env, sub.CurrentPeriodEnd)
 	require.Equal(t, "past_due", readSubscription(t, env, sub.ID).Status)
@@ -132,9 +146,8 @@ func TestCancelNowVoidsAnUnpaidInvoice(t *testing.T) {
 
 func TestCancelAtPeriodEndIsRefusedWhereNoRenewalComes(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	_, sub := subscribed(t, env, plan, "ok")
+	b := setupLifecycle(t)
+	env, sub := b.env, b.sub
 	status, _, _ := lifecycle(t, env, testenv.ServiceToken, sub.ID, "pause", nil)
 	require.Equal(t, 200, status)
 
@@ -153,9 +166,8 @@ func TestCancelAtPeriodEndIsRefusedWhereNoRenewalComes(t *testing.T) {
 
 func TestPauseAndResumeWithinThePeriod(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	_, sub := subscribed(t, env, plan, "ok")
+	b := setupLifecycle(t)
+	env, sub := b.env, b.sub
 
 	status, got, _ := lifecycle(t, env, testenv.ServiceToken, sub.ID, "pause", map[string]any{})
 	require.Equal(t, 200, status)
@@ -191,9 +203,8 @@ func TestPauseAndResumeWithinThePeriod(t *testing.T) {
 // so the customer never pays for the paused time.
 func TestResumeAfterThePeriodEndedRenewsAtTheResume(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	_, sub := subscribed(t, env, plan, "ok")
+	b := setupLifecycle(t)
+	env, sub := b.env, b.sub
 	status, _, _ := lifecycle(t, env, testenv.ServiceToken, sub.ID, "pause", nil)
 	require.Equal(t, 200, status)
 

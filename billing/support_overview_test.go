@@ -7,7 +7,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/gateway/pgsim"
 )
@@ -16,9 +15,8 @@ import (
 // many of those that went past due came back.
 func TestDelinquencyOverviewCountsWhatIsOwedAndWhatRecovered(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupSupport(t)
+	env, d := b.env, b.delinquency
 	ctx := context.Background()
 	overview := func() billing.DelinquencyOverview {
 		now := env.App.Clock.Now()

@@ -13,6 +13,29 @@ import (
 	"github.com/dunningworks/billing/gateway/pgsim"
 )
 
+// supportBundle is where most support tests start: a whole app (support acts through the REST API) and a
+// monthly subscription whose first renewal was declined for insufficient funds, so it is past_due with
+// one open invoice.
+type supportBundle struct {
+	env  *testenv.Env
+	plan string
+	delinquency
+}
+
+// setupSupport builds the usual bundle: a 9,900 KRW plan.
+func setupSupport(t *testing.T) *supportBundle {
+	t.Helper()
+	return setupSupportPriced(t, "9900", "KRW")
+}
+
+// setupSupportPriced builds the bundle on a monthly plan of another price or currency.
+func setupSupportPriced(t *testing.T, price, currency string) *supportBundle {
+	t.Helper()
+	env := testenv.New(t)
+	plan := env.CreatePlan(price, currency, "month", 1)
+	return &supportBundle{env: env, plan: plan, delinquency: renewWith(t, env, plan, pgsim.BehaviorInsufficient)}
+}
+
 // support sends a support action with the support token and a request id to find in the audit log.
 func support(t *testing.T, env *testenv.Env, path string, body any, requestID string) testenv.Response {
 	t.Helper()
@@ -69,9 +92,8 @@ func requireConflict(t *testing.T, res testenv.Response, state string, allowed .
 
 func TestSupportRetryChargesNowOnceAndIsAudited(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupSupport(t)
+	env, d := b.env, b.delinquency
 
 	// Still declined: the answer says so, the attempt is on the invoice, dunning goes on.
 	res := support(t, env, "/invoices/"+d.invoice+"/retry", map[string]any{"reason": "customer topped up"}, "req-retry-1")
@@ -105,9 +127,8 @@ func TestSupportRetryChargesNowOnceAndIsAudited(t *testing.T) {
 // "Retry now" while an attempt's outcome is unknown looks that attempt up instead of charging again.
 func TestSupportRetryResolvesTheAttemptInFlight(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupSupport(t)
+	env, d := b.env, b.delinquency
 	require.NoError(t, env.Sim().SetCustomerBehavior("ck-"+d.customer, pgsim.BehaviorOK))
 	// The next charge is committed at the gateway but its answer is lost: the attempt is unknown.
 	env.Sim().SetFaults(pgsim.Faults{ChargeFaults: pgsim.ChargeFaults{Error5xxAfterCommit: &pgsim.Rule{Count: 1}}})
@@ -149,9 +170,8 @@ func TestSupportRetryResolvesTheAttemptInFlight(t *testing.T) {
 
 func TestSupportMarkPaidPostsCashAndRecovers(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("12.50", "USD", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupSupportPriced(t, "12.50", "USD")
+	env, d := b.env, b.delinquency
 	path := "/invoices/" + d.invoice + "/mark-paid"
 
 	for _, bad := range []map[string]any{
@@ -201,9 +221,8 @@ func TestSupportMarkPaidPostsCashAndRecovers(t *testing.T) {
 
 func TestSupportVoidWaivesTheInvoiceAndRecovers(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupSupport(t)
+	env, d := b.env, b.delinquency
 	advanceTo(t, env, d.failedAt.Add(8*day))
 	require.Equal(t, "suspended", env.Subscription(d.sub)["status"])
 
@@ -232,9 +251,8 @@ func TestSupportVoidWaivesTheInvoiceAndRecovers(t *testing.T) {
 
 func TestSupportWriteOffThenLatePayment(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupSupport(t)
+	env, d := b.env, b.delinquency
 
 	res := support(t, env, "/invoices/"+d.invoice+"/write-off", map[string]any{"reason": "customer insolvent"}, "req-wo")
 	require.Equal(t, 200, res.Status, string(res.Body))
@@ -265,9 +283,8 @@ func TestSupportWriteOffThenLatePayment(t *testing.T) {
 
 func TestSupportExtendGraceKeepsServiceOn(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupSupport(t)
+	env, d := b.env, b.delinquency
 	path := "/subscriptions/" + d.sub + "/extend-grace"
 	until := d.failedAt.Add(10 * day)
 
@@ -300,9 +317,8 @@ func TestSupportExtendGraceKeepsServiceOn(t *testing.T) {
 
 func TestSupportPauseDunningStopsTheClockUntilItEnds(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupSupport(t)
+	env, d := b.env, b.delinquency
 	before := env.Subscription(d.sub)["dunning"].(map[string]any)
 	retry, err := time.Parse(time.RFC3339Nano, before["next_attempt_at"].(string))
 	require.NoError(t, err)
@@ -342,9 +358,8 @@ func TestSupportPauseDunningStopsTheClockUntilItEnds(t *testing.T) {
 
 func TestSupportPauseWithoutEndIsResumedByHand(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupSupport(t)
+	env, d := b.env, b.delinquency
 	base := "/subscriptions/" + d.sub
 
 	res := support(t, env, base+"/resume-dunning", map[string]any{"reason": "nothing to resume"}, "req")
@@ -515,9 +530,8 @@ func TestSupportRolesAreKeptApart(t *testing.T) {
 // connection, and an admin's actions are recorded with the admin's role.
 func TestSupportAuditRowsCannotBeChanged(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupSupport(t)
+	env, d := b.env, b.delinquency
 	res := env.Do("POST", "/v1/support/invoices/"+d.invoice+"/write-off", testenv.AdminToken, map[string]any{"reason": "admin cleanup"})
 	require.Equal(t, 200, res.Status, string(res.Body))
 	rows := auditRows(t, env, d.invoice)
@@ -553,9 +567,8 @@ func TestSupportAuditRowsCannotBeChanged(t *testing.T) {
 // required, the audit row is written with it, and a repeat changes nothing.
 func TestSupportCancelIsAudited(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupSupport(t)
+	env, d := b.env, b.delinquency
 	path := "/v1/subscriptions/" + d.sub + "/cancel"
 
 	res := env.Do("POST", path, testenv.SupportToken, map[string]any{})
@@ -579,9 +592,8 @@ func TestSupportCancelIsAudited(t *testing.T) {
 // (no state, no audit row, no charge); the current one lets the action through.
 func TestSupportActionsHonorIfMatch(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupSupport(t)
+	env, d := b.env, b.delinquency
 	require.Equal(t, "past_due", env.Subscription(d.sub)["status"])
 	post := func(path string, body map[string]any, ifMatch string) testenv.Response {
 		return env.Do("POST", "/v1/support"+path, testenv.SupportToken, body, "If-Match: "+ifMatch)
