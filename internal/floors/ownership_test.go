@@ -30,6 +30,8 @@ func queryOwners(t *testing.T, storeDir string) map[string]string {
 	fset := token.NewFileSet()
 	for _, f := range files {
 		base := strings.TrimSuffix(filepath.Base(f), ".sql.go")
+		_, err := os.Stat(filepath.Join(storeDir, "queries", base+".sql"))
+		require.NoError(t, err, "%s is generated from a query file that is gone: delete it (sqlc leaves it behind)", filepath.Base(f))
 		owner, _, ok := strings.Cut(base, "_")
 		require.True(t, ok, "query file %s.sql is not named <owner>_<topic>.sql", base)
 		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
