@@ -59,8 +59,10 @@ func (a *App) buildGateways() (Gateways, error) {
 				a.Log.Info("embedded gateway simulator", "url", url)
 			}
 			a.SimURL = url
+			// pgsim charges a few currencies besides KRW (an extension of the Toss wire format), so the
+			// suite can exercise two-decimal amounts; real Toss is KRW only.
 			gws[name] = toss.New(toss.Config{BaseURL: url, SecretKey: a.Config.SimSecretKey.Reveal(), Name: "sim",
-				HTTPClient: client, Timeout: a.Config.GatewayTimeout})
+				HTTPClient: client, Timeout: a.Config.GatewayTimeout, Currencies: pgsim.Currencies})
 		case "toss":
 			gws[name] = toss.New(toss.Config{BaseURL: a.Config.TossAPIURL, SecretKey: a.Config.TossSecretKey.Reveal(),
 				Name: "toss", HTTPClient: client, Timeout: a.Config.GatewayTimeout})
@@ -79,7 +81,10 @@ func (a *App) buildGateways() (Gateways, error) {
 		Help: "1 while a gateway's circuit breaker is open (or half-open)."}, []string{"gateway"})
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "billing_gateway_refused_total",
 		Help: "Gateway calls refused before sending, by cause (circuit_open, rate_limited, bulkhead_full)."}, []string{"gateway", "method", "cause"})
-	a.Registry.MustRegister(stateGauge, refused)
+	merchant := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "billing_gateway_merchant_refusals_total",
+		Help: "Gateway calls the gateway refused for a merchant-side reason (our secret key, contract, request or currency), by gateway, method and the gateway's code. Only an operator can fix these."},
+		[]string{"gateway", "method", "code"})
+	a.Registry.MustRegister(stateGauge, refused, merchant)
 	for name, gw := range gws {
 		stateGauge.WithLabelValues(name).Set(0)
 		gws[name] = guard.Wrap(gw, guard.Config{
@@ -98,6 +103,11 @@ func (a *App) buildGateways() (Gateways, error) {
 				a.Log.Warn("gateway circuit changed", "gateway", n, "from", from, "to", to)
 			},
 			OnRefused: func(n gateway.Name, method, cause string) { refused.WithLabelValues(string(n), method, cause).Inc() },
+			OnMerchantRefusal: func(n gateway.Name, method, code string) {
+				merchant.WithLabelValues(string(n), method, code).Inc()
+				a.Log.Error("the gateway refused our side of a request: check the secret key, contract and configuration",
+					"gateway", n, "method", method, "gateway_code", code)
+			},
 		})
 	}
 	return gws, nil

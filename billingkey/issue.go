@@ -177,20 +177,43 @@ func (v *Vault) takesDefault(ctx context.Context, tx pgx.Tx, customerID string) 
 	return true, nil
 }
 
-// issueError turns a gateway failure into what the client can act on: a refused card is the customer's
-// problem (422), anything else is ours or the gateway's (502/503), never a 500 and never "declined".
+// issueError turns a gateway failure into what the client can act on. A declined card is 402 with the
+// gateway's code (another card is needed); a refused auth key or request is 422 with the gateway's code and
+// message (a new auth key is needed: retrying this one can never succeed). Only what is ours or the
+// gateway's is 502/503: timeouts, 5xx, an open circuit, and our credentials refused. Never a 500.
 func (v *Vault) issueError(ctx context.Context, gatewayName, customerID string, err error) error {
 	var decline *gateway.DeclineError
+	var merchant *gateway.MerchantError
 	switch {
+	case errors.As(err, &decline) && decline.Card:
+		class := decline.Class
+		if class == "" {
+			class = gateway.Hard
+		}
+		return &apperr.Error{Kind: apperr.KindDeclined, Code: "card_declined",
+			Message: "the gateway declined the card (" + decline.Code + "): " + decline.Message + "; nothing was stored, register another card",
+			Extra:   map[string]any{"decline_code": decline.Code, "decline_class": class, "gateway_code": decline.Code, "gateway_message": decline.Message},
+			Err:     err}
 	case errors.As(err, &decline):
+		field := "auth_key"
+		if decline.Code == "NOT_MATCHES_CUSTOMER_KEY" {
+			field = "customer_key"
+		}
 		return &apperr.Error{Kind: apperr.KindValidation, Code: "auth_key_rejected",
-			Message: "the gateway refused to issue a billing key for this auth key: " + decline.Message,
-			Fields:  []apperr.FieldError{{Field: "auth_key", Message: "refused by the gateway (" + decline.Code + ")"}},
-			Extra:   map[string]any{"gateway_code": decline.Code}, Err: err}
+			Message: "the gateway refused to issue a billing key for this auth key (" + decline.Code + "): " + decline.Message +
+				"; nothing was stored, start the card registration again for a new auth key",
+			Fields: []apperr.FieldError{{Field: field, Message: "refused by the gateway (" + decline.Code + ")"}},
+			Extra:  map[string]any{"gateway_code": decline.Code, "gateway_message": decline.Message}, Err: err}
 	case errors.Is(err, gateway.ErrAuthKeyRejected):
 		return &apperr.Error{Kind: apperr.KindValidation, Code: "auth_key_rejected",
 			Message: "the gateway refused to issue a billing key for this auth key",
 			Fields:  []apperr.FieldError{{Field: "auth_key", Message: "refused by the gateway"}}, Err: err}
+	case errors.As(err, &merchant):
+		v.log.ErrorContext(ctx, "the gateway refused our credentials or configuration at billing key issuance", "gateway", gatewayName,
+			"customer_id", customerID, "gateway_code", merchant.Code, "status", merchant.Status, "err", err)
+		return &apperr.Error{Kind: apperr.KindGateway, Code: "gateway_misconfigured",
+			Message: "the gateway refused the service's own credentials or configuration (" + merchant.Code + "); nothing was stored. " +
+				"This is not the card's fault and an operator has been alerted; retry later with the same auth key", Err: err}
 	case ctx.Err() != nil:
 		// The client went away; there is nobody to answer.
 		return ctx.Err()

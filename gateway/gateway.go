@@ -89,6 +89,11 @@ const (
 	NotFound OutcomeKind = "not_found"
 	// Canceled is only returned by Lookup: the payment was made and later canceled (refunded).
 	Canceled OutcomeKind = "canceled"
+	// Refused: the gateway refused the request for a merchant-side reason (credentials, contract, request
+	// shape, currency) before processing it. No money moved, it is not the customer's decline, and sending
+	// the same request again cannot succeed until an operator fixes our side. DeclineCode and Message carry
+	// the gateway's code and message.
+	Refused OutcomeKind = "refused"
 )
 
 // Outcome is the result of a Charge or a Lookup.
@@ -145,11 +150,17 @@ type Event struct {
 type Gateway interface {
 	Name() Name
 	// IssueBillingKey exchanges an auth key from the gateway's card-registration flow for a billing key.
+	// A refusal of the card or the auth key is a *DeclineError; of our credentials, a *MerchantError.
 	IssueBillingKey(ctx context.Context, customerKey, authKey string) (IssuedKey, error)
+	// SupportsCurrency reports whether the gateway can charge in currency (ISO 4217).
+	SupportsCurrency(currency string) bool
 	// Charge charges a billing key. A non-nil error is only returned for a request that was certainly
-	// not sent (e.g. ErrTryLater, invalid input); every other failure is an Outcome of kind Unknown.
+	// not sent (e.g. ErrTryLater, invalid input); a merchant-side refusal, including a currency the gateway
+	// does not take (CurrencyRefused, decided without sending), is an Outcome of kind Refused; every other
+	// failure is an Outcome of kind Unknown.
 	Charge(ctx context.Context, req ChargeRequest) (Outcome, error)
-	// Lookup finds the payment for an order id. Kind is Succeeded, Declined, Canceled, NotFound or Unknown.
+	// Lookup finds the payment for an order id. Kind is Succeeded, Declined, Canceled, NotFound, Unknown,
+	// or Refused when the gateway refused our credentials (the order's fate is then still unknown).
 	Lookup(ctx context.Context, orderID string) (Outcome, error)
 	// Cancel refunds (fully or partly) a payment; used for proven duplicates by explicit support action.
 	Cancel(ctx context.Context, paymentKey, reason string, amount decimal.Decimal, idempotencyKey string) error
@@ -186,13 +197,53 @@ func (e *TryLaterError) Error() string {
 // Is makes errors.Is(err, ErrTryLater) true for a *TryLaterError.
 func (e *TryLaterError) Is(target error) bool { return target == ErrTryLater }
 
-// DeclineError is returned by IssueBillingKey when the gateway refuses the card or auth key.
+// DeclineError is returned by IssueBillingKey when the gateway refuses the card or the auth key: the
+// client's problem, never ours, and never worth a retry with the same input.
+//
+// Card is true when the card itself was declined (stolen, expired, refused by its issuer): the API answers
+// 402 with the gateway's code as decline_code, Class saying whether another try of the card can succeed.
+// Otherwise the request was refused (an expired, reused or unknown auth key, a customer key that does not
+// match it, a malformed request): 422.
 type DeclineError struct {
 	Code    string
 	Message string
+	Card    bool
+	Class   DeclineClass // for a card decline
 }
 
 func (e *DeclineError) Error() string { return "gateway declined: " + e.Code + ": " + e.Message }
 
 // Is makes errors.Is(err, ErrAuthKeyRejected) true for a *DeclineError.
 func (e *DeclineError) Is(target error) bool { return target == ErrAuthKeyRejected }
+
+// ErrMerchantRefused means the gateway refused the merchant's side of a request: its credentials (a
+// rotated or wrong secret key), its contract or its configuration. It is never the customer's fault, and
+// no retry of the same request can succeed until an operator fixes our side.
+var ErrMerchantRefused = errors.New("gateway refused the merchant's request")
+
+// MerchantError is a refusal by the gateway of our credentials or configuration (errors.Is
+// ErrMerchantRefused). Operations other than Charge and Lookup return it; those two report an Outcome of
+// kind Refused instead.
+type MerchantError struct {
+	Gateway Name
+	Status  int // the gateway's HTTP status
+	Code    string
+	Message string
+}
+
+func (e *MerchantError) Error() string {
+	return string(e.Gateway) + ": the gateway refused our request (merchant side): " + e.Code + ": " + e.Message
+}
+
+// Is makes errors.Is(err, ErrMerchantRefused) true for a *MerchantError.
+func (e *MerchantError) Is(target error) bool { return target == ErrMerchantRefused }
+
+// CodeCurrencyNotSupported is the DeclineCode of the Refused outcome an adapter answers, without sending
+// anything, for a charge in a currency its gateway does not take.
+const CodeCurrencyNotSupported = "CURRENCY_NOT_SUPPORTED"
+
+// CurrencyRefused is the outcome of a charge in a currency the gateway does not take.
+func CurrencyRefused(gw Name, currency string) Outcome {
+	return Outcome{Kind: Refused, DeclineCode: CodeCurrencyNotSupported,
+		Message: string(gw) + " does not charge in " + currency + "; nothing was sent"}
+}

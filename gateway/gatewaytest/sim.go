@@ -39,7 +39,7 @@ func StartSim(t testing.TB, opts pgsim.Options, clientTimeout time.Duration) *Si
 		hs.Close()
 		srv.Close()
 	})
-	g := toss.New(toss.Config{BaseURL: hs.URL, SecretKey: opts.SecretKey, Name: "sim", Timeout: clientTimeout})
+	g := toss.New(toss.Config{BaseURL: hs.URL, SecretKey: opts.SecretKey, Name: "sim", Timeout: clientTimeout, Currencies: pgsim.Currencies})
 	return &Sim{Server: srv, HTTP: hs, Gateway: g, Bank: SimBank(srv)}
 }
 

@@ -60,6 +60,10 @@ type Config struct {
 	OnStateChange func(name gateway.Name, from, to string)
 	// OnRefused, when set, is told every call refused without reaching the gateway, with its cause.
 	OnRefused func(name gateway.Name, method, cause string)
+	// OnMerchantRefusal, when set, is told every call the gateway refused for a merchant-side reason (our
+	// credentials, contract or request: a Refused outcome or a *gateway.MerchantError), with the
+	// gateway's code. Nothing but an operator can fix those, so they feed an alert.
+	OnMerchantRefusal func(name gateway.Name, method, code string)
 }
 
 // Gateway decorates a gateway.Gateway with a bulkhead, a token-bucket rate limit, a circuit breaker and
@@ -136,6 +140,9 @@ func (g *Gateway) InFlight() int { return len(g.sem) }
 
 // Name returns the inner gateway's name.
 func (g *Gateway) Name() gateway.Name { return g.inner.Name() }
+
+// SupportsCurrency is the inner gateway's answer: a local question, no protection applies.
+func (g *Gateway) SupportsCurrency(currency string) bool { return g.inner.SupportsCurrency(currency) }
 
 // Charge charges through all protections. When the circuit is open, the rate limit is spent or the
 // bulkhead stays full until ctx ends, it returns a *gateway.TryLaterError and the inner gateway is not
@@ -214,6 +221,9 @@ func (g *Gateway) outcomeCall(ctx context.Context, method string, call func(cont
 		}
 		return out, nil
 	})
+	if err == nil && out.Kind == gateway.Refused {
+		g.merchantRefusal(method, out.DeclineCode)
+	}
 	var gaveUp callerGaveUp
 	switch {
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
@@ -245,7 +255,18 @@ func (g *Gateway) plainCall(ctx context.Context, method string, call func(contex
 	defer release()
 	callCtx, cancel := g.withTimeout(ctx)
 	defer cancel()
-	return call(callCtx)
+	err = call(callCtx)
+	var me *gateway.MerchantError
+	if errors.As(err, &me) {
+		g.merchantRefusal(method, me.Code)
+	}
+	return err
+}
+
+func (g *Gateway) merchantRefusal(method, code string) {
+	if g.cfg.OnMerchantRefusal != nil {
+		g.cfg.OnMerchantRefusal(g.inner.Name(), method, code)
+	}
 }
 
 func (g *Gateway) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -65,7 +65,8 @@ func (f *fakeGateway) answer(ctx context.Context) (gateway.Outcome, error) {
 	return f.outcome, f.err
 }
 
-func (f *fakeGateway) Name() gateway.Name { return "fake" }
+func (f *fakeGateway) Name() gateway.Name             { return "fake" }
+func (f *fakeGateway) SupportsCurrency(c string) bool { return c == "KRW" }
 func (f *fakeGateway) IssueBillingKey(ctx context.Context, _, _ string) (gateway.IssuedKey, error) {
 	_, err := f.answer(ctx)
 	return gateway.IssuedKey{}, err

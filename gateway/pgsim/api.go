@@ -5,11 +5,17 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/shopspring/decimal"
 )
+
+// Currencies are the currencies pgsim charges in. Toss billing approves KRW only and its charge has no
+// currency field; pgsim reads an optional `currency` (default KRW) so a suite can exercise two-decimal
+// amounts. Anything else is refused as Toss refuses a request it cannot take: 400 INVALID_REQUEST.
+var Currencies = []string{"KRW", "USD", "EUR", "JPY"}
 
 // orderIDPattern is Toss's rule for orderId: 6 to 64 of [A-Za-z0-9_-]. Enforced so an id the real
 // gateway would refuse fails in tests first.
@@ -119,11 +125,11 @@ func (s *Server) handleIssue(w http.ResponseWriter, r *http.Request) {
 	if done {
 		return
 	}
-	behavior, flaky, refused := behaviorFromAuthKey(in.AuthKey)
-	if refused {
-		s.finish(w, key, http.StatusBadRequest, errorBody("INVALID_BILL_KEY_REQUEST", "빌링 인증 정보가 유효하지 않습니다."))
+	if r, refused := issueRefusal(in.AuthKey); refused {
+		s.finish(w, key, r.Status, errorBody(r.Code, r.Message))
 		return
 	}
+	behavior, flaky := behaviorFromAuthKey(in.AuthKey)
 	s.mu.Lock()
 	ik := in.CustomerKey + "\x00" + in.AuthKey
 	bk := s.keys[s.issued[ik]]
@@ -197,6 +203,10 @@ func (s *Server) handleCharge(w http.ResponseWriter, r *http.Request) {
 		return
 	case in.CustomerKey == "" || in.OrderName == "":
 		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "customerKey and orderName are required")
+		return
+	case !slices.Contains(Currencies, in.Currency):
+		// Toss billing is KRW only and takes no currency field; pgsim's extension takes a few more.
+		writeError(w, http.StatusBadRequest, "INVALID_REQUEST", "지원하지 않는 통화입니다: "+in.Currency)
 		return
 	}
 	key, done := s.idemBegin(w, r, raw)

@@ -34,10 +34,19 @@ func TestBehaviorFromAuthKey(t *testing.T) {
 		{"rejected-abc", "", 0, true},
 		{"a8f2c9e0b1", "ok", 0, false},
 		{"badger", "ok", 0, false},
+		{"authkey-expired", "", 0, true},
+		{"authkey-used-7", "", 0, true},
+		{"card-stolen-1", "", 0, true},
+		{"card", "ok", 0, false},
+		{"authkey", "ok", 0, false},
 	}
 	for _, c := range cases {
-		b, n, refused := behaviorFromAuthKey(c.auth)
+		_, refused := issueRefusal(c.auth)
 		require.Equal(t, c.refused, refused, c.auth)
+		if refused {
+			continue
+		}
+		b, n := behaviorFromAuthKey(c.auth)
 		require.Equal(t, c.behavior, b, c.auth)
 		require.Equal(t, c.flaky, n, c.auth)
 	}

@@ -208,13 +208,31 @@ func TestChargeConnectionDroppedIsUnknown(t *testing.T) {
 	require.EqualValues(t, 1, f.calls.Load())
 }
 
-func TestChargeRejectedRequestIsError(t *testing.T) {
+// A refusal of our request or our key is Refused, never a decline and never Unknown: resending the same
+// request cannot succeed, so the attempt must not enter the lookup-and-resend loop.
+func TestChargeRejectedRequestIsRefused(t *testing.T) {
 	t.Parallel()
-	f := &fakeStripe{status: 400, body: `{"error":{"type":"invalid_request_error","code":"amount_too_small","param":"amount","message":"Amount must be at least $0.50 usd"}}`}
-	b := setup(t, f.start(t))
-	_, err := b.adapter.Charge(context.Background(), chargeReq())
-	require.ErrorIs(t, err, stripe.ErrRequestRejected)
-	require.NotErrorIs(t, err, gateway.ErrTryLater)
+	cases := map[string]struct {
+		status int
+		body   string
+		code   string
+	}{
+		"bad request":   {400, `{"error":{"type":"invalid_request_error","code":"amount_too_small","param":"amount","message":"Amount must be at least $0.50 usd"}}`, "amount_too_small"},
+		"rotated key":   {401, `{"error":{"type":"invalid_request_error","message":"Invalid API Key provided: sk_test_****"}}`, "invalid_request_error"},
+		"no permission": {403, `{"error":{"type":"invalid_request_error","code":"secret_key_required","message":"This API call cannot be made with a publishable API key."}}`, "secret_key_required"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeStripe{status: c.status, body: c.body}
+			b := setup(t, f.start(t))
+			out, err := b.adapter.Charge(context.Background(), chargeReq())
+			require.NoError(t, err)
+			require.Equal(t, gateway.Refused, out.Kind, "%+v", out)
+			require.Equal(t, c.code, out.DeclineCode)
+			require.Contains(t, out.Message, stripe.ErrRequestRejected.Error())
+		})
+	}
 }
 
 func TestChargeRefusesBadInputWithoutCallingStripe(t *testing.T) {
@@ -320,4 +338,56 @@ func TestCancelRateLimitedIsTryLater(t *testing.T) {
 	b := setup(t, f.start(t))
 	err := b.adapter.Cancel(context.Background(), "pi_1", "duplicate", decimal.Zero, "cancel-1")
 	require.ErrorIs(t, err, gateway.ErrTryLater)
+}
+
+// The whole issuance table: a declined card (402 at our API), a refused PaymentMethod (422), our key
+// refused (502 after an alert), throttling (503) and Stripe's own failures (502, retry the same input).
+func TestIssueBillingKeyFailureTable(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		status int
+		body   string
+		want   string
+		code   string
+	}{
+		"card declined, hard":        {402, `{"error":{"type":"card_error","code":"card_declined","decline_code":"stolen_card","message":"Your card was declined."}}`, "card", "stolen_card"},
+		"card declined, soft":        {402, `{"error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"Your card has insufficient funds."}}`, "card", "insufficient_funds"},
+		"expired card":               {402, `{"error":{"type":"card_error","code":"expired_card","message":"Your card has expired."}}`, "card", "expired_card"},
+		"no such payment method":     {404, `{"error":{"type":"invalid_request_error","code":"resource_missing","param":"payment_method","message":"No such PaymentMethod: 'pm_x'"}}`, "request", "resource_missing"},
+		"attached to other customer": {400, `{"error":{"type":"invalid_request_error","code":"payment_method_unexpected_state","message":"already attached"}}`, "request", "payment_method_unexpected_state"},
+		"rotated secret key":         {401, `{"error":{"type":"invalid_request_error","message":"Invalid API Key provided: sk_test_****"}}`, "merchant", "invalid_request_error"},
+		"restricted key":             {403, `{"error":{"type":"invalid_request_error","code":"secret_key_required","message":"restricted"}}`, "merchant", "secret_key_required"},
+		"rate limited":               {429, `{"error":{"type":"invalid_request_error","code":"rate_limit","message":"slow down"}}`, "try later", ""},
+		"stripe down":                {500, `{"error":{"type":"api_error","message":"oops"}}`, "retry", ""},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := &fakeStripe{handler: func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if r.URL.Path == "/v1/customers" {
+					_, _ = w.Write([]byte(`{"id":"cus_9","object":"customer"}`))
+					return
+				}
+				w.WriteHeader(c.status)
+				_, _ = w.Write([]byte(c.body))
+			}}
+			b := setup(t, f.start(t))
+			_, err := b.adapter.IssueBillingKey(context.Background(), "cust-1", "pm_1")
+			require.Error(t, err)
+			var de *gateway.DeclineError
+			var me *gateway.MerchantError
+			require.Equal(t, c.want == "card" || c.want == "request", errors.As(err, &de), "%v", err)
+			require.Equal(t, c.want == "merchant", errors.As(err, &me), "%v", err)
+			require.Equal(t, c.want == "try later", errors.Is(err, gateway.ErrTryLater), "%v", err)
+			switch c.want {
+			case "card", "request":
+				require.Equal(t, c.want == "card", de.Card)
+				require.Equal(t, c.code, de.Code)
+			case "merchant":
+				require.Equal(t, c.code, me.Code)
+				require.ErrorIs(t, err, gateway.ErrMerchantRefused)
+			}
+		})
+	}
 }

@@ -15,6 +15,7 @@ import (
 	sg "github.com/stripe/stripe-go/v82"
 
 	"github.com/dunningworks/billing/gateway"
+	"github.com/dunningworks/billing/money"
 )
 
 // Name is the gateway name of this adapter.
@@ -157,8 +158,9 @@ func issueIdempotencyKey(customerKey, authKey string) string {
 	return "billing-key-" + hex.EncodeToString(sum[:16])
 }
 
-// issueError maps a failure to issue a billing key. Stripe refusing the card or the PaymentMethod is a
-// DeclineError; everything else is an error to retry later.
+// issueError maps a failure to issue a billing key. Stripe declining the card is a card DeclineError
+// (402); refusing the PaymentMethod (no such id, attached elsewhere) a request DeclineError (422); refusing
+// our key (401, 403) a MerchantError; a 429 is try-later; everything else is an error to retry later.
 func issueError(step string, err error) error {
 	var se *sg.Error
 	if errors.As(err, &se) {
@@ -166,13 +168,31 @@ func issueError(step string, err error) error {
 		case se.HTTPStatusCode == http.StatusTooManyRequests:
 			return tryLater(se)
 		case se.Type == sg.ErrorTypeCard:
-			return &gateway.DeclineError{Code: declineCode(se), Message: se.Msg}
+			code := declineCode(se)
+			class, _ := Classify(code, errorAdvice(se))
+			return &gateway.DeclineError{Code: code, Message: se.Msg, Card: true, Class: class}
+		case merchantSide(se):
+			return &gateway.MerchantError{Gateway: Name, Status: se.HTTPStatusCode, Code: codeOr(string(se.Code), string(se.Type)), Message: se.Msg}
 		case se.Type == sg.ErrorTypeInvalidRequest && (se.HTTPStatusCode == http.StatusBadRequest || se.HTTPStatusCode == http.StatusNotFound):
 			// "No such PaymentMethod", "already attached to another customer", ...: the auth key is unusable.
 			return &gateway.DeclineError{Code: codeOr(string(se.Code), "invalid_request"), Message: se.Msg}
 		}
 	}
 	return fmt.Errorf("stripe: %s: %w", step, err)
+}
+
+// merchantSide reports a refusal of our API key or account: a wrong, expired or rotated key (401) or a
+// key without the permission (403).
+func merchantSide(se *sg.Error) bool {
+	return se.HTTPStatusCode == http.StatusUnauthorized || se.HTTPStatusCode == http.StatusForbidden ||
+		se.Type == "authentication_error" || se.Type == "permission_error"
+}
+
+// SupportsCurrency reports whether Stripe charges in currency: every currency whose minor unit this
+// service knows (Stripe's list is longer than ours).
+func (a *Adapter) SupportsCurrency(currency string) bool {
+	_, err := money.MinorUnit(strings.ToUpper(currency))
+	return err == nil
 }
 
 const tokenSep = "|"
@@ -195,6 +215,9 @@ func (a *Adapter) Charge(ctx context.Context, req gateway.ChargeRequest) (gatewa
 	}
 	if req.OrderID == "" || req.IdempotencyKey == "" {
 		return gateway.Outcome{}, fmt.Errorf("%w: order id and idempotency key are required", ErrInvalidRequest)
+	}
+	if !a.SupportsCurrency(req.Currency) {
+		return gateway.CurrencyRefused(Name, req.Currency), nil
 	}
 	amount, err := toMinor(req.Amount, req.Currency)
 	if err != nil {
@@ -233,8 +256,8 @@ func (a *Adapter) Charge(ctx context.Context, req gateway.ChargeRequest) (gatewa
 	return intentOutcome(pi, lastPaymentAdvice(pi.LastResponse)), nil
 }
 
-// errorOutcome maps a failed Charge or Lookup call. Only a 429 (Stripe processed nothing) and plain
-// rejections are errors; anything that may have reached the card networks is Unknown.
+// errorOutcome maps a failed Charge or Lookup call. Only a 429 (Stripe processed nothing) is an error;
+// a refusal of our key or request is Refused; anything that may have reached the card networks is Unknown.
 func errorOutcome(err error) (gateway.Outcome, error) {
 	var se *sg.Error
 	if !errors.As(err, &se) {
@@ -261,7 +284,11 @@ func errorOutcome(err error) (gateway.Outcome, error) {
 		// The saved card or its customer was deleted at Stripe: this billing key can never charge again.
 		return gateway.Outcome{Kind: gateway.Declined, DeclineCode: string(se.Code), DeclineClass: gateway.Hard, Message: se.Msg}, nil
 	default:
-		return gateway.Outcome{}, fmt.Errorf("%w: %d %s: %s", ErrRequestRejected, se.HTTPStatusCode, se.Code, se.Msg)
+		// Our key (401, 403) or our request (400, 404 not about the card) was refused before anything was
+		// processed: no money moved, and resending cannot help until an operator fixes our side.
+		code := codeOr(string(se.Code), string(se.Type))
+		return gateway.Outcome{Kind: gateway.Refused, DeclineCode: code,
+			Message: fmt.Sprintf("%v: stripe %d %s: %s", ErrRequestRejected, se.HTTPStatusCode, code, se.Msg)}, nil
 	}
 }
 

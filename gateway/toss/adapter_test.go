@@ -17,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dunningworks/billing/gateway"
+	"github.com/dunningworks/billing/gateway/gatewaytest"
+	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/gateway/toss"
 )
 
@@ -92,19 +94,66 @@ func TestChargeSendsTossWireFormat(t *testing.T) {
 	require.Equal(t, map[string]any{"customerKey": "cust-1", "amount": float64(9900), "orderId": "order-0001", "orderName": "Pro plan"}, r.body)
 }
 
-func TestChargeSendsNonKRWCurrencyAndEmail(t *testing.T) {
+// Toss billing is KRW only and its charge defines no currency field: a charge in another currency is
+// refused without sending anything, and a KRW charge sends only the fields Toss defines.
+func TestChargeSendsOnlyTossFieldsAndRefusesOtherCurrencies(t *testing.T) {
 	t.Parallel()
-	a, f, _ := newFake(t, reply(http.StatusOK, `{"paymentKey":"pk_1","orderId":"order-0001","status":"DONE","totalAmount":12.50,"currency":"USD","approvedAt":"2026-03-01T09:00:00+09:00"}`))
+	a, f, _ := newFake(t, reply(http.StatusOK, `{"paymentKey":"pk_1","orderId":"order-0001","status":"DONE","totalAmount":9900,"approvedAt":"2026-03-01T09:00:00+09:00"}`))
+	require.True(t, a.SupportsCurrency("KRW"))
+	require.False(t, a.SupportsCurrency("USD"))
 	req := chargeReq()
 	req.Amount, req.Currency, req.CustomerEmail = decimal.RequireFromString("12.50"), "USD", "a@example.com"
 	out, err := a.Charge(t.Context(), req)
 	require.NoError(t, err)
+	require.Equal(t, gateway.Refused, out.Kind)
+	require.Equal(t, gateway.CodeCurrencyNotSupported, out.DeclineCode)
+	require.Empty(t, f.requests(), "nothing is sent for a currency Toss does not take")
+
+	req.Amount, req.Currency = decimal.NewFromInt(9900), "KRW"
+	out, err = a.Charge(t.Context(), req)
+	require.NoError(t, err)
+	require.Equal(t, gateway.Succeeded, out.Kind)
+	body := f.requests()[0].body
+	defined := map[string]bool{"customerKey": true, "amount": true, "orderId": true, "orderName": true, "customerEmail": true, "customerName": true}
+	for k := range body {
+		require.True(t, defined[k], "field %q is not in Toss's billing approval", k)
+	}
+	require.Equal(t, "a@example.com", body["customerEmail"])
+}
+
+// pgsim takes a few more currencies through its extension field; the adapter sends it only to a gateway
+// configured with them.
+func TestChargeSendsNonKRWCurrencyToAGatewayThatTakesIt(t *testing.T) {
+	t.Parallel()
+	var got map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(raw, &got)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"paymentKey":"pk_1","orderId":"order-0001","status":"DONE","totalAmount":12.50,"currency":"USD","approvedAt":"2026-03-01T09:00:00+09:00"}`))
+	}))
+	t.Cleanup(srv.Close)
+	a := toss.New(toss.Config{BaseURL: srv.URL, SecretKey: "test_sk_123", Name: "sim", Currencies: []string{"KRW", "USD"}})
+	req := chargeReq()
+	req.Amount, req.Currency = decimal.RequireFromString("12.50"), "USD"
+	out, err := a.Charge(t.Context(), req)
+	require.NoError(t, err)
 	require.True(t, out.Amount.Equal(decimal.RequireFromString("12.5")))
 	require.Equal(t, "USD", out.Currency)
-	body := f.requests()[0].body
-	require.Equal(t, "USD", body["currency"])
-	require.Equal(t, "a@example.com", body["customerEmail"])
-	require.InDelta(t, 12.5, body["amount"], 0)
+	require.Equal(t, "USD", got["currency"])
+	require.InDelta(t, 12.5, got["amount"], 0)
+}
+
+// A rotated or wrong secret key is refused before anything is processed: Refused, with Toss's code.
+func TestChargeWithRefusedCredentialsIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`{"code":"UNAUTHORIZED_KEY","message":"인증되지 않은 시크릿 키 혹은 클라이언트 키 입니다."}`, `{"code":"SOMETHING_NEW","message":"x"}`} {
+		a, _, _ := newFake(t, reply(http.StatusUnauthorized, body))
+		out, err := a.Charge(t.Context(), chargeReq())
+		require.NoError(t, err)
+		require.Equal(t, gateway.Refused, out.Kind, body)
+		require.NotEmpty(t, out.DeclineCode)
+	}
 }
 
 func TestChargeUnknownAnswers(t *testing.T) {
@@ -265,7 +314,7 @@ func TestLookupMapsPaymentStatuses(t *testing.T) {
 		"not found":         {404, `{"code":"NOT_FOUND_PAYMENT","message":"none"}`, gateway.NotFound, ""},
 		"bare 404":          {404, `<html>not here</html>`, gateway.Unknown, ""},
 		"500":               {500, `{"code":"FAILED_INTERNAL_SYSTEM_PROCESSING"}`, gateway.Unknown, ""},
-		"401 misconfigured": {401, `{"code":"UNAUTHORIZED_KEY"}`, gateway.Unknown, ""},
+		"401 misconfigured": {401, `{"code":"UNAUTHORIZED_KEY"}`, gateway.Refused, ""},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -314,21 +363,27 @@ func TestIssueBillingKey(t *testing.T) {
 
 func TestIssueBillingKeyFailures(t *testing.T) {
 	t.Parallel()
+	const (
+		card, request, merchant, retry, tryLater = "card", "request", "merchant", "retry", "try later"
+	)
 	cases := map[string]struct {
-		status   int
-		body     string
-		rejected bool
-		tryLater bool
+		status int
+		body   string
+		want   string
 	}{
-		"card refused":       {400, `{"code":"INVALID_CARD_EXPIRATION","message":"expired"}`, true, false},
-		"auth key refused":   {400, `{"code":"INVALID_BILL_KEY_REQUEST","message":"bad"}`, true, false},
-		"unlisted 4xx":       {403, `{"code":"SOMETHING_NEW","message":"no"}`, true, false},
-		"our secret is bad":  {401, `{"code":"UNAUTHORIZED_KEY","message":"no"}`, false, false},
-		"our request is bad": {400, `{"code":"INVALID_REQUEST","message":"no"}`, false, false},
-		"4xx without code":   {400, `oops`, false, false},
-		"5xx":                {500, `{"code":"FAILED_INTERNAL_SYSTEM_PROCESSING"}`, false, false},
-		"429":                {429, `{}`, false, true},
-		"200 without key":    {200, `{"customerKey":"cust-1"}`, false, false},
+		"card expired":            {400, `{"code":"INVALID_CARD_EXPIRATION","message":"expired"}`, card},
+		"issuer refuses":          {403, `{"code":"REJECT_CARD_COMPANY","message":"no"}`, card},
+		"auth key refused":        {400, `{"code":"INVALID_BILL_KEY_REQUEST","message":"bad"}`, request},
+		"auth key expired":        {400, `{"code":"INVALID_REQUEST","message":"만료된 authKey"}`, request},
+		"wrong authentication":    {400, `{"code":"INVALID_AUTHORIZE_AUTH","message":"유효하지 않은 인증 방식입니다."}`, request},
+		"unlisted 4xx":            {403, `{"code":"SOMETHING_NEW","message":"no"}`, request},
+		"our secret is bad":       {401, `{"code":"UNAUTHORIZED_KEY","message":"no"}`, merchant},
+		"our secret is malformed": {400, `{"code":"INVALID_API_KEY","message":"no"}`, merchant},
+		"4xx without code":        {400, `oops`, retry},
+		"still processing":        {409, `{"code":"IDEMPOTENT_REQUEST_PROCESSING","message":"wait"}`, retry},
+		"5xx":                     {500, `{"code":"FAILED_INTERNAL_SYSTEM_PROCESSING"}`, retry},
+		"429":                     {429, `{}`, tryLater},
+		"200 without key":         {200, `{"customerKey":"cust-1"}`, retry},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -336,14 +391,94 @@ func TestIssueBillingKeyFailures(t *testing.T) {
 			a, _, _ := newFake(t, reply(c.status, c.body))
 			_, err := a.IssueBillingKey(t.Context(), "cust-1", "auth-1")
 			require.Error(t, err)
-			require.Equal(t, c.rejected, errors.Is(err, gateway.ErrAuthKeyRejected), "%v", err)
-			require.Equal(t, c.tryLater, errors.Is(err, gateway.ErrTryLater), "%v", err)
-			if c.rejected {
-				var de *gateway.DeclineError
-				require.ErrorAs(t, err, &de)
-			}
+			requireIssueError(t, err, c.want)
 		})
 	}
+}
+
+// requireIssueError checks which of the issue's failure kinds err is, and that it is no other.
+func requireIssueError(t *testing.T, err error, want string) {
+	t.Helper()
+	var de *gateway.DeclineError
+	var me *gateway.MerchantError
+	isDecline := errors.As(err, &de)
+	require.Equal(t, want == "card" || want == "request", isDecline, "%v", err)
+	require.Equal(t, isDecline, errors.Is(err, gateway.ErrAuthKeyRejected), "%v", err)
+	if isDecline {
+		require.Equal(t, want == "card", de.Card, "%v", err)
+		require.NotEmpty(t, de.Code)
+		if de.Card {
+			require.Contains(t, []gateway.DeclineClass{gateway.Hard, gateway.Soft}, de.Class)
+		}
+	}
+	require.Equal(t, want == "merchant", errors.As(err, &me), "%v", err)
+	require.Equal(t, want == "merchant", errors.Is(err, gateway.ErrMerchantRefused), "%v", err)
+	require.Equal(t, want == "try later", errors.Is(err, gateway.ErrTryLater), "%v", err)
+}
+
+// Every code of the classification table has a meaning at issuance, and every meaning is reached: the
+// table read in both directions.
+func TestIssueRefusalCoversTheWholeTable(t *testing.T) {
+	t.Parallel()
+	want := map[toss.Class]toss.Refusal{
+		toss.ClassHard: toss.RefusedCard, toss.ClassSoft: toss.RefusedCard, toss.ClassTechnical: toss.RefusedMerchant,
+		toss.ClassUnknown: toss.NotARefusal, toss.ClassAlreadyDone: toss.RefusedRequest,
+	}
+	// On an issue these refuse the auth key or the request, whatever they mean on a charge.
+	requestCodes := map[string]bool{"INVALID_REQUEST": true, "INVALID_AUTHORIZE_AUTH": true, "INVALID_BILL_KEY_REQUEST": true,
+		"NOT_MATCHES_CUSTOMER_KEY": true, "NOT_FOUND": true}
+	seen := map[toss.Refusal]bool{}
+	for code, class := range toss.Codes() {
+		got := toss.IssueRefusal(http.StatusBadRequest, code)
+		expect := want[class]
+		if requestCodes[code] {
+			expect = toss.RefusedRequest
+		}
+		require.Equal(t, expect, got, code)
+		seen[got] = true
+		require.Equal(t, toss.RefusedMerchant, toss.IssueRefusal(http.StatusUnauthorized, code), "a 401 is always our credentials: %s", code)
+	}
+	require.Equal(t, toss.RefusedRequest, toss.IssueRefusal(http.StatusBadRequest, "A_CODE_TOSS_ADDS_LATER"))
+	for _, r := range []toss.Refusal{toss.RefusedCard, toss.RefusedRequest, toss.RefusedMerchant, toss.NotARefusal} {
+		require.True(t, seen[r], "no code of the table means %q", r)
+	}
+}
+
+// pgsim answers each refused auth key as Toss does, and the adapter reads every answer as what it is:
+// the simulator's table and the adapter's, one against the other.
+func TestIssueRefusalsAgainstPGSim(t *testing.T) {
+	t.Parallel()
+	sim := gatewaytest.StartSim(t, pgsim.Options{Seed: 1}, time.Second)
+	kinds := map[string]bool{}
+	for _, r := range pgsim.IssueRefusals {
+		_, err := sim.Gateway.IssueBillingKey(t.Context(), "cust-"+r.Prefix, r.Prefix+"-k1")
+		require.Error(t, err, r.Prefix)
+		requireIssueError(t, err, r.Kind)
+		var de *gateway.DeclineError
+		require.ErrorAs(t, err, &de)
+		require.Equal(t, r.Code, de.Code, r.Prefix)
+		require.Equal(t, r.Message, de.Message, r.Prefix)
+		require.Equal(t, r.Kind, string(toss.IssueRefusal(r.Status, r.Code)), "pgsim's kind is the adapter's reading of %s", r.Code)
+		kinds[r.Kind] = true
+	}
+	require.True(t, kinds["card"] && kinds["request"], "pgsim refuses cards and auth keys")
+
+	// Our side: a wrong secret key is a merchant refusal, an outage is neither the card nor us.
+	wrong := toss.New(toss.Config{BaseURL: sim.HTTP.URL, SecretKey: "test_sk_rotated", Name: "sim"})
+	_, err := wrong.IssueBillingKey(t.Context(), "cust-1", "ok-1")
+	requireIssueError(t, err, "merchant")
+	var me *gateway.MerchantError
+	require.ErrorAs(t, err, &me)
+	require.Equal(t, "UNAUTHORIZED_KEY", me.Code)
+
+	sim.Server.SetFaults(pgsim.Faults{Outage: &pgsim.OutageFault{}})
+	_, err = sim.Gateway.IssueBillingKey(t.Context(), "cust-1", "ok-2")
+	requireIssueError(t, err, "retry")
+	sim.Server.ClearFaults()
+
+	k, err := sim.Gateway.IssueBillingKey(t.Context(), "cust-1", "ok-2")
+	require.NoError(t, err)
+	require.False(t, k.Token.IsZero())
 }
 
 func TestCancel(t *testing.T) {

@@ -20,7 +20,8 @@ type chargeBody struct {
 	OrderID       string `json:"orderId"`
 	OrderName     string `json:"orderName"`
 	CustomerEmail string `json:"customerEmail,omitempty"`
-	// Currency is omitted for KRW, the only currency Toss billing approves; pgsim honors it for others.
+	// Currency is not a field of Toss's billing approval, which is KRW only. It is sent only for another
+	// currency, which only a gateway configured with Config.Currencies (pgsim) takes.
 	Currency string `json:"currency,omitempty"`
 }
 
@@ -35,6 +36,8 @@ func (a *Adapter) Charge(ctx context.Context, req gateway.ChargeRequest) (gatewa
 		return gateway.Outcome{}, fmt.Errorf("%w: empty idempotency key", ErrInvalidRequest)
 	case !req.Amount.IsPositive():
 		return gateway.Outcome{}, fmt.Errorf("%w: amount %s is not positive", ErrInvalidRequest, req.Amount)
+	case req.Currency != "" && !a.SupportsCurrency(req.Currency):
+		return gateway.CurrencyRefused(a.name, req.Currency), nil
 	}
 	body := chargeBody{
 		CustomerKey:   req.CustomerKey,
@@ -76,6 +79,9 @@ func (a *Adapter) Charge(ctx context.Context, req gateway.ChargeRequest) (gatewa
 		if !ok {
 			return unknown("HTTP %d without a Toss error: %s", ans.status, snippet(ans.body)), nil
 		}
+		if ans.status == http.StatusUnauthorized {
+			return refused(ans.status, e), nil
+		}
 		return a.classifyChargeError(ctx, req.OrderID, ans.status, e), nil
 	default:
 		return unknown("unexpected HTTP %d: %s", ans.status, snippet(ans.body)), nil
@@ -98,7 +104,9 @@ func (a *Adapter) classifyChargeError(ctx context.Context, orderID string, statu
 	case ClassUnknown:
 		return unknown("HTTP %d %s: %s", status, e.Code, e.Message)
 	case ClassTechnical:
-		return unknown("gateway refused the request (merchant-side, not a decline): HTTP %d %s: %s", status, e.Code, e.Message)
+		// Toss refused our side of the request before processing it: no money moved, and the same request
+		// cannot succeed until an operator fixes the key, the contract or the request.
+		return refused(status, e)
 	}
 	msg := e.Message
 	if !listed {
@@ -140,4 +148,10 @@ func paymentOutcome(p payment) gateway.Outcome {
 		// READY, IN_PROGRESS, WAITING_FOR_DEPOSIT or a status this adapter does not know.
 		return unknown("payment %s is %s", p.PaymentKey, p.Status)
 	}
+}
+
+// refused is the outcome of a merchant-side refusal.
+func refused(status int, e errorBody) gateway.Outcome {
+	return gateway.Outcome{Kind: gateway.Refused, DeclineCode: e.Code,
+		Message: fmt.Sprintf("HTTP %d %s: %s", status, e.Code, e.Message)}
 }

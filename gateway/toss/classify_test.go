@@ -135,9 +135,12 @@ func TestEveryTableCodeDrivesChargeOutcome(t *testing.T) {
 			require.Equal(t, gateway.Unknown, out.Kind, code)
 			require.Contains(t, out.Reason, code)
 		case toss.ClassTechnical:
-			require.Equal(t, gateway.Unknown, out.Kind, code)
-			require.Contains(t, out.Reason, code)
-			require.Contains(t, out.Reason, "not a decline")
+			// Refused before processing, for our side's reason: neither the customer's decline nor an
+			// unknown that the reconciler would look up and resend forever.
+			require.Equal(t, gateway.Refused, out.Kind, code)
+			require.Equal(t, code, out.DeclineCode)
+			require.Contains(t, out.Message, "msg "+code)
+			require.Empty(t, out.DeclineClass, code)
 		case toss.ClassAlreadyDone:
 			require.Equal(t, gateway.Succeeded, out.Kind, code)
 			require.Equal(t, "pk_original", out.PaymentKey)

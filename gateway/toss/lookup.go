@@ -46,7 +46,12 @@ func (a *Adapter) Lookup(ctx context.Context, orderID string) (gateway.Outcome, 
 		}
 		return unknown("lookup HTTP 404 without NOT_FOUND_PAYMENT: %s", snippet(ans.body)), nil
 	default:
-		e, _ := parseError(ans.body)
+		e, ok := parseError(ans.body)
+		if c, _ := Classify(e.Code); ok && ans.status < 500 && (ans.status == http.StatusUnauthorized || c == ClassTechnical) {
+			// Our credentials were refused: the order's fate is still unknown, and stays so until an
+			// operator fixes the key. Refused says so, so it can alert instead of looking quietly forever.
+			return refused(ans.status, e), nil
+		}
 		return unknown("lookup HTTP %d %s: %s", ans.status, e.Code, e.Message), nil
 	}
 }

@@ -44,6 +44,10 @@ type Config struct {
 	HTTPClient *http.Client
 	// Timeout bounds each request (connect, send, answer). Default DefaultTimeout.
 	Timeout time.Duration
+	// Currencies the gateway charges in. Default KRW only, which is all Toss billing approves. pgsim takes
+	// a few more (pgsim.Currencies) through an extension field, `currency`, that Toss does not define: the
+	// adapter sends that field only for a currency other than KRW, so never to Toss itself.
+	Currencies []string
 }
 
 // Adapter implements gateway.Gateway for the Toss Payments v1 wire format. It is safe for concurrent use.
@@ -54,7 +58,8 @@ type Adapter struct {
 	client  *http.Client
 	timeout time.Duration
 	// pageSize is the transaction list page; a field so tests can exercise paging with a few lines.
-	pageSize int
+	pageSize   int
+	currencies map[string]bool
 }
 
 var _ gateway.Gateway = (*Adapter)(nil)
@@ -71,6 +76,13 @@ func New(cfg Config) *Adapter {
 	}
 	if a.base == "" {
 		a.base = DefaultBaseURL
+	}
+	a.currencies = map[string]bool{"KRW": true}
+	if len(cfg.Currencies) > 0 {
+		a.currencies = map[string]bool{}
+		for _, c := range cfg.Currencies {
+			a.currencies[c] = true
+		}
 	}
 	if a.name == "" {
 		a.name = "toss"
@@ -89,6 +101,14 @@ func New(cfg Config) *Adapter {
 
 // Name reports the configured gateway name.
 func (a *Adapter) Name() gateway.Name { return a.name }
+
+// SupportsCurrency reports whether the configured gateway charges in currency (Toss: KRW only).
+func (a *Adapter) SupportsCurrency(currency string) bool { return a.currencies[currency] }
+
+// merchantError builds the error for a refusal of our side of a request.
+func (a *Adapter) merchantError(status int, e errorBody) *gateway.MerchantError {
+	return &gateway.MerchantError{Gateway: a.name, Status: status, Code: e.Code, Message: e.Message}
+}
 
 // APIError is a non-success answer from Toss on calls whose outcome is not a charge Outcome (cancel,
 // transactions, issue for non-decline answers).
