@@ -285,6 +285,18 @@ func (s *Service) recordOutcomeTx(ctx context.Context, tx pgx.Tx, attemptID stri
 	case gateway.Canceled:
 		// Collected and then refunded at the gateway (by support): no money stayed with us.
 		err = s.applyFailed(ctx, tx, lc, "canceled at the gateway", now)
+	case gateway.Refused:
+		// The gateway refused our side of the request before processing it (a rotated secret key, a
+		// currency it does not take): no money moved, the customer did nothing wrong, and resending the
+		// same request cannot succeed. The attempt ends here, visibly; the invoice is tried again on the
+		// technical backoff, which heals it once an operator fixes our side (the alert says what).
+		code := out.DeclineCode
+		if code == "" {
+			code = "refused"
+		}
+		s.log.ErrorContext(ctx, "the gateway refused our request; the attempt failed without a resend", "attempt_id", lc.att.ID,
+			"invoice_id", lc.att.InvoiceID, "customer_id", lc.att.CustomerID, "gateway", lc.att.Gateway, "gateway_code", code)
+		err = s.applyFailed(ctx, tx, lc, "refused by the gateway (merchant side, not the card): "+code+": "+out.Message, now)
 	default:
 		err = s.applyUnknown(ctx, tx, lc, out.Reason, now)
 	}

@@ -19,7 +19,7 @@ type chargeMetrics struct {
 func newChargeMetrics(reg prometheus.Registerer) chargeMetrics {
 	m := chargeMetrics{outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "billing_charge_outcomes_total",
-		Help: "Charge attempts settled, by gateway and outcome (succeeded, declined, unknown, not_sent, failed), with the decline class and code for declines. An attempt is counted when it is first answered and again only when an unknown one is settled.",
+		Help: "Charge attempts settled, by gateway and outcome (succeeded, declined, unknown, not_sent, failed, refused), with the decline class and code for declines and the gateway's code for refusals. An attempt is counted when it is first answered and again only when an unknown one is settled.",
 	}, []string{"gateway", "outcome", "decline_class", "decline_code"})}
 	if reg != nil {
 		reg.MustRegister(m.outcomes)
@@ -47,6 +47,8 @@ func (m chargeMetrics) observeOutcome(gw, from string, out gateway.Outcome) {
 		m.outcomes.WithLabelValues(gw, string(gateway.Succeeded), "", "").Inc()
 	case gateway.Canceled:
 		m.outcomes.WithLabelValues(gw, "failed", "", "").Inc()
+	case gateway.Refused:
+		m.outcomes.WithLabelValues(gw, string(gateway.Refused), "", out.DeclineCode).Inc()
 	default:
 		if from == "pending" { // an unknown attempt looked up again and still unknown is not counted twice
 			m.outcomes.WithLabelValues(gw, string(gateway.Unknown), "", "").Inc()

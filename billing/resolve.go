@@ -84,6 +84,10 @@ func (s *Service) ResolveAttempt(ctx context.Context, attemptID string, opts Res
 			return res, err
 		}
 		return res, nil
+	case gateway.Refused:
+		// Our credentials were refused: the order's fate stays unknown (money may have moved), so the
+		// attempt stays unknown and is looked up again on the schedule; the refusal is counted and alerted.
+		return inconclusive("lookup refused by the gateway (merchant side): " + out.Message)
 	default:
 		return inconclusive("lookup inconclusive: " + out.Reason)
 	}

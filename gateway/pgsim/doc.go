@@ -2,7 +2,9 @@
 //
 // It is "the bank" in tests and load runs: it issues billing keys, approves or declines charges according
 // to the behavior chosen by the auth key at issuance (ok, insufficient, limit, stolen, lost, expired,
-// blocked, flaky-N; "bad" or "reject..." refuses the issue itself), keeps its own in-memory ledger of
+// blocked, flaky-N), refuses the issue itself as Toss does for the auth keys of IssueRefusals (authkey-expired,
+// authkey-used, authkey-unknown, authkey-method, authkey-customer, bad, reject...: the auth key or request;
+// card-stolen, card-lost, card-expired, card-rejected, card-number, card-company: the card), keeps its own in-memory ledger of
 // committed charges, and injects the faults real gateways have: latency, a charge committed whose answer is
 // lost, 5xx before or after committing, "still processing", rate limits, outages, and webhooks that arrive
 // zero to three times, late or out of order. Faults are drawn from a seeded generator so a run is
@@ -10,7 +12,9 @@
 //
 // Toss API served: POST /v1/billing/authorizations/issue, POST /v1/billing/{billingKey},
 // GET /v1/payments/orders/{orderId}, GET /v1/payments/{paymentKey}, POST /v1/payments/{paymentKey}/cancel,
-// GET /v1/transactions. Idempotency-Key is honored on every POST: the same key and body replay the stored
+// GET /v1/transactions. A wrong secret key is 401 UNAUTHORIZED_KEY. A charge may carry `currency`, an
+// extension Toss does not define (Toss billing is KRW only): KRW, USD, EUR or JPY (Currencies), anything
+// else 400 INVALID_REQUEST. Idempotency-Key is honored on every POST: the same key and body replay the stored
 // answer (even one the client never received), a different body is 422, a still-running original is 409.
 //
 // Control API (JSON, no auth), mirrored by Go methods for in-process tests:
