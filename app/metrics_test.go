@@ -45,8 +45,10 @@ func TestAlertsAndDashboardReadExposedMetrics(t *testing.T) {
 	require.Contains(t, body, `billing_unknown_attempts{gateway="sim"} 0`)
 	require.Contains(t, body, `billing_queue_depth{queue="default",state="available"}`)
 
-	// Absent until their first event: a gateway's first webhook, a refused gateway call.
-	optional := map[string]bool{"billing_webhook_last_received_age_seconds": true, "billing_gateway_refused_total": true}
+	// Absent until their first event: a gateway's first webhook, a refused gateway call, a merchant-side
+	// refusal (its name is checked by TestBillingKeyIssueWithRefusedCredentialsIs502AndCounted).
+	optional := map[string]bool{"billing_webhook_last_received_age_seconds": true, "billing_gateway_refused_total": true,
+		"billing_gateway_merchant_refusals_total": true}
 	for _, file := range []string{"../deploy/prometheus/alerts.yml", "../deploy/grafana/billing-dashboard.json"} {
 		names := metricNames(t, file)
 		require.NotEmpty(t, names, file)
