@@ -131,6 +131,7 @@ func (s *Server) mountV1(r chi.Router) {
 	s.mountPlans(r)
 	s.mountTaxRates(r)
 	s.mountCustomerCredit(r)
+	s.mountCoupons(r)
 	s.mountSubscriptions(r)
 	s.mountSubscriptionLifecycle(r)
 	s.mountInvoices(r)

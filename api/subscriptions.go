@@ -17,6 +17,7 @@ type createSubscriptionRequest struct {
 	PlanID     string `json:"plan_id"`
 	Quantity   int    `json:"quantity"`
 	TrialDays  *int   `json:"trial_days"`
+	Coupon     string `json:"coupon"`
 }
 
 func (s *Server) mountSubscriptions(r chi.Router) {
@@ -37,7 +38,7 @@ func (s *Server) createSubscription(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	created, err := s.Billing.CreateSubscription(r.Context(), billing.NewSubscription{CustomerID: req.CustomerID,
-		PlanID: req.PlanID, Quantity: req.Quantity, TrialDays: req.TrialDays, Idempotency: idempotencyOf(r)})
+		PlanID: req.PlanID, Quantity: req.Quantity, TrialDays: req.TrialDays, Coupon: req.Coupon, Idempotency: idempotencyOf(r)})
 	if err != nil {
 		writeError(w, r, err)
 		return

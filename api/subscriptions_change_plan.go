@@ -14,6 +14,7 @@ type changePlanRequest struct {
 	Quantity  int    `json:"quantity"`
 	Timing    string `json:"timing"`
 	Proration string `json:"proration"`
+	Coupon    string `json:"coupon"`
 }
 
 // changePlan answers 200 {subscription, invoice, credit}. invoice is the proration invoice charged now
@@ -24,6 +25,6 @@ func (s *Server) changePlan(w http.ResponseWriter, r *http.Request) {
 		func(req changePlanRequest, expect int) (billing.PlanChanged, error) {
 			return s.Billing.ChangePlan(r.Context(), chi.URLParam(r, "id"), billing.PlanChange{PlanID: req.PlanID,
 				Quantity: req.Quantity, Timing: billing.ChangeTiming(req.Timing), Proration: billing.ProrationBehavior(req.Proration),
-				ExpectVersion: expect})
+				ExpectVersion: expect, Coupon: req.Coupon})
 		})
 }

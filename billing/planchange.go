@@ -49,6 +49,9 @@ type PlanChange struct {
 	Proration ProrationBehavior
 	// ExpectVersion, when not 0, is the version the caller last saw (If-Match): a mismatch is 412.
 	ExpectVersion int
+	// Coupon (an id or code), when set, becomes the subscription's discount with this change: it prices the
+	// remaining time of an immediate change (counting as one of its periods) and the periods after it.
+	Coupon string
 }
 
 // PlanChanged is what ChangePlan did. Invoice is the proration invoice charged now (nil when nothing is
@@ -159,6 +162,22 @@ func (s *Service) ChangePlan(ctx context.Context, subID string, in PlanChange) (
 				"withdrawn_plan_id": *sub.PendingPlanID})
 		}
 
+		var newDiscount *Discount
+		if in.Coupon != "" {
+			d, c, err := s.redeem(ctx, tx, sub.ID, in.Coupon, next, now)
+			if err != nil {
+				return err
+			}
+			immediate := in.Timing == TimingImmediate || (in.Timing == "" && !(Price{UnitAmount: next.Amount, Quantity: int(qty), Currency: next.Currency}).PerPeriod().LessThan(
+				Price{UnitAmount: old.Amount, Quantity: int(sub.Quantity), Currency: old.Currency}.PerPeriod()))
+			if immediate && in.Proration != ProrationNone && sub.Status != string(statemachine.SubscriptionTrialing) {
+				// It prices the rest of this period: one of its periods, and this period's prorations.
+				if err := s.useDiscount(ctx, tx, d, sub.CurrentPeriodStart, now); err != nil {
+					return err
+				}
+				newDiscount = discountTerms(c)
+			}
+		}
 		oldPrice := Price{PlanID: old.ID, Name: old.Name, UnitAmount: old.Amount, Quantity: int(sub.Quantity), Currency: old.Currency}
 		newPrice := Price{PlanID: next.ID, Name: next.Name, UnitAmount: next.Amount, Quantity: int(qty), Currency: next.Currency}
 		timing := in.Timing
@@ -195,7 +214,7 @@ func (s *Service) ChangePlan(ctx context.Context, subID string, in PlanChange) (
 			return err
 		}
 		lines := prorationLines(p, oldPrice, newPrice)
-		if err := s.priceProration(ctx, tx, sub, old, next, lines); err != nil {
+		if err := s.priceProration(ctx, tx, sub, old, next, lines, newDiscount); err != nil {
 			return err
 		}
 		preview, err := Compose(ComposeInput{Currency: p.Currency, Lines: lines})

@@ -35,9 +35,11 @@ type Subscription struct {
 	CancelAtPeriodEnd  bool           `json:"cancel_at_period_end"`
 	CanceledAt         *time.Time     `json:"canceled_at"`
 	PendingChange      *PendingChange `json:"pending_change"`
-	Dunning            DunningView    `json:"dunning"`
-	Version            int            `json:"version"`
-	CreatedAt          time.Time      `json:"created_at"`
+	// Discount is the coupon that prices the next period invoices (nil: none).
+	Discount  *SubscriptionDiscount `json:"discount"`
+	Dunning   DunningView           `json:"dunning"`
+	Version   int                   `json:"version"`
+	CreatedAt time.Time             `json:"created_at"`
 }
 
 // PendingChange is a plan change waiting for the period end.
@@ -65,6 +67,8 @@ type NewSubscription struct {
 	Quantity   int
 	// TrialDays overrides the plan's trial when not nil.
 	TrialDays *int
+	// Coupon (an id or code) discounts the subscription from its first period invoice.
+	Coupon string
 	// Idempotency is the request's Idempotency-Key. When set it is recorded with the subscription, in the
 	// same transaction, and a retry of the request is answered with that subscription instead of a second
 	// one (the same key with another body: 422): the request is safe to run again after a crash.
@@ -165,6 +169,11 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 			}
 			if n == 0 {
 				return errRecordedMeanwhile
+			}
+		}
+		if in.Coupon != "" {
+			if _, _, err := s.redeem(ctx, tx, sub.ID, in.Coupon, plan, now); err != nil {
+				return err
 			}
 		}
 		refs := Refs{CustomerID: sub.CustomerID, SubscriptionID: sub.ID}
@@ -334,6 +343,11 @@ func (s *Service) subscriptionView(ctx context.Context, db dbx.DBTX, r store.Sub
 		}
 		v.PendingChange = &PendingChange{PlanID: *r.PendingPlanID, Quantity: q, EffectiveAt: r.CurrentPeriodEnd}
 	}
+	disc, err := s.activeDiscountView(ctx, db, r.ID)
+	if err != nil {
+		return v, err
+	}
+	v.Discount = disc
 	d, err := s.q(db).SubscriptionDunningSummary(ctx, &r.ID)
 	if err != nil {
 		return v, err

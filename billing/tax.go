@@ -165,21 +165,31 @@ func (s *Service) taxRateFor(ctx context.Context, db dbx.DBTX, customerID string
 	return &TaxRate{ID: row.ID, Name: row.Name, Percentage: row.Percentage, Inclusive: row.Inclusive}, nil
 }
 
-// periodDraft is a subscription's invoice for one period at the plan's price, taxed.
+// periodDraft is a subscription's invoice for one period at the plan's price, with the subscription's
+// coupon and the tax rate. It counts one of the coupon's periods: callers invoice a period once (the
+// renewal under the subscription's lock and its next_renewal_at, the first invoice with the subscription),
+// and a failure rolls the count back with everything else.
 func (s *Service) periodDraft(ctx context.Context, tx pgx.Tx, sub store.Subscription, plan store.Plan, kind string, start, end time.Time) (draftInvoice, error) {
 	d := periodInvoice(sub, plan, kind, start, end)
 	rate, err := s.taxRateFor(ctx, tx, sub.CustomerID, plan)
 	if err != nil {
 		return d, err
 	}
+	disc, err := s.periodDiscount(ctx, tx, sub.ID, plan, start, s.clock.Now())
+	if err != nil {
+		return d, err
+	}
 	for i := range d.Lines {
-		d.Lines[i].TaxRate = rate
+		d.Lines[i].TaxRate, d.Lines[i].Discount = rate, disc
 	}
 	return d, nil
 }
 
-// priceProration taxes a plan change's lines, each at its own plan's rate.
-func (s *Service) priceProration(ctx context.Context, tx pgx.Tx, sub store.Subscription, old, next store.Plan, lines []draftLine) error {
+// priceProration prices a plan change's lines, each at its own plan's tax rate and with the coupon that
+// priced the current period (when it applies to the line's plan): unused time is credited at what was paid
+// for it, and the rest of the period costs what the period's coupon makes it cost. A coupon redeemed with
+// the change itself (newDiscount) prices the remaining time instead.
+func (s *Service) priceProration(ctx context.Context, tx pgx.Tx, sub store.Subscription, old, next store.Plan, lines []draftLine, newDiscount *Discount) error {
 	for i := range lines {
 		plan := next
 		if lines[i].Amount.IsNegative() {
@@ -190,6 +200,13 @@ func (s *Service) priceProration(ctx context.Context, tx pgx.Tx, sub store.Subsc
 			return err
 		}
 		lines[i].TaxRate = rate
+		if newDiscount != nil && plan.ID == next.ID && !lines[i].Amount.IsNegative() {
+			lines[i].Discount = newDiscount
+			continue
+		}
+		if lines[i].Discount, err = s.pricedPeriodDiscount(ctx, tx, sub.ID, sub.CurrentPeriodStart, plan); err != nil {
+			return err
+		}
 	}
 	return nil
 }

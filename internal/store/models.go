@@ -73,6 +73,23 @@ type ConsoleSession struct {
 	ExpiresAt time.Time
 }
 
+type Coupon struct {
+	ID                  string
+	Code                string
+	Name                string
+	PercentOff          decimal.NullDecimal
+	AmountOff           decimal.NullDecimal
+	Currency            *string
+	Duration            string
+	DurationInIntervals *int32
+	MaxRedemptions      *int32
+	TimesRedeemed       int32
+	RedeemBy            *time.Time
+	PlanIds             []string
+	ArchivedAt          *time.Time
+	CreatedAt           time.Time
+}
+
 type Customer struct {
 	ID         string
 	ExternalID string
@@ -309,6 +326,17 @@ type SubscriptionCreation struct {
 	RequestHash    []byte
 	SubscriptionID string
 	CreatedAt      time.Time
+}
+
+type SubscriptionDiscount struct {
+	ID             string
+	SubscriptionID string
+	CouponID       string
+	Status         string
+	PeriodsLeft    *int32
+	PeriodStart    *time.Time
+	RedeemedAt     time.Time
+	EndedAt        *time.Time
 }
 
 type TaxRate struct {
