@@ -142,3 +142,42 @@ func chargedAmounts(env *testenv.Env) map[string]int {
 	}
 	return out
 }
+
+// The gateway is told what is tax-free (Toss taxFreeAmount) and the VAT it reports back is checked: 10 %
+// inclusive VAT agrees with Toss's round((amount - taxFreeAmount) / 11); a 5 % rate cannot, and the
+// payment says so on the timeline (payment.tax_mismatch) without being refused.
+func TestGatewayTaxFieldsAndTheVATCheck(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	res := env.Do("POST", "/v1/tax-rates", testenv.AdminToken, map[string]any{"name": "Reduced", "percentage": "5", "inclusive": true, "country": "KR"})
+	require.Equal(t, 201, res.Status, string(res.Body))
+	reduced := res.JSON(t)["id"].(string)
+	vatSub := env.Subscribe(env.Customer("ok"), taxedPlan(t, env, "9900", "KRW", "txr_kr_vat")).JSON(t)["id"].(string)
+	freeSub := env.Subscribe(env.Customer("ok"), taxedPlan(t, env, "7000", "KRW", "")).JSON(t)["id"].(string)
+	reducedSub := env.Subscribe(env.Customer("ok"), taxedPlan(t, env, "10500", "KRW", reduced)).JSON(t)["id"].(string)
+
+	taxFree := map[string]string{}
+	for _, c := range env.Sim().Charges() {
+		taxFree[c.Amount.String()] = c.TaxFreeAmount.String()
+	}
+	require.Equal(t, map[string]string{"9900": "0", "7000": "7000", "10500": "0"}, taxFree)
+
+	mismatches := func(subID string) []any {
+		res := env.Do("GET", "/v1/subscriptions/"+subID+"/timeline?limit=500", testenv.ServiceToken, nil)
+		require.Equal(t, 200, res.Status)
+		var out []any
+		for _, e := range res.JSON(t)["data"].([]any) {
+			if e := e.(map[string]any); e["type"] == "payment.tax_mismatch" {
+				out = append(out, e["data"])
+			}
+		}
+		return out
+	}
+	require.Empty(t, mismatches(vatSub))
+	require.Empty(t, mismatches(freeSub))
+	got := mismatches(reducedSub)
+	require.Len(t, got, 1)
+	data := got[0].(map[string]any)
+	require.Equal(t, []any{"500", "955"}, []any{data["expected_vat"], data["reported_vat"]}, "5 %% of 10,500 inclusive is 500; Toss's 1/11 is 955")
+	require.Equal(t, "active", env.Subscription(reducedSub)["status"], "the money moved: the payment stands")
+}

@@ -205,9 +205,14 @@ func (s *Service) charge(ctx context.Context, att store.PaymentAttempt) (gateway
 	if err := s.q(s.pool).MarkAttemptSent(ctx, store.MarkAttemptSentParams{ID: att.ID, SentAt: &sentAt}); err != nil {
 		return gateway.Outcome{}, fmt.Errorf("record the send of attempt %s: %w", att.ID, err)
 	}
+	inv, err := s.q(s.pool).GetInvoice(ctx, att.InvoiceID)
+	if err != nil {
+		return gateway.Outcome{}, fmt.Errorf("invoice %s: %w", att.InvoiceID, err)
+	}
 	out, err := gw.Charge(ctx, gateway.ChargeRequest{
 		BillingKey: token, CustomerKey: customerKey, OrderID: att.OrderID, IdempotencyKey: att.IdempotencyKey,
 		Amount: att.Amount, Currency: att.Currency, OrderName: "Invoice " + att.InvoiceID,
+		TaxFreeAmount: shareOf(inv, inv.TaxFree, att.Amount),
 	})
 	if err != nil {
 		return out, err
@@ -328,6 +333,9 @@ func (s *Service) applyPayment(ctx context.Context, tx pgx.Tx, lc lockedCharge, 
 	if out.Kind == gateway.Succeeded && !out.Amount.IsZero() && !out.Amount.Equal(att.Amount) {
 		s.log.Error("gateway charged a different amount than the attempt", "attempt_id", att.ID, "ours", att.Amount, "theirs", out.Amount)
 	}
+	if err := s.checkVAT(ctx, tx, inv, att, out, now); err != nil {
+		return err
+	}
 	pk := strPtr(out.PaymentKey)
 	if _, err := s.q(tx).ResolveAttempt(ctx, store.ResolveAttemptParams{ID: att.ID, FromStatus: att.Status,
 		Status: string(statemachine.AttemptSucceeded), GatewayPaymentKey: pk, ResolvedAt: &now, LookupCount: att.LookupCount}); err != nil {
@@ -357,6 +365,41 @@ func (s *Service) applyPayment(ctx context.Context, tx pgx.Tx, lc lockedCharge, 
 		return nil
 	}
 	return s.applyInvoicePayment(ctx, tx, lc.sub, inv, att.Amount, now)
+}
+
+// shareOf is part's share of a payment of amount on the invoice: all of it when the payment is the whole
+// total, else part × amount / total rounded (a payment after credit was applied carries that share of the
+// tax-free part and of the VAT). Invoices are fixed once finalized, so every resend sends the same.
+func shareOf(inv store.Invoice, part, amount decimal.Decimal) decimal.Decimal {
+	if !inv.Total.IsPositive() || amount.GreaterThanOrEqual(inv.Total) {
+		return decimal.Max(decimal.Zero, part)
+	}
+	places, err := money.MinorUnit(inv.Currency)
+	if err != nil {
+		return decimal.Zero
+	}
+	return decimal.Max(decimal.Zero, part.Mul(amount).DivRound(inv.Total, places))
+}
+
+// EvtPaymentTaxMismatch says the gateway reported another VAT than the invoice's for a payment: the tax
+// owed in our ledger and what the gateway reports to the tax authority disagree, and someone must look.
+const EvtPaymentTaxMismatch = "payment.tax_mismatch"
+
+// checkVAT compares the VAT the gateway reports for a payment (Toss's vat) with the invoice's tax share
+// of it. A difference does not stop the payment — the money moved — but is logged and emitted.
+func (s *Service) checkVAT(ctx context.Context, tx pgx.Tx, inv store.Invoice, att store.PaymentAttempt, out gateway.Outcome, now time.Time) error {
+	if out.VAT == nil {
+		return nil
+	}
+	want := shareOf(inv, inv.Tax, att.Amount)
+	if out.VAT.Equal(want) {
+		return nil
+	}
+	s.log.Error("gateway reports another VAT than the invoice's", "attempt_id", att.ID, "invoice_id", inv.ID,
+		"customer_id", inv.CustomerID, "ours", want, "theirs", *out.VAT)
+	refs := Refs{CustomerID: inv.CustomerID, SubscriptionID: deref(inv.SubscriptionID), InvoiceID: inv.ID, AttemptID: att.ID}
+	return s.emit(ctx, tx, EvtPaymentTaxMismatch, refs, now, map[string]any{"expected_vat": money.String(want, inv.Currency),
+		"reported_vat": money.String(*out.VAT, inv.Currency), "currency": inv.Currency, "order_id": att.OrderID})
 }
 
 // applyInvoicePayment credits amount to the invoice; when fully paid it fires pay and heals the

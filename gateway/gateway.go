@@ -76,6 +76,9 @@ type ChargeRequest struct {
 	Currency       string
 	OrderName      string
 	CustomerEmail  string
+	// TaxFreeAmount is the part of Amount no VAT is in (Toss's taxFreeAmount); the gateway reports VAT on
+	// the rest.
+	TaxFreeAmount decimal.Decimal
 }
 
 // OutcomeKind is the class of a charge or lookup result.
@@ -105,6 +108,8 @@ type Outcome struct {
 	ApprovedAt time.Time
 	Amount     decimal.Decimal
 	Currency   string
+	// VAT is the value-added tax the gateway says the payment contains (Toss: vat), nil when it says none.
+	VAT *decimal.Decimal
 
 	// Declined
 	DeclineCode  string

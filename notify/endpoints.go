@@ -28,6 +28,7 @@ const AllEvents = "*"
 // adds one; TestEventTypesMatchBilling fails until it is.
 var EventTypes = []string{
 	"customer.credit_granted",
+	"customer.credit_removed",
 	"invoice.created",
 	"invoice.credit_applied",
 	"invoice.finalized",
@@ -39,10 +40,12 @@ var EventTypes = []string{
 	"payment.deferred",
 	"payment.failed",
 	"payment.succeeded",
+	"payment.tax_mismatch",
 	"payment.unknown",
 	"subscription.activated",
 	"subscription.canceled",
 	"subscription.created",
+	"subscription.discount_applied",
 	"subscription.incomplete_expired",
 	"subscription.past_due",
 	"subscription.paused",

@@ -166,6 +166,7 @@ type chargeIn struct {
 	CustomerEmail string `json:"customerEmail"`
 	CustomerName  string `json:"customerName"`
 	Currency      string `json:"currency"`
+	TaxFreeAmount num    `json:"taxFreeAmount"`
 }
 
 // commitFault is what happens to a charge's answer after the ledger decision.
@@ -247,7 +248,7 @@ func (s *Server) handleCharge(w http.ResponseWriter, r *http.Request) {
 	c := &charge{Charge: Charge{
 		OrderID: in.OrderID, OrderName: in.OrderName, PaymentKey: "sim_" + s.randString(alnum, 28),
 		BillingKey: bkID, CustomerKey: in.CustomerKey, Amount: amt, BalanceAmount: amt,
-		Currency: in.Currency, RequestedAt: now,
+		Currency: in.Currency, RequestedAt: now, TaxFreeAmount: decimal.Decimal(in.TaxFreeAmount),
 	}}
 	if d, declined := s.declineLocked(bk); declined {
 		c.Status = "ABORTED"

@@ -15,6 +15,8 @@ type Charge struct {
 	CustomerKey   string          `json:"customerKey"`
 	Amount        decimal.Decimal `json:"amount"`
 	BalanceAmount decimal.Decimal `json:"balanceAmount"`
+	// TaxFreeAmount is what the merchant said is tax-free; VAT is Toss's rule on the rest (view).
+	TaxFreeAmount decimal.Decimal `json:"taxFreeAmount"`
 	Currency      string          `json:"currency"`
 	// Status is Toss's: DONE, CANCELED, PARTIAL_CANCELED (IN_PROGRESS only while a "processing" fault holds it).
 	Status      string    `json:"status"`

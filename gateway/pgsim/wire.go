@@ -55,6 +55,9 @@ type paymentView struct {
 	ApprovedAt         *string      `json:"approvedAt"`
 	TotalAmount        num          `json:"totalAmount"`
 	BalanceAmount      num          `json:"balanceAmount"`
+	SuppliedAmount     num          `json:"suppliedAmount"`
+	VAT                num          `json:"vat"`
+	TaxFreeAmount      num          `json:"taxFreeAmount"`
 	Card               *cardView    `json:"card"`
 	Cancels            []cancelView `json:"cancels"`
 	Failure            *tossError   `json:"failure"`
@@ -124,6 +127,9 @@ func (s *Server) view(c *charge) paymentView {
 		RequestedAt: fmtTime(c.RequestedAt), TotalAmount: num(c.Amount), BalanceAmount: num(c.BalanceAmount),
 		Failure: c.failure, Country: "KR",
 	}
+	// Toss's rule: VAT = (totalAmount - taxFreeAmount) / 11, rounded half up; supplied = the rest.
+	vat := c.Amount.Sub(c.TaxFreeAmount).DivRound(decimal.NewFromInt(11), 0)
+	v.VAT, v.TaxFreeAmount, v.SuppliedAmount = num(vat), num(c.TaxFreeAmount), num(c.Amount.Sub(c.TaxFreeAmount).Sub(vat))
 	if c.lastTxKey != "" {
 		k := c.lastTxKey
 		v.LastTransactionKey = &k

@@ -91,7 +91,22 @@ func TestChargeSendsTossWireFormat(t *testing.T) {
 	require.Equal(t, "Basic "+base64.StdEncoding.EncodeToString([]byte("test_sk_123:")), r.header.Get("Authorization"))
 	require.Equal(t, "idem-0001", r.header.Get("Idempotency-Key"))
 	require.Equal(t, "application/json", r.header.Get("Content-Type"))
-	require.Equal(t, map[string]any{"customerKey": "cust-1", "amount": float64(9900), "orderId": "order-0001", "orderName": "Pro plan"}, r.body)
+	require.Equal(t, map[string]any{"customerKey": "cust-1", "amount": float64(9900), "orderId": "order-0001", "orderName": "Pro plan",
+		"taxFreeAmount": float64(0)}, r.body)
+	require.Nil(t, out.VAT, "no vat in the answer: none reported")
+}
+
+// The tax-free part goes out as taxFreeAmount; the VAT Toss computed comes back for billing to check.
+func TestChargeSendsTaxFreeAmountAndReadsVAT(t *testing.T) {
+	t.Parallel()
+	a, f, _ := newFake(t, reply(http.StatusOK, `{"paymentKey":"pk_1","orderId":"order-0001","status":"DONE","totalAmount":16000,"vat":1000,"taxFreeAmount":5000,"suppliedAmount":10000,"approvedAt":"2026-03-01T09:00:00+09:00"}`))
+	req := chargeReq()
+	req.Amount, req.TaxFreeAmount = decimal.NewFromInt(16000), decimal.NewFromInt(5000)
+	out, err := a.Charge(t.Context(), req)
+	require.NoError(t, err)
+	require.Equal(t, float64(5000), f.requests()[0].body["taxFreeAmount"])
+	require.NotNil(t, out.VAT)
+	require.Equal(t, "1000", out.VAT.String())
 }
 
 // Toss billing is KRW only and its charge defines no currency field: a charge in another currency is
@@ -114,7 +129,8 @@ func TestChargeSendsOnlyTossFieldsAndRefusesOtherCurrencies(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, gateway.Succeeded, out.Kind)
 	body := f.requests()[0].body
-	defined := map[string]bool{"customerKey": true, "amount": true, "orderId": true, "orderName": true, "customerEmail": true, "customerName": true}
+	defined := map[string]bool{"customerKey": true, "amount": true, "orderId": true, "orderName": true, "customerEmail": true, "customerName": true,
+		"taxFreeAmount": true} // Toss's billing approval defines taxFreeAmount (and taxExemptionAmount)
 	for k := range body {
 		require.True(t, defined[k], "field %q is not in Toss's billing approval", k)
 	}

@@ -20,6 +20,8 @@ type chargeBody struct {
 	OrderID       string `json:"orderId"`
 	OrderName     string `json:"orderName"`
 	CustomerEmail string `json:"customerEmail,omitempty"`
+	// TaxFreeAmount is the tax-free part of amount; Toss computes VAT as (amount - taxFreeAmount) / 11.
+	TaxFreeAmount amount `json:"taxFreeAmount"`
 	// Currency is not a field of Toss's billing approval, which is KRW only. It is sent only for another
 	// currency, which only a gateway configured with Config.Currencies (pgsim) takes.
 	Currency string `json:"currency,omitempty"`
@@ -45,6 +47,7 @@ func (a *Adapter) Charge(ctx context.Context, req gateway.ChargeRequest) (gatewa
 		OrderID:       req.OrderID,
 		OrderName:     req.OrderName,
 		CustomerEmail: req.CustomerEmail,
+		TaxFreeAmount: amount(req.TaxFreeAmount),
 	}
 	if req.Currency != "" && req.Currency != "KRW" {
 		body.Currency = req.Currency
@@ -134,7 +137,12 @@ func paymentOutcome(p payment) gateway.Outcome {
 		if cur == "" {
 			cur = "KRW"
 		}
-		return gateway.Outcome{Kind: kind, PaymentKey: p.PaymentKey, ApprovedAt: at, Amount: p.TotalAmount.dec(), Currency: cur}
+		out := gateway.Outcome{Kind: kind, PaymentKey: p.PaymentKey, ApprovedAt: at, Amount: p.TotalAmount.dec(), Currency: cur}
+		if p.VAT != nil {
+			v := p.VAT.dec()
+			out.VAT = &v
+		}
+		return out
 	case statusAborted, statusExpired:
 		// The approval ended without money moving. ABORTED carries the issuer's failure; EXPIRED (an
 		// approval that was never completed) is soft, since nothing is wrong with the card.

@@ -46,6 +46,7 @@ type payment struct {
 	Status             string     `json:"status"`
 	TotalAmount        amount     `json:"totalAmount"`
 	BalanceAmount      amount     `json:"balanceAmount"`
+	VAT                *amount    `json:"vat"`
 	Currency           string     `json:"currency"`
 	ApprovedAt         string     `json:"approvedAt"`
 	RequestedAt        string     `json:"requestedAt"`
