@@ -9,6 +9,12 @@ import (
 	"github.com/dunningworks/billing/internal/dbx"
 )
 
+// KeyToken is a decrypted billing key, for one charge, and the customer key it was issued for.
+type KeyToken struct {
+	Token       gateway.BillingKeyToken
+	CustomerKey string
+}
+
 // KeyRef names a billing key and the gateway that issued it.
 type KeyRef struct {
 	ID          string
@@ -29,6 +35,12 @@ type KeyVault interface {
 	// Token decrypts a key's token, for a charge only, and returns the customer key it was issued for
 	// (the gateway refuses a charge with another one).
 	Token(ctx context.Context, db dbx.DBTX, keyID string) (token gateway.BillingKeyToken, customerKey string, err error)
+	// ChargeableKeys is ChargeableKey for many customers in one query (batch renewals); a customer
+	// without a chargeable key is absent from the map.
+	ChargeableKeys(ctx context.Context, db dbx.DBTX, customerIDs []string) (map[string]KeyRef, error)
+	// Tokens is Token for many keys in one query; a key that cannot be charged (revoked, gone, not
+	// decrypting) is absent from the map and its error is in errs.
+	Tokens(ctx context.Context, db dbx.DBTX, keyIDs []string) (tokens map[string]KeyToken, errs map[string]error, err error)
 	// MarkHardDeclined stops charges on the key until the customer registers a new one.
 	MarkHardDeclined(ctx context.Context, db dbx.DBTX, keyID, code string, at time.Time) error
 	// BackupKey returns the customer's backup card if it may be charged, else ErrNoChargeableKey.

@@ -28,5 +28,7 @@ func (s *Service) NextNumber(ctx context.Context, tx pgx.Tx, series string) (str
 	if err != nil {
 		return "", fmt.Errorf("next %s number: %w", prefix, err)
 	}
-	return fmt.Sprintf("%s-%06d", prefix, n), nil
+	return documentNumber(prefix, n), nil
 }
+
+func documentNumber(prefix string, n int64) string { return fmt.Sprintf("%s-%06d", prefix, n) }

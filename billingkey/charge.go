@@ -73,3 +73,46 @@ func (v *Vault) MarkHardDeclined(ctx context.Context, db dbx.DBTX, keyID, code s
 	v.log.InfoContext(ctx, "billing key hard-declined; no more charges on it", "billing_key_id", keyID, "decline_code", code)
 	return nil
 }
+
+// ChargeableKeys is ChargeableKey for many customers in one query.
+func (v *Vault) ChargeableKeys(ctx context.Context, db dbx.DBTX, customerIDs []string) (map[string]billing.KeyRef, error) {
+	rows, err := v.q(db).ChargeableKeys(ctx, customerIDs)
+	if err != nil {
+		return nil, fmt.Errorf("chargeable keys of %d customers: %w", len(customerIDs), err)
+	}
+	out := make(map[string]billing.KeyRef, len(rows))
+	for _, r := range rows {
+		out[r.CustomerID] = billing.KeyRef{ID: r.ID, Gateway: r.Gateway, CustomerKey: r.CustomerKey}
+	}
+	return out, nil
+}
+
+// Tokens is Token for many keys in one query, with Token's refusals: a key that is gone, revoked or does
+// not decrypt is left out, with its error in errs.
+func (v *Vault) Tokens(ctx context.Context, db dbx.DBTX, keyIDs []string) (map[string]billing.KeyToken, map[string]error, error) {
+	rows, err := v.q(db).KeySecrets(ctx, keyIDs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %d billing keys: %w", len(keyIDs), err)
+	}
+	out := make(map[string]billing.KeyToken, len(rows))
+	errs := map[string]error{}
+	for _, row := range rows {
+		if row.Status != StatusActive {
+			errs[row.ID] = fmt.Errorf("billing key %s is %s: %w", row.ID, row.Status, billing.ErrNoChargeableKey)
+			continue
+		}
+		pt, err := v.ring.Open(row.Ciphertext, int(row.KeyVersion), binding(row.ID, row.CustomerID)...)
+		if err != nil {
+			v.log.ErrorContext(ctx, "billing key does not decrypt", "billing_key_id", row.ID, "key_version", row.KeyVersion, "err", err)
+			errs[row.ID] = fmt.Errorf("decrypt billing key %s: %w", row.ID, err)
+			continue
+		}
+		out[row.ID] = billing.KeyToken{Token: gateway.NewBillingKeyToken(string(pt)), CustomerKey: row.CustomerKey}
+	}
+	for _, id := range keyIDs {
+		if _, ok := out[id]; !ok && errs[id] == nil {
+			errs[id] = apperr.NotFound("billing_key", id)
+		}
+	}
+	return out, errs, nil
+}

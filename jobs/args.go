@@ -42,6 +42,19 @@ func (RenewArgs) InsertOpts() river.InsertOpts {
 // renewPriority is River's priority for renewals (1 is the highest, and every other job's default).
 const renewPriority = 2
 
+// RenewBatchArgs renews due subscriptions a batch at a time (billing.RenewBatch). Renewals are driven by
+// the column, not by a job per subscription: the sweeper enqueues up to renewBatchJobs of these while
+// renewals are due, one per slot, unique per slot, and each claims whatever is due (FOR UPDATE SKIP
+// LOCKED), so slots and replicas share the day without overlapping.
+type RenewBatchArgs struct {
+	Slot int `json:"slot"`
+}
+
+func (RenewBatchArgs) Kind() string { return "renew_batch" }
+func (RenewBatchArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: uniqueness, Priority: renewPriority}
+}
+
 // CollectArgs retries an invoice's charge.
 type CollectArgs WorkArgs
 

@@ -194,14 +194,32 @@ type Scheduler struct {
 
 var _ billing.Scheduler = (*Scheduler)(nil)
 
-// ScheduleTx enqueues work in tx. Work already queued is not duplicated.
+// Batch renewals (billing.RenewBatch): how many subscriptions one batch claims, how many batch jobs run at
+// once (each holds a transaction while it writes, then up to renewBatchSize charges in flight: the
+// per-gateway bulkhead bounds the sum), and how long one job run renews before it requeues itself.
+const (
+	renewBatchSize   = 250
+	renewBatchJobs   = 4
+	renewBatchBudget = 10 * time.Second
+)
+
+// ScheduleTx enqueues work in tx. Work already queued is not duplicated. Renewals are not a job each: a
+// renewal due now becomes a share of up to renewBatchJobs batch jobs, and one due later is left to its
+// column (next_renewal_at), where the sweeper finds it when it falls due.
 func (s *Scheduler) ScheduleTx(ctx context.Context, tx pgx.Tx, work ...billing.Work) error {
 	if len(work) == 0 {
 		return nil
 	}
 	now := s.clock.Now()
 	params := make([]river.InsertManyParams, 0, len(work))
+	renewals := 0
 	for _, w := range work {
+		if w.Kind == billing.WorkRenew {
+			if !w.At.After(now) {
+				renewals++
+			}
+			continue
+		}
 		opts := &river.InsertOpts{UniqueOpts: uniqueness}
 		if s.testClock {
 			if w.At.After(now) {
@@ -211,6 +229,9 @@ func (s *Scheduler) ScheduleTx(ctx context.Context, tx pgx.Tx, work ...billing.W
 			opts.ScheduledAt = w.At
 		}
 		params = append(params, river.InsertManyParams{Args: argsFor(w), InsertOpts: opts})
+	}
+	for slot := 0; slot < min(renewBatchJobs, (renewals+renewBatchSize-1)/renewBatchSize); slot++ {
+		params = append(params, river.InsertManyParams{Args: RenewBatchArgs{Slot: slot}})
 	}
 	if len(params) == 0 {
 		return nil

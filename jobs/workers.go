@@ -49,6 +49,7 @@ func addDomainWorkers(workers *river.Workers, b *billing.Service, c clock.Clock)
 		_, err := b.Renew(ctx, id)
 		return err
 	}})
+	river.AddWorker(workers, &renewBatchWorker{b: b, size: renewBatchSize, budget: renewBatchBudget})
 	river.AddWorker(workers, &domainWorker[CollectArgs]{c: c, run: func(ctx context.Context, id string) error {
 		_, err := b.Collect(ctx, id, billing.CollectOptions{})
 		return err
@@ -60,6 +61,32 @@ func addDomainWorkers(workers *river.Workers, b *billing.Service, c clock.Clock)
 	river.AddWorker(workers, &domainWorker[GraceEndArgs]{c: c, run: b.EndGrace})
 	river.AddWorker(workers, &domainWorker[DunningEndArgs]{c: c, run: b.EndDunning})
 	river.AddWorker(workers, &domainWorker[ExpireIncompleteArgs]{c: c, run: b.ExpireIncomplete})
+}
+
+// renewBatchWorker renews batches of due subscriptions until none is left or its time is up; then it
+// snoozes for zero seconds, which puts it straight back in the queue (without counting an attempt), so a
+// long billing day is a chain of short job runs that River can rescue and replicas can share.
+type renewBatchWorker struct {
+	river.WorkerDefaults[RenewBatchArgs]
+	b      *billing.Service
+	size   int
+	budget time.Duration
+}
+
+func (w *renewBatchWorker) Work(ctx context.Context, _ *river.Job[RenewBatchArgs]) error {
+	start := time.Now()
+	for {
+		res, err := w.b.RenewBatch(ctx, w.size)
+		if err != nil {
+			return err
+		}
+		if res.Claimed < w.size {
+			return nil // nothing more is due (or other slots hold the rest)
+		}
+		if time.Since(start) > w.budget {
+			return river.JobSnooze(0)
+		}
+	}
 }
 
 type sweepWorker struct {

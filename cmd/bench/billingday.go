@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
 	"runtime"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -45,15 +48,24 @@ type DayResult struct {
 	// OtherJobWait is, per job kind other than renew, the longest a job waited between becoming runnable
 	// and being started: periodic housekeeping (the sweeper, webhook fan-out) shares the default queue
 	// with the billing day's backlog.
-	OtherJobWait  map[string]float64 `json:"other_jobs_max_wait_seconds"`
-	AttemptStatus map[string]int     `json:"attempt_status"`
-	Settings      serviceSettings
+	OtherJobWait map[string]float64 `json:"other_jobs_max_wait_seconds"`
+	// GetDuring is the API's GET load run while this day drained (the dayapi scenario), from billingd's
+	// start, measured from outside as in the api scenario.
+	GetDuring *LoadResult `json:"get_during_day,omitempty"`
+	// Replicas is how many billingd processes shared the day (-replicas); CPU "billingd" is the first's.
+	Replicas int `json:"replicas"`
+	// GatewayCharges are the simulator's successful charges during the day, and DoubleCharges the
+	// invoices among them charged more than once (must be 0).
+	GatewayCharges int            `json:"gateway_charges"`
+	DoubleCharges  int            `json:"double_charges"`
+	AttemptStatus  map[string]int `json:"attempt_status"`
+	Settings       serviceSettings
 }
 
 // runBillingDay seeds N subscriptions due a second ago, starts billingd, and watches until every renewal
 // invoice is paid (or the timeout). Due-to-paid is measured from billingd's start: everything was already
 // due then, so the figure is the service's own delay, with nothing of the seeding in it.
-func runBillingDay(ctx context.Context, e *env, name string, n, latencyMs int) (DayResult, error) {
+func runBillingDay(ctx context.Context, e *env, name string, n, latencyMs int, withGets bool) (DayResult, error) {
 	r := DayResult{Name: name, Subscriptions: n, LatencyMs: latencyMs, Settings: e.svc}
 	db := "bench_" + name
 	pool, err := e.srv.migrated(ctx, db)
@@ -109,8 +121,36 @@ func runBillingDay(ctx context.Context, e *env, name string, n, latencyMs int) (
 		return r, err
 	}
 	defer bd.Stop()
+	chargesBefore := len(e.sim.Charges())
+	r.Replicas = 1
+	for i := 2; i <= e.replicas; i++ {
+		more, err := startBillingd(ctx, e.billingdBin, e.srv.url(db), e.sim.URL, e.encKeys, e.outDir, fmt.Sprintf("%s-replica%d", name, i))
+		if err != nil {
+			return r, err
+		}
+		defer more.Stop()
+		r.Replicas++
+	}
 	start := bd.Started
 	r.StartupMs = float64(bd.Ready.Sub(bd.Started).Microseconds()) / 1000
+	var gets chan LoadResult
+	if withGets {
+		gets = make(chan LoadResult, 1)
+		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 2048, MaxIdleConnsPerHost: 2048, IdleConnTimeout: time.Minute}}
+		auth := "Bearer " + bd.Token
+		e.logf("%s: GET /v1/subscriptions/{id} at %.0f/s for %s while the day drains", name, e.mode.getRate, e.mode.apiDuration)
+		go func() {
+			res := openLoop(ctx, client, e.mode.getRate, e.mode.apiDuration, func(int) (*http.Request, error) {
+				req, err := http.NewRequest(http.MethodGet, bd.URL+"/v1/subscriptions/"+subID(1+rand.IntN(n)), nil)
+				if err == nil {
+					req.Header.Set("Authorization", auth)
+				}
+				return req, err
+			})
+			res.Endpoint = "GET /v1/subscriptions/{id}"
+			gets <- res
+		}()
+	}
 	meter := newCPUMeter(bd.PID(), pre)
 	waits := waitSample{}
 	deadline := start.Add(e.mode.dayTimeout)
@@ -156,7 +196,24 @@ func runBillingDay(ctx context.Context, e *env, name string, n, latencyMs int) (
 		}
 	}
 	wall := time.Since(start).Seconds()
+	perInvoice := map[string]int{}
+	for _, c := range e.sim.Charges()[chargesBefore:] {
+		if c.Status != "DONE" {
+			continue
+		}
+		r.GatewayCharges++
+		perInvoice[c.OrderID[:strings.LastIndex(c.OrderID, "-")]]++
+	}
+	for _, k := range perInvoice {
+		if k > 1 {
+			r.DoubleCharges++
+		}
+	}
 	r.CPU = meter.split(wall, runtime.NumCPU())
+	if gets != nil {
+		g := <-gets
+		r.GetDuring = &g
+	}
 	if _, h := procMemKiB(bd.PID()); h > hwm {
 		hwm = h
 	}

@@ -64,6 +64,7 @@ type env struct {
 	outDir      string
 	cpuProfile  string
 	jobsSeeded  bool
+	replicas    int
 	logf        func(string, ...any)
 }
 
@@ -76,11 +77,12 @@ func main() {
 
 func run() error {
 	modeName := flag.String("mode", "quick", "quick (10k billing day) or full (1M billing day)")
-	only := flag.String("only", "", "comma-separated scenarios to run (pgbench,river,day0,day250,sweep,api,webhooks); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (pgbench,river,day0,day250,dayapi,sweep,api,webhooks); default all")
 	outDir := flag.String("out", "bench/out", "where the JSON results go")
 	n := flag.Int("n", 0, "override the billing day's subscription count")
 	cpuProfile := flag.String("cpuprofile", "", "diagnostic: run billingd in this process for the billing days and write CPU profiles to <file>.<day>")
-	sweeperOnly := flag.Bool("sweeper-only", false, "billing day without the renew jobs the previous renewals scheduled: the sweeper alone enqueues (recovery after lost jobs)")
+	replicas := flag.Int("replicas", 1, "billingd processes sharing each billing day (docs/scaling.md)")
+	legacyJobs := flag.Bool("legacy-renew-jobs", false, "seed a River renew job per due subscription, as billingd scheduled before batch renewals (each runs the single-renewal path): an A/B against the batches")
 	dayTimeout := flag.Duration("day-timeout", 0, "cap each billing day (default: 3m quick, 40m full); an undrained day reports what it paid")
 	latency := flag.Int("latency", 250, "the second billing day's added gateway latency, in ms")
 	logs := flag.String("logs", "", "keep billingd's logs in this directory (default: a temporary one, removed)")
@@ -149,8 +151,8 @@ func run() error {
 			return err
 		}
 	}
-	e := &env{mode: m, srv: srv, svc: svc, root: root, outDir: logDir, logf: logf, customerKey: "bench-customer", cpuProfile: *cpuProfile, jobsSeeded: !*sweeperOnly}
-	rep := &Report{Mode: m, Settings: svc, Started: began.UTC(), Host: hostInfo(), Partial: *only != "" || *n > 0 || *cpuProfile != "" || *sweeperOnly || *latency != 250 || *dayTimeout > 0}
+	e := &env{mode: m, srv: srv, svc: svc, root: root, outDir: logDir, logf: logf, customerKey: "bench-customer", cpuProfile: *cpuProfile, jobsSeeded: *legacyJobs, replicas: *replicas}
+	rep := &Report{Mode: m, Settings: svc, Started: began.UTC(), Host: hostInfo(), Partial: *only != "" || *n > 0 || *cpuProfile != "" || *legacyJobs || *replicas != 1 || *latency != 250 || *dayTimeout > 0}
 	if c, err := srv.admin(ctx); err == nil {
 		_ = c.QueryRow(ctx, "SHOW server_version").Scan(&rep.Host.Postgres)
 		c.Close(ctx)
@@ -178,7 +180,7 @@ func run() error {
 		logf("river: %.0f no-op jobs/s (%.2f commits/job)", res.JobsPerSecond, res.CommitsPerJob)
 	}
 
-	if want("day0") || want("day250") || want("sweep") || want("api") || want("webhooks") {
+	if want("day0") || want("day250") || want("dayapi") || want("sweep") || want("api") || want("webhooks") {
 		logf("building billingd")
 		if e.billingdBin, err = buildBillingd(ctx, root, tmp); err != nil {
 			return err
@@ -195,18 +197,27 @@ func run() error {
 		}
 	}
 	if want("day0") {
-		res, err := runBillingDay(ctx, e, "day0", m.DaySubs, 0)
+		res, err := runBillingDay(ctx, e, "day0", m.DaySubs, 0, false)
 		if err != nil {
 			return fmt.Errorf("billing day (0 ms): %w", err)
 		}
 		rep.Day0 = &res
 	}
 	if want("day250") {
-		res, err := runBillingDay(ctx, e, "day250", m.DaySubs, *latency)
+		res, err := runBillingDay(ctx, e, "day250", m.DaySubs, *latency, false)
 		if err != nil {
 			return fmt.Errorf("billing day (%d ms): %w", *latency, err)
 		}
 		rep.Day250 = &res
+	}
+	if want("dayapi") {
+		// The API while a day drains: the same 0 ms day with GETs at the API's rate alongside, a run of
+		// its own so the GETs' CPU does not change the day's figures above.
+		res, err := runBillingDay(ctx, e, "dayapi", m.DaySubs, 0, true)
+		if err != nil {
+			return fmt.Errorf("billing day with API load: %w", err)
+		}
+		rep.DayAPI = &res
 	}
 	if pgb != nil && (want("day0") || want("day250")) {
 		if err := pgb.run(ctx, "after the billing days", logf); err != nil {

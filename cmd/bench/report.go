@@ -19,13 +19,14 @@ type Report struct {
 	River    *RiverResult    `json:"river_noop,omitempty"`
 	Day0     *DayResult      `json:"billing_day_0ms,omitempty"`
 	Day250   *DayResult      `json:"billing_day_250ms,omitempty"`
+	DayAPI   *DayResult      `json:"billing_day_with_api_load,omitempty"`
 	Sweep    *SweepResult    `json:"sweep,omitempty"`
 	API      *APIResult      `json:"api,omitempty"`
 	Webhooks *WebhookResult  `json:"webhooks,omitempty"`
 	Targets  []Target        `json:"targets"`
 }
 
-// Target is one of the benchmark's targets (issue 9's, and issue 16's webhook receipt), judged on this run.
+// Target is one of the benchmark's targets (issue 9's, issue 15's, and issue 16's webhook receipt), judged on this run.
 type Target struct {
 	Name  string `json:"name"`
 	Want  string `json:"want"`
@@ -51,6 +52,18 @@ func (r *Report) evaluate() {
 			pct := 100 * d.RenewalsPerS / r.Pgbench.TPS
 			add("billing day 0 ms vs pgbench TPS", ">= 40%", fmt.Sprintf("%.0f%%", pct), yesNo(d.Drained && pct >= 40), "")
 		}
+	}
+	for _, d := range []*DayResult{r.Day0, r.Day250, r.DayAPI} {
+		if d != nil && d.DoubleCharges > 0 {
+			add(d.Name+": no invoice charged twice", "0", fmt.Sprint(d.DoubleCharges), "NO", "")
+		}
+	}
+	if d := r.Day0; d != nil && r.Pgbench != nil && r.Pgbench.PostgresMsPerTx > 0 {
+		tx := d.PostgresMsPerRenewal / r.Pgbench.PostgresMsPerTx
+		add("Postgres CPU per renewal, in TPC-B transactions", "<= 2", fmt.Sprintf("%.1f", tx), yesNo(d.Drained && tx <= 2), "")
+	}
+	if d := r.Day0; d != nil {
+		add("commits per renewal", "<= 0.1", fmt.Sprintf("%.2f", d.CommitsPerRenew), yesNo(d.Drained && d.CommitsPerRenew <= 0.1), "")
 	}
 	if d, z := r.Day250, r.Day0; d != nil && z != nil && z.RenewalsPerS > 0 {
 		pct := 100 * d.RenewalsPerS / z.RenewalsPerS
@@ -97,6 +110,12 @@ func (r *Report) evaluate() {
 		}
 		add(fmt.Sprintf("sweep %s due among %s", kfmt(s.Due), kfmt(s.Subscriptions)), "< 50 ms", fmt.Sprintf("%.1f ms", s.FirstMs), yesNo(s.FirstMs < 50), note)
 		add("DueRenewals plan", "index range scan, no seq scan", s.PlanSummary, yesNo(s.RangeScan), "")
+	}
+	if d := r.DayAPI; d != nil && d.GetDuring != nil {
+		g := d.GetDuring
+		add(fmt.Sprintf("GET subscription p99 at %.0f/s while a billing day drains", g.Rate), "< 25 ms", fmt.Sprintf("%.1f ms", g.P99Ms),
+			yesNo(g.P99Ms < 25 && g.Errors == 0 && d.Drained),
+			fmt.Sprintf("%.0f of the GETs' %.0f s overlapped the drain (%s day drained in %s)", min(d.DrainSeconds, g.Seconds), g.Seconds, kfmt(d.Subscriptions), fmtDur(d.DrainSeconds)))
 	}
 	if a := r.API; a != nil {
 		add(fmt.Sprintf("GET subscription p99 at %.0f/s", a.Get.Rate), "< 10 ms", fmt.Sprintf("%.1f ms", a.Get.P99Ms),
@@ -161,17 +180,21 @@ func (r *Report) Table() string {
 	if v := r.River; v != nil {
 		fmt.Fprintf(w, "River no-op jobs (%d workers, %s cooldown)\t%.0f jobs/s (%.2f commits/job)\t%s\t100%%\n", v.Workers, v.FetchCooldown, v.JobsPerSecond, v.CommitsPerJob, pct(v.JobsPerSecond, tps))
 	}
-	for _, d := range []*DayResult{r.Day0, r.Day250} {
+	for _, d := range []*DayResult{r.Day0, r.Day250, r.DayAPI} {
 		if d == nil {
 			continue
 		}
 		head := fmt.Sprintf("billing day %s, %d ms gateway", kfmt(d.Subscriptions), d.LatencyMs)
+		if d.GetDuring != nil {
+			head += " + API load"
+		}
 		drained := ""
 		if !d.Drained {
 			drained = fmt.Sprintf(" (NOT drained: %d paid)", d.Paid)
 		}
 		fmt.Fprintf(w, "%s: renewals/s\t%.0f/s (steady %.0f/s)%s\t%s\t%s\n", head, d.RenewalsPerS, d.SteadyPerS, drained, pct(d.RenewalsPerS, tps), pct(d.RenewalsPerS, riv))
 		fmt.Fprintf(w, "  time to drain\t%s\t\t\n", fmtDur(d.DrainSeconds))
+		fmt.Fprintf(w, "  billingd replicas; charges at the gateway; invoices charged twice\t%d; %d; %d\t\t\n", d.Replicas, d.GatewayCharges, d.DoubleCharges)
 		fmt.Fprintf(w, "  due -> paid p50 / p99\t%.2fs / %.2fs\t\t\n", d.P50DueToPaid, d.P99DueToPaid)
 		fmt.Fprintf(w, "  Postgres commits per renewal\t%.1f (%.0f commits/s)\t%s\t\n", d.CommitsPerRenew, d.CommitsPerRenew*d.RenewalsPerS, pct(d.CommitsPerRenew*d.RenewalsPerS, tps))
 		fmt.Fprintf(w, "  billingd peak RSS\t%.0f MiB\t\t\n", d.RSSMiB)
@@ -184,6 +207,9 @@ func (r *Report) Table() string {
 		fmt.Fprintf(w, "  CPU (cores of %d)\tbusy %.2f: billingd %.2f, postgres %.2f, bench+pgsim %.2f, other %.2f, steal %.2f\t\t\n",
 			c.MachineCores, c.MachineBusy, c.Billingd, c.Postgres, c.BenchProcess, c.OtherOnHost, c.Steal)
 		fmt.Fprintf(w, "  backend samples\t%s\t\t\n", strings.Join(topWaits(d.Waits, 4), ", "))
+		if g := d.GetDuring; g != nil {
+			fmt.Fprintf(w, "  %s at %.0f/s during the day: p50 / p99\t%.1f ms / %.1f ms (max %.0f ms, %d errors)\t\t\n", g.Endpoint, g.Rate, g.P50Ms, g.P99Ms, g.MaxMs, g.Errors)
+		}
 	}
 	if s := r.Sweep; s != nil {
 		fmt.Fprintf(w, "sweep, %s due among %s (median of 7)\t%.1f ms, %d enqueued (fastest %.1f ms; its reads alone %.1f ms; with the jobs queued %.1f ms)\t\t\n",

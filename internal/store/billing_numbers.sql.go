@@ -37,3 +37,23 @@ func (q *Queries) SetInvoiceNumber(ctx context.Context, arg SetInvoiceNumberPara
 	_, err := q.db.Exec(ctx, setInvoiceNumber, arg.Number, arg.ID)
 	return err
 }
+
+const takeDocumentNumbers = `-- name: TakeDocumentNumbers :one
+INSERT INTO document_number_counters (prefix, last_number) VALUES ($1, $2::bigint)
+ON CONFLICT (prefix) DO UPDATE SET last_number = document_number_counters.last_number + $2::bigint
+RETURNING last_number
+`
+
+type TakeDocumentNumbersParams struct {
+	Prefix string
+	N      int64
+}
+
+// Takes the next @n numbers of a prefix at once (a batch of renewals): the last of them is returned, the
+// first is last - n + 1. The same lock as NextDocumentNumber, taken once per batch.
+func (q *Queries) TakeDocumentNumbers(ctx context.Context, arg TakeDocumentNumbersParams) (int64, error) {
+	row := q.db.QueryRow(ctx, takeDocumentNumbers, arg.Prefix, arg.N)
+	var last_number int64
+	err := row.Scan(&last_number)
+	return last_number, err
+}

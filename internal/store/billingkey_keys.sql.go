@@ -53,6 +53,44 @@ func (q *Queries) ChargeableKey(ctx context.Context, customerID string) (Chargea
 	return i, err
 }
 
+const chargeableKeys = `-- name: ChargeableKeys :many
+SELECT customer_id, id, gateway, customer_key FROM billing_keys
+WHERE customer_id = ANY($1::text[]) AND is_default AND status = 'active' AND hard_declined_at IS NULL
+`
+
+type ChargeableKeysRow struct {
+	CustomerID  string
+	ID          string
+	Gateway     string
+	CustomerKey string
+}
+
+// ChargeableKey for many customers at once (billing's batch renewals).
+func (q *Queries) ChargeableKeys(ctx context.Context, customerIds []string) ([]ChargeableKeysRow, error) {
+	rows, err := q.db.Query(ctx, chargeableKeys, customerIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ChargeableKeysRow
+	for rows.Next() {
+		var i ChargeableKeysRow
+		if err := rows.Scan(
+			&i.CustomerID,
+			&i.ID,
+			&i.Gateway,
+			&i.CustomerKey,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const clearBackup = `-- name: ClearBackup :exec
 UPDATE billing_keys SET is_backup = false WHERE customer_id = $1 AND is_backup
 `
@@ -318,6 +356,46 @@ func (q *Queries) KeySecret(ctx context.Context, id string) (KeySecretRow, error
 		&i.KeyVersion,
 	)
 	return i, err
+}
+
+const keySecrets = `-- name: KeySecrets :many
+SELECT id, customer_id, customer_key, status, ciphertext, key_version FROM billing_keys WHERE id = ANY($1::text[])
+`
+
+type KeySecretsRow struct {
+	ID          string
+	CustomerID  string
+	CustomerKey string
+	Status      string
+	Ciphertext  []byte
+	KeyVersion  int32
+}
+
+func (q *Queries) KeySecrets(ctx context.Context, ids []string) ([]KeySecretsRow, error) {
+	rows, err := q.db.Query(ctx, keySecrets, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []KeySecretsRow
+	for rows.Next() {
+		var i KeySecretsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.CustomerID,
+			&i.CustomerKey,
+			&i.Status,
+			&i.Ciphertext,
+			&i.KeyVersion,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const listKeys = `-- name: ListKeys :many

@@ -85,3 +85,11 @@ UPDATE billing_keys SET is_backup = true WHERE id = $1 RETURNING *;
 
 -- name: KeyCard :one
 SELECT card_brand, masked_number FROM billing_keys WHERE id = $1;
+
+-- name: ChargeableKeys :many
+-- ChargeableKey for many customers at once (billing's batch renewals).
+SELECT customer_id, id, gateway, customer_key FROM billing_keys
+WHERE customer_id = ANY(@customer_ids::text[]) AND is_default AND status = 'active' AND hard_declined_at IS NULL;
+
+-- name: KeySecrets :many
+SELECT id, customer_id, customer_key, status, ciphertext, key_version FROM billing_keys WHERE id = ANY(@ids::text[]);
