@@ -97,9 +97,10 @@ func (s *Service) RenewBatch(ctx context.Context, max int) (BatchResult, error) 
 // plainRenewal is a claimed subscription the set-based path renews.
 type plainRenewal struct {
 	sub        store.Subscription
-	plan       store.Plan
 	key        KeyRef
 	start, end time.Time
+	draft      draftInvoice
+	comp       Composition // Compose's, as createFinalizedInvoice composes (no credit: see plainRenewals)
 }
 
 // plainRenewals splits the claimed subscriptions into those the batch renews and those Renew does.
@@ -148,6 +149,10 @@ func (s *Service) plainRenewals(ctx context.Context, tx pgx.Tx, subs []store.Sub
 	for _, a := range withCredit {
 		hasCredit[a] = true
 	}
+	rates, err := s.taxRatesFor(ctx, tx, keysOf(customers), plans)
+	if err != nil {
+		return nil, nil, err
+	}
 	// A customer with two subscriptions due in one batch gets one of them batched: invoices of one
 	// customer are finalized one at a time, as they would be alone.
 	seen := map[string]bool{}
@@ -155,21 +160,78 @@ func (s *Service) plainRenewals(ctx context.Context, tx pgx.Tx, subs []store.Sub
 	for _, sub := range cands {
 		plan, okPlan := byID[sub.PlanID]
 		key, okKey := keys[sub.CustomerID]
-		if !okPlan || !okKey || hasCredit[CreditAccount(sub.CustomerID)] || seen[sub.CustomerID] ||
-			!plan.Amount.Mul(decimal.NewFromInt32(sub.Quantity)).IsPositive() {
+		if !okPlan || !okKey || hasCredit[CreditAccount(sub.CustomerID)] || seen[sub.CustomerID] {
 			singles = append(singles, sub.ID)
 			continue
 		}
-		seen[sub.CustomerID] = true
 		unit, count := Interval(plan.Interval), int(plan.IntervalCount)
 		start, anchor := sub.CurrentPeriodEnd, sub.BillingAnchor
 		end := PeriodEnd(anchor, unit, count, periodIndexAt(anchor, unit, count, start))
 		if !end.After(start) {
 			end = PeriodEnd(start, unit, count, 1)
 		}
-		plain = append(plain, plainRenewal{sub: sub, plan: plan, key: key, start: start, end: end})
+		// periodDraft's draft, with taxRateFor's rate: the customer's, else the plan's.
+		d := periodInvoice(sub, plan, "renewal", start, end)
+		rate := rates.customer[sub.CustomerID]
+		if rate == nil {
+			rate = rates.plan[plan.ID]
+		}
+		for i := range d.Lines {
+			d.Lines[i].TaxRate = rate
+		}
+		c, err := Compose(ComposeInput{Currency: d.Currency, Lines: d.Lines})
+		if err != nil {
+			return nil, nil, err
+		}
+		if !c.Total.IsPositive() {
+			singles = append(singles, sub.ID) // nothing to charge: paid on finalization, by Renew
+			continue
+		}
+		seen[sub.CustomerID] = true
+		plain = append(plain, plainRenewal{sub: sub, key: key, start: start, end: end, draft: d, comp: c})
 	}
 	return plain, singles, nil
+}
+
+// batchRates are the tax rates of a batch: by customer (their own) and by plan.
+type batchRates struct{ customer, plan map[string]*TaxRate }
+
+// taxRatesFor is taxRateFor for a batch's customers and plans, in two queries.
+func (s *Service) taxRatesFor(ctx context.Context, tx pgx.Tx, customerIDs []string, plans []store.Plan) (batchRates, error) {
+	r := batchRates{customer: map[string]*TaxRate{}, plan: map[string]*TaxRate{}}
+	own, err := s.q(tx).CustomerTaxRates(ctx, customerIDs)
+	if err != nil {
+		return r, fmt.Errorf("tax rates of a batch: %w", err)
+	}
+	ids := map[string]bool{}
+	for _, c := range own {
+		ids[*c.TaxRateID] = true
+	}
+	for _, p := range plans {
+		if p.TaxRateID != nil {
+			ids[*p.TaxRateID] = true
+		}
+	}
+	if len(ids) == 0 {
+		return r, nil
+	}
+	rows, err := s.q(tx).TaxRatesByID(ctx, keysOf(ids))
+	if err != nil {
+		return r, fmt.Errorf("tax rates of a batch: %w", err)
+	}
+	byID := map[string]*TaxRate{}
+	for _, row := range rows {
+		byID[row.ID] = &TaxRate{ID: row.ID, Name: row.Name, Percentage: row.Percentage, Inclusive: row.Inclusive}
+	}
+	for _, c := range own {
+		r.customer[c.ID] = byID[*c.TaxRateID]
+	}
+	for _, p := range plans {
+		if p.TaxRateID != nil {
+			r.plan[p.ID] = byID[*p.TaxRateID]
+		}
+	}
+	return r, nil
 }
 
 // batchCharge is one committed attempt of a batch, ready to send.
@@ -256,13 +318,8 @@ func (s *Service) writeBatch(ctx context.Context, tx pgx.Tx, plain []plainRenewa
 	atts := store.InsertPendingAttemptsParams{NextLookupAt: &next, CreatedAt: now}
 	charges := make([]batchCharge, 0, n)
 	for _, r := range plain {
-		sub := r.sub
-		d := periodInvoice(sub, r.plan, "renewal", r.start, r.end)
-		total := decimal.Zero
-		for _, l := range d.Lines {
-			total = total.Add(l.Amount)
-		}
-		total = money.Round(total, d.Currency)
+		sub, d, c := r.sub, r.draft, r.comp
+		total := c.Total
 		invID := ids.New("inv")
 		subs.Ids = append(subs.Ids, sub.ID)
 		subs.PeriodStarts = append(subs.PeriodStarts, r.start)
@@ -274,8 +331,16 @@ func (s *Service) writeBatch(ctx context.Context, tx pgx.Tx, plain []plainRenewa
 		invs.Currencies = append(invs.Currencies, d.Currency)
 		invs.PeriodStarts = append(invs.PeriodStarts, r.start)
 		invs.PeriodEnds = append(invs.PeriodEnds, r.end)
+		invs.Subtotals = append(invs.Subtotals, c.Subtotal)
 		invs.Totals = append(invs.Totals, total)
-		for _, l := range d.Lines {
+		invs.Discounts = append(invs.Discounts, c.Discount)
+		invs.SupplyValues = append(invs.SupplyValues, c.SupplyValue)
+		invs.Taxes = append(invs.Taxes, c.Tax)
+		invs.TaxFrees = append(invs.TaxFrees, c.TaxFree)
+		for _, l := range c.Lines {
+			if l.Discount != nil && !l.DiscountAmount.IsZero() {
+				return nil, fmt.Errorf("subscription %s: a discounted line is not batched", sub.ID) // periodInvoice makes none
+			}
 			lines.InvoiceIds = append(lines.InvoiceIds, invID)
 			lines.Descriptions = append(lines.Descriptions, l.Description)
 			lines.PlanIds = append(lines.PlanIds, l.PlanID)
@@ -284,10 +349,26 @@ func (s *Service) writeBatch(ctx context.Context, tx pgx.Tx, plain []plainRenewa
 			lines.Amounts = append(lines.Amounts, l.Amount)
 			lines.PeriodStarts = append(lines.PeriodStarts, l.PeriodStart)
 			lines.PeriodEnds = append(lines.PeriodEnds, l.PeriodEnd)
+			lines.Discounts = append(lines.Discounts, l.DiscountAmount)
+			lines.Taxes = append(lines.Taxes, l.Tax)
+			lines.SupplyValues = append(lines.SupplyValues, l.SupplyValue)
+			lines.LineTotals = append(lines.LineTotals, l.Total)
+			if l.TaxRate != nil {
+				lines.TaxRateIds = append(lines.TaxRateIds, l.TaxRate.ID)
+				lines.TaxPercentages = append(lines.TaxPercentages, l.TaxRate.Percentage)
+				lines.TaxInclusives = append(lines.TaxInclusives, l.TaxRate.Inclusive)
+			} else {
+				lines.TaxRateIds = append(lines.TaxRateIds, "")
+				lines.TaxPercentages = append(lines.TaxPercentages, decimal.Zero)
+				lines.TaxInclusives = append(lines.TaxInclusives, false)
+			}
 		}
+		// finalizeInvoice's posting, leg for leg.
 		if err := ledger.add(invID, sub.CustomerID, "invoice "+invID,
-			Entry{Account: ReceivableAccount(sub.CustomerID), Currency: d.Currency, Amount: total},
-			Entry{Account: AccountRevenue, Currency: d.Currency, Amount: total.Neg()}); err != nil {
+			Entry{Account: ReceivableAccount(sub.CustomerID), Currency: d.Currency, Amount: c.Total},
+			Entry{Account: AccountRevenue, Currency: d.Currency, Amount: c.SupplyValue.Add(c.DiscountSupply).Neg()},
+			Entry{Account: AccountDiscounts, Currency: d.Currency, Amount: c.DiscountSupply},
+			Entry{Account: AccountTaxOwed, Currency: d.Currency, Amount: c.Tax.Neg()}); err != nil {
 			return nil, err
 		}
 		refs := Refs{CustomerID: sub.CustomerID, SubscriptionID: sub.ID, InvoiceID: invID}
@@ -377,6 +458,12 @@ func (s *Service) chargeBatch(ctx context.Context, charges []batchCharge) (int, 
 	tokens, tokenErrs, err := s.vault.Tokens(ctx, s.pool, keyIDs)
 	if err != nil {
 		return 0, err
+	}
+	// Counted before any request leaves, as charge counts a single send (MarkAttemptSent): an attempt
+	// with send_count = 0 provably never reached the gateway.
+	sentAt := s.clock.Now()
+	if err := s.q(s.pool).MarkAttemptsSent(ctx, store.MarkAttemptsSentParams{SentAt: &sentAt, Ids: attemptIDs(charges)}); err != nil {
+		return 0, fmt.Errorf("record the sends of %d attempts: %w", len(charges), err)
 	}
 	results := make([]sentCharge, len(charges))
 	var wg sync.WaitGroup

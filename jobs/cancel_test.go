@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -53,7 +54,8 @@ func TestCancelTxWithdrawsOnlyTheNamedQueuedWork(t *testing.T) {
 	cancelled, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	require.Equal(t, []string{"dunning_end/sub_a", "dunning_end/sub_a", "grace_end/sub_a"}, cancelled)
-	require.Equal(t, 3, countState(t, pool, "scheduled")+countState(t, pool, "available"), "renew/sub_a, grace_end/sub_b, collect/inv_1")
+	require.Equal(t, 2, countState(t, pool, "scheduled")+countState(t, pool, "available"),
+		"grace_end/sub_b, collect/inv_1 (a renewal due later has no job: its column is swept when it falls due)")
 
 	require.NoError(t, dbx.InTx(ctx, pool, func(tx pgx.Tx) error { return s.CancelTx(ctx, tx, "sub_nobody", billing.WorkGraceEnd) }))
 	require.NoError(t, dbx.InTx(ctx, pool, func(tx pgx.Tx) error { return s.CancelTx(ctx, tx, "sub_a") }))
@@ -67,4 +69,33 @@ func countState(t *testing.T, pool interface {
 	var n int
 	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE state = $1`, state).Scan(&n))
 	return n
+}
+
+// Renewals are not a job each: due ones become a share of a few batch jobs (unique per slot), later ones
+// are left to their column.
+func TestDueRenewalsBecomeBatchJobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := testdb.New(t)
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{}) // insert-only
+	require.NoError(t, err)
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := &Scheduler{client: client, clock: clock.NewFixed(now)}
+	due := func(n int) []billing.Work {
+		var w []billing.Work
+		for i := range n {
+			w = append(w, billing.Work{Kind: billing.WorkRenew, ID: fmt.Sprintf("sub_%d", i), At: now.Add(-time.Second)})
+		}
+		return append(w, billing.Work{Kind: billing.WorkRenew, ID: "sub_later", At: now.Add(time.Hour)})
+	}
+	batchJobs := func() int {
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'renew_batch'`).Scan(&n))
+		return n
+	}
+	require.NoError(t, dbx.InTx(ctx, pool, func(tx pgx.Tx) error { return s.ScheduleTx(ctx, tx, due(renewBatchSize+1)...) }))
+	require.Equal(t, 2, batchJobs(), "251 due renewals: two batches")
+	require.NoError(t, dbx.InTx(ctx, pool, func(tx pgx.Tx) error { return s.ScheduleTx(ctx, tx, due(100*renewBatchSize)...) }))
+	require.Equal(t, renewBatchJobs, batchJobs(), "at most renewBatchJobs, one per slot, never duplicated")
+	require.Zero(t, countState(t, pool, "scheduled"), "no job for the renewal due later")
 }

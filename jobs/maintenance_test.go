@@ -137,7 +137,7 @@ func TestSweepStandsAsideWhileTheQueueHoldsABatch(t *testing.T) {
 		sched: &Scheduler{client: client, clock: fixed}}
 	renewJobs := func() int {
 		var n int
-		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'renew'`).Scan(&n))
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'renew_batch'`).Scan(&n))
 		return n
 	}
 
@@ -157,7 +157,7 @@ func TestSweepStandsAsideWhileTheQueueHoldsABatch(t *testing.T) {
 	n, err = sw.Sweep(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	require.Equal(t, 1, renewJobs(), "once the queue has caught up, the due renewal's job is recreated")
+	require.Equal(t, 1, renewJobs(), "once the queue has caught up, a batch job for the due renewal is enqueued")
 }
 
 type orderWorker[T river.JobArgs] struct {
@@ -189,11 +189,14 @@ func TestLookupsRunAheadOfARenewalBacklog(t *testing.T) {
 	require.NoError(t, err)
 	now := time.Now()
 	s := &Scheduler{client: client, clock: clock.NewFixed(now)}
-	var backlog []billing.Work
+	// Renew jobs of one subscription each, as billingd queued them before batch renewals (and as one may
+	// still find them in a queue after an upgrade): renewals' priority is theirs and the batches'.
+	var backlog []river.InsertManyParams
 	for i := range 20 {
-		backlog = append(backlog, billing.Work{Kind: billing.WorkRenew, ID: fmt.Sprintf("sub_%d", i), At: now.Add(-time.Minute)})
+		backlog = append(backlog, river.InsertManyParams{Args: RenewArgs{ID: fmt.Sprintf("sub_%d", i), Due: now.Add(-time.Minute)}})
 	}
-	require.NoError(t, dbx.InTx(ctx, pool, func(tx pgx.Tx) error { return s.ScheduleTx(ctx, tx, backlog...) }))
+	_, err = client.InsertMany(ctx, backlog)
+	require.NoError(t, err)
 	require.NoError(t, dbx.InTx(ctx, pool, func(tx pgx.Tx) error {
 		return s.ScheduleTx(ctx, tx, billing.Work{Kind: billing.WorkResolveAttempt, ID: "pay_1", At: now})
 	}))

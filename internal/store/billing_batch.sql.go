@@ -133,6 +133,36 @@ func (q *Queries) ClaimDueRenewals(ctx context.Context, arg ClaimDueRenewalsPara
 	return items, nil
 }
 
+const customerTaxRates = `-- name: CustomerTaxRates :many
+SELECT id, tax_rate_id FROM customers WHERE id = ANY($1::text[]) AND tax_rate_id IS NOT NULL
+`
+
+type CustomerTaxRatesRow struct {
+	ID        string
+	TaxRateID *string
+}
+
+// The customers' own tax rates (taxRateFor: a customer's rate wins over the plan's).
+func (q *Queries) CustomerTaxRates(ctx context.Context, ids []string) ([]CustomerTaxRatesRow, error) {
+	rows, err := q.db.Query(ctx, customerTaxRates, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CustomerTaxRatesRow
+	for rows.Next() {
+		var i CustomerTaxRatesRow
+		if err := rows.Scan(&i.ID, &i.TaxRateID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const insertEvents = `-- name: InsertEvents :exec
 INSERT INTO events (id, type, customer_id, subscription_id, invoice_id, attempt_id, data, occurred_at)
 SELECT u.id, u.type, nullif(u.customer_id, ''), nullif(u.subscription_id, ''), nullif(u.invoice_id, ''),
@@ -168,10 +198,15 @@ func (q *Queries) InsertEvents(ctx context.Context, arg InsertEventsParams) erro
 
 const insertFinalizedInvoices = `-- name: InsertFinalizedInvoices :execrows
 INSERT INTO invoices (id, number, customer_id, subscription_id, kind, status, currency, period_start, period_end,
-    subtotal, total, amount_due, attempt_count, created_at, finalized_at)
+    subtotal, total, amount_due, total_discount, total_excluding_tax, tax, tax_free, attempt_count, created_at, finalized_at)
 SELECT u.id, u.number, u.customer_id, u.subscription_id, $1::text, $2::text, u.currency, u.period_start, u.period_end,
-    u.total, u.total, u.total, 1, $3, $3
-FROM (SELECT unnest($4::text[]) AS id, unnest($5::text[]) AS number, unnest($6::text[]) AS customer_id, unnest($7::text[]) AS subscription_id, unnest($8::text[]) AS currency, unnest($9::timestamptz[]) AS period_start, unnest($10::timestamptz[]) AS period_end, unnest($11::numeric[]) AS total) AS u
+    u.subtotal, u.total, u.total, u.discount, u.supply_value, u.tax, u.tax_free, 1, $3, $3
+FROM (SELECT unnest($4::text[]) AS id, unnest($5::text[]) AS number, unnest($6::text[]) AS customer_id,
+    unnest($7::text[]) AS subscription_id, unnest($8::text[]) AS currency,
+    unnest($9::timestamptz[]) AS period_start, unnest($10::timestamptz[]) AS period_end,
+    unnest($11::numeric[]) AS subtotal, unnest($12::numeric[]) AS total, unnest($13::numeric[]) AS discount,
+    unnest($14::numeric[]) AS supply_value, unnest($15::numeric[]) AS tax,
+    unnest($16::numeric[]) AS tax_free) AS u
 `
 
 type InsertFinalizedInvoicesParams struct {
@@ -185,11 +220,16 @@ type InsertFinalizedInvoicesParams struct {
 	Currencies      []string
 	PeriodStarts    []time.Time
 	PeriodEnds      []time.Time
+	Subtotals       []decimal.Decimal
 	Totals          []decimal.Decimal
+	Discounts       []decimal.Decimal
+	SupplyValues    []decimal.Decimal
+	Taxes           []decimal.Decimal
+	TaxFrees        []decimal.Decimal
 }
 
-// Renewal invoices born finalized, with their first attempt counted. The (subscription, period) unique
-// index is the fence: a period invoiced already fails the whole batch, which then renews one by one.
+// Renewal invoices born finalized, composed (billing.Compose), with their first attempt counted. The
+// (subscription, period) unique index is the fence: a period invoiced already fails the whole batch.
 func (q *Queries) InsertFinalizedInvoices(ctx context.Context, arg InsertFinalizedInvoicesParams) (int64, error) {
 	result, err := q.db.Exec(ctx, insertFinalizedInvoices,
 		arg.Kind,
@@ -202,7 +242,12 @@ func (q *Queries) InsertFinalizedInvoices(ctx context.Context, arg InsertFinaliz
 		arg.Currencies,
 		arg.PeriodStarts,
 		arg.PeriodEnds,
+		arg.Subtotals,
 		arg.Totals,
+		arg.Discounts,
+		arg.SupplyValues,
+		arg.Taxes,
+		arg.TaxFrees,
 	)
 	if err != nil {
 		return 0, err
@@ -211,22 +256,39 @@ func (q *Queries) InsertFinalizedInvoices(ctx context.Context, arg InsertFinaliz
 }
 
 const insertInvoiceLines = `-- name: InsertInvoiceLines :exec
-INSERT INTO invoice_lines (invoice_id, description, plan_id, quantity, unit_amount, amount, period_start, period_end)
-SELECT u.invoice_id, u.description, u.plan_id, u.quantity, u.unit_amount, u.amount, u.period_start, u.period_end
-FROM (SELECT unnest($1::text[]) AS invoice_id, unnest($2::text[]) AS description, unnest($3::text[]) AS plan_id, unnest($4::int[]) AS quantity, unnest($5::numeric[]) AS unit_amount, unnest($6::numeric[]) AS amount, unnest($7::timestamptz[]) AS period_start, unnest($8::timestamptz[]) AS period_end) AS u
+INSERT INTO invoice_lines (invoice_id, description, plan_id, quantity, unit_amount, amount, period_start, period_end,
+    discount, tax, tax_rate_id, tax_percentage, tax_inclusive, supply_value, total)
+SELECT u.invoice_id, u.description, u.plan_id, u.quantity, u.unit_amount, u.amount, u.period_start, u.period_end,
+    u.discount, u.tax, nullif(u.tax_rate_id, ''), CASE WHEN u.tax_rate_id <> '' THEN u.tax_percentage END,
+    CASE WHEN u.tax_rate_id <> '' THEN u.tax_inclusive END, u.supply_value, u.total
+FROM (SELECT unnest($1::text[]) AS invoice_id, unnest($2::text[]) AS description,
+    unnest($3::text[]) AS plan_id, unnest($4::int[]) AS quantity, unnest($5::numeric[]) AS unit_amount,
+    unnest($6::numeric[]) AS amount, unnest($7::timestamptz[]) AS period_start,
+    unnest($8::timestamptz[]) AS period_end, unnest($9::numeric[]) AS discount, unnest($10::numeric[]) AS tax,
+    unnest($11::text[]) AS tax_rate_id, unnest($12::numeric[]) AS tax_percentage,
+    unnest($13::boolean[]) AS tax_inclusive, unnest($14::numeric[]) AS supply_value,
+    unnest($15::numeric[]) AS total) AS u
 `
 
 type InsertInvoiceLinesParams struct {
-	InvoiceIds   []string
-	Descriptions []string
-	PlanIds      []string
-	Quantities   []int32
-	UnitAmounts  []decimal.Decimal
-	Amounts      []decimal.Decimal
-	PeriodStarts []time.Time
-	PeriodEnds   []time.Time
+	InvoiceIds     []string
+	Descriptions   []string
+	PlanIds        []string
+	Quantities     []int32
+	UnitAmounts    []decimal.Decimal
+	Amounts        []decimal.Decimal
+	PeriodStarts   []time.Time
+	PeriodEnds     []time.Time
+	Discounts      []decimal.Decimal
+	Taxes          []decimal.Decimal
+	TaxRateIds     []string
+	TaxPercentages []decimal.Decimal
+	TaxInclusives  []bool
+	SupplyValues   []decimal.Decimal
+	LineTotals     []decimal.Decimal
 }
 
+// An empty tax rate id is no tax rate (and then the percentage and inclusive are NULL).
 func (q *Queries) InsertInvoiceLines(ctx context.Context, arg InsertInvoiceLinesParams) error {
 	_, err := q.db.Exec(ctx, insertInvoiceLines,
 		arg.InvoiceIds,
@@ -237,6 +299,13 @@ func (q *Queries) InsertInvoiceLines(ctx context.Context, arg InsertInvoiceLines
 		arg.Amounts,
 		arg.PeriodStarts,
 		arg.PeriodEnds,
+		arg.Discounts,
+		arg.Taxes,
+		arg.TaxRateIds,
+		arg.TaxPercentages,
+		arg.TaxInclusives,
+		arg.SupplyValues,
+		arg.LineTotals,
 	)
 	return err
 }
@@ -329,7 +398,7 @@ func (q *Queries) LockAttemptsByID(ctx context.Context, ids []string) ([]Payment
 }
 
 const lockInvoicesByID = `-- name: LockInvoicesByID :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number FROM invoices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 `
 
 func (q *Queries) LockInvoicesByID(ctx context.Context, ids []string) ([]Invoice, error) {
@@ -364,6 +433,11 @@ func (q *Queries) LockInvoicesByID(ctx context.Context, ids []string) ([]Invoice
 			&i.Version,
 			&i.BackupDue,
 			&i.Number,
+			&i.TotalDiscount,
+			&i.TotalExcludingTax,
+			&i.Tax,
+			&i.TaxFree,
+			&i.CreditApplied,
 		); err != nil {
 			return nil, err
 		}
@@ -427,6 +501,21 @@ func (q *Queries) LockSubscriptionsByID(ctx context.Context, ids []string) ([]Su
 	return items, nil
 }
 
+const markAttemptsSent = `-- name: MarkAttemptsSent :exec
+UPDATE payment_attempts SET send_count = send_count + 1, sent_at = $1 WHERE id = ANY($2::text[])
+`
+
+type MarkAttemptsSentParams struct {
+	SentAt *time.Time
+	Ids    []string
+}
+
+// MarkAttemptSent for a batch's attempts, committed before the first of them is sent.
+func (q *Queries) MarkAttemptsSent(ctx context.Context, arg MarkAttemptsSentParams) error {
+	_, err := q.db.Exec(ctx, markAttemptsSent, arg.SentAt, arg.Ids)
+	return err
+}
+
 const payOpenInvoices = `-- name: PayOpenInvoices :execrows
 UPDATE invoices AS i SET status = 'paid', amount_paid = i.amount_paid + u.amount, amount_due = 0,
     next_attempt_at = NULL, paid_at = $1, version = i.version + 1
@@ -450,7 +539,7 @@ func (q *Queries) PayOpenInvoices(ctx context.Context, arg PayOpenInvoicesParams
 }
 
 const plansByID = `-- name: PlansByID :many
-SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at FROM plans WHERE id = ANY($1::text[])
+SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id FROM plans WHERE id = ANY($1::text[])
 `
 
 func (q *Queries) PlansByID(ctx context.Context, ids []string) ([]Plan, error) {
@@ -474,6 +563,7 @@ func (q *Queries) PlansByID(ctx context.Context, ids []string) ([]Plan, error) {
 			&i.Gateway,
 			&i.DunningPolicy,
 			&i.CreatedAt,
+			&i.TaxRateID,
 		); err != nil {
 			return nil, err
 		}
@@ -549,4 +639,35 @@ func (q *Queries) SucceedPendingAttempts(ctx context.Context, arg SucceedPending
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const taxRatesByID = `-- name: TaxRatesByID :many
+SELECT id, name, percentage, inclusive, country, created_at FROM tax_rates WHERE id = ANY($1::text[])
+`
+
+func (q *Queries) TaxRatesByID(ctx context.Context, ids []string) ([]TaxRate, error) {
+	rows, err := q.db.Query(ctx, taxRatesByID, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []TaxRate
+	for rows.Next() {
+		var i TaxRate
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.Percentage,
+			&i.Inclusive,
+			&i.Country,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -28,18 +28,40 @@ FROM (SELECT unnest(@ids::text[]) AS id, unnest(@period_starts::timestamptz[]) A
 WHERE s.id = u.id;
 
 -- name: InsertFinalizedInvoices :execrows
--- Renewal invoices born finalized, with their first attempt counted. The (subscription, period) unique
--- index is the fence: a period invoiced already fails the whole batch, which then renews one by one.
+-- Renewal invoices born finalized, composed (billing.Compose), with their first attempt counted. The
+-- (subscription, period) unique index is the fence: a period invoiced already fails the whole batch.
 INSERT INTO invoices (id, number, customer_id, subscription_id, kind, status, currency, period_start, period_end,
-    subtotal, total, amount_due, attempt_count, created_at, finalized_at)
+    subtotal, total, amount_due, total_discount, total_excluding_tax, tax, tax_free, attempt_count, created_at, finalized_at)
 SELECT u.id, u.number, u.customer_id, u.subscription_id, @kind::text, @status::text, u.currency, u.period_start, u.period_end,
-    u.total, u.total, u.total, 1, @created_at, @created_at
-FROM (SELECT unnest(@ids::text[]) AS id, unnest(@numbers::text[]) AS number, unnest(@customer_ids::text[]) AS customer_id, unnest(@subscription_ids::text[]) AS subscription_id, unnest(@currencies::text[]) AS currency, unnest(@period_starts::timestamptz[]) AS period_start, unnest(@period_ends::timestamptz[]) AS period_end, unnest(@totals::numeric[]) AS total) AS u;
+    u.subtotal, u.total, u.total, u.discount, u.supply_value, u.tax, u.tax_free, 1, @created_at, @created_at
+FROM (SELECT unnest(@ids::text[]) AS id, unnest(@numbers::text[]) AS number, unnest(@customer_ids::text[]) AS customer_id,
+    unnest(@subscription_ids::text[]) AS subscription_id, unnest(@currencies::text[]) AS currency,
+    unnest(@period_starts::timestamptz[]) AS period_start, unnest(@period_ends::timestamptz[]) AS period_end,
+    unnest(@subtotals::numeric[]) AS subtotal, unnest(@totals::numeric[]) AS total, unnest(@discounts::numeric[]) AS discount,
+    unnest(@supply_values::numeric[]) AS supply_value, unnest(@taxes::numeric[]) AS tax,
+    unnest(@tax_frees::numeric[]) AS tax_free) AS u;
 
 -- name: InsertInvoiceLines :exec
-INSERT INTO invoice_lines (invoice_id, description, plan_id, quantity, unit_amount, amount, period_start, period_end)
-SELECT u.invoice_id, u.description, u.plan_id, u.quantity, u.unit_amount, u.amount, u.period_start, u.period_end
-FROM (SELECT unnest(@invoice_ids::text[]) AS invoice_id, unnest(@descriptions::text[]) AS description, unnest(@plan_ids::text[]) AS plan_id, unnest(@quantities::int[]) AS quantity, unnest(@unit_amounts::numeric[]) AS unit_amount, unnest(@amounts::numeric[]) AS amount, unnest(@period_starts::timestamptz[]) AS period_start, unnest(@period_ends::timestamptz[]) AS period_end) AS u;
+-- An empty tax rate id is no tax rate (and then the percentage and inclusive are NULL).
+INSERT INTO invoice_lines (invoice_id, description, plan_id, quantity, unit_amount, amount, period_start, period_end,
+    discount, tax, tax_rate_id, tax_percentage, tax_inclusive, supply_value, total)
+SELECT u.invoice_id, u.description, u.plan_id, u.quantity, u.unit_amount, u.amount, u.period_start, u.period_end,
+    u.discount, u.tax, nullif(u.tax_rate_id, ''), CASE WHEN u.tax_rate_id <> '' THEN u.tax_percentage END,
+    CASE WHEN u.tax_rate_id <> '' THEN u.tax_inclusive END, u.supply_value, u.total
+FROM (SELECT unnest(@invoice_ids::text[]) AS invoice_id, unnest(@descriptions::text[]) AS description,
+    unnest(@plan_ids::text[]) AS plan_id, unnest(@quantities::int[]) AS quantity, unnest(@unit_amounts::numeric[]) AS unit_amount,
+    unnest(@amounts::numeric[]) AS amount, unnest(@period_starts::timestamptz[]) AS period_start,
+    unnest(@period_ends::timestamptz[]) AS period_end, unnest(@discounts::numeric[]) AS discount, unnest(@taxes::numeric[]) AS tax,
+    unnest(@tax_rate_ids::text[]) AS tax_rate_id, unnest(@tax_percentages::numeric[]) AS tax_percentage,
+    unnest(@tax_inclusives::boolean[]) AS tax_inclusive, unnest(@supply_values::numeric[]) AS supply_value,
+    unnest(@line_totals::numeric[]) AS total) AS u;
+
+-- name: CustomerTaxRates :many
+-- The customers' own tax rates (taxRateFor: a customer's rate wins over the plan's).
+SELECT id, tax_rate_id FROM customers WHERE id = ANY(@ids::text[]) AND tax_rate_id IS NOT NULL;
+
+-- name: TaxRatesByID :many
+SELECT * FROM tax_rates WHERE id = ANY(@ids::text[]);
 
 -- name: InsertEvents :exec
 -- Events in the order given (seq follows it). An empty reference is no reference.
@@ -92,3 +114,7 @@ UPDATE invoices AS i SET status = 'paid', amount_paid = i.amount_paid + u.amount
     next_attempt_at = NULL, paid_at = @paid_at, version = i.version + 1
 FROM (SELECT unnest(@ids::text[]) AS id, unnest(@amounts::numeric[]) AS amount) AS u
 WHERE i.id = u.id AND i.status = 'open';
+
+-- name: MarkAttemptsSent :exec
+-- MarkAttemptSent for a batch's attempts, committed before the first of them is sent.
+UPDATE payment_attempts SET send_count = send_count + 1, sent_at = @sent_at WHERE id = ANY(@ids::text[]);
