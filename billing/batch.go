@@ -41,7 +41,7 @@ type BatchResult struct {
 // lookups resolve (a charge the gateway never saw is resent under the same order id).
 //
 // A subscription that is not plain (cancel at period end, a pending plan change, a trial ending, not
-// active, customer credit to spend, no chargeable key, dunning paused, nothing to charge) is renewed by
+// active, customer credit to spend, a coupon, no chargeable key, dunning paused, nothing to charge) is renewed by
 // Renew after the batch commits, exactly as before.
 func (s *Service) RenewBatch(ctx context.Context, max int) (BatchResult, error) {
 	var res BatchResult
@@ -149,6 +149,19 @@ func (s *Service) plainRenewals(ctx context.Context, tx pgx.Tx, subs []store.Sub
 	for _, a := range withCredit {
 		hasCredit[a] = true
 	}
+	// A coupon prices (and counts) its period through periodDiscount: such a renewal goes alone.
+	candIDs := make([]string, len(cands))
+	for i, sub := range cands {
+		candIDs[i] = sub.ID
+	}
+	discounted, err := s.q(tx).SubscriptionsWithActiveDiscount(ctx, candIDs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("coupons of a batch: %w", err)
+	}
+	hasCoupon := map[string]bool{}
+	for _, id := range discounted {
+		hasCoupon[id] = true
+	}
 	rates, err := s.taxRatesFor(ctx, tx, keysOf(customers), plans)
 	if err != nil {
 		return nil, nil, err
@@ -160,7 +173,7 @@ func (s *Service) plainRenewals(ctx context.Context, tx pgx.Tx, subs []store.Sub
 	for _, sub := range cands {
 		plan, okPlan := byID[sub.PlanID]
 		key, okKey := keys[sub.CustomerID]
-		if !okPlan || !okKey || hasCredit[CreditAccount(sub.CustomerID)] || seen[sub.CustomerID] {
+		if !okPlan || !okKey || hasCredit[CreditAccount(sub.CustomerID)] || hasCoupon[sub.ID] || seen[sub.CustomerID] {
 			singles = append(singles, sub.ID)
 			continue
 		}

@@ -620,6 +620,31 @@ func (q *Queries) PostLedgerTransactions(ctx context.Context, arg PostLedgerTran
 	return result.RowsAffected(), nil
 }
 
+const subscriptionsWithActiveDiscount = `-- name: SubscriptionsWithActiveDiscount :many
+SELECT subscription_id FROM subscription_discounts WHERE subscription_id = ANY($1::text[]) AND status = 'active'
+`
+
+// Which of the subscriptions carry an active coupon (by subscription_discounts_one_active).
+func (q *Queries) SubscriptionsWithActiveDiscount(ctx context.Context, ids []string) ([]string, error) {
+	rows, err := q.db.Query(ctx, subscriptionsWithActiveDiscount, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var subscription_id string
+		if err := rows.Scan(&subscription_id); err != nil {
+			return nil, err
+		}
+		items = append(items, subscription_id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const succeedPendingAttempts = `-- name: SucceedPendingAttempts :execrows
 UPDATE payment_attempts AS a SET status = 'succeeded', gateway_payment_key = nullif(u.payment_key, ''),
     resolved_at = $1

@@ -118,3 +118,7 @@ WHERE i.id = u.id AND i.status = 'open';
 -- name: MarkAttemptsSent :exec
 -- MarkAttemptSent for a batch's attempts, committed before the first of them is sent.
 UPDATE payment_attempts SET send_count = send_count + 1, sent_at = @sent_at WHERE id = ANY(@ids::text[]);
+
+-- name: SubscriptionsWithActiveDiscount :many
+-- Which of the subscriptions carry an active coupon (by subscription_discounts_one_active).
+SELECT subscription_id FROM subscription_discounts WHERE subscription_id = ANY(@ids::text[]) AND status = 'active';
