@@ -82,6 +82,21 @@ type delinquency struct {
 	failedAt               time.Time // the renewal's first failure
 }
 
+// timelineBundle is where most timeline tests start: a whole app (the test clock walks the dunning
+// timeline) and a monthly 9,900 KRW subscription that has just renewed with the card behaving as asked.
+type timelineBundle struct {
+	env  *testenv.Env
+	plan string
+	delinquency
+}
+
+func setupTimeline(t *testing.T, behavior string) *timelineBundle {
+	t.Helper()
+	env := testenv.New(t)
+	plan := env.CreatePlan("9900", "KRW", "month", 1)
+	return &timelineBundle{env: env, plan: plan, delinquency: renewWith(t, env, plan, behavior)}
+}
+
 // renewWith subscribes a customer whose card works, then switches the card to behavior and advances to
 // the renewal: the first invoice is paid, the renewal meets the new behavior.
 func renewWith(t *testing.T, env *testenv.Env, plan, behavior string) delinquency {
@@ -135,9 +150,8 @@ func TestTimelineOKCardStaysActiveFor40Days(t *testing.T) {
 
 func TestTimelineFlakyCardRecoversOnTheSecondRetry(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, "flaky-2")
+	b := setupTimeline(t, "flaky-2")
+	env, d := b.env, b.delinquency
 	require.Equal(t, "past_due", env.Subscription(d.sub)["status"])
 
 	advanceTo(t, env, d.failedAt.Add(40*day))
@@ -188,9 +202,8 @@ func requireDaysAfter(t *testing.T, start time.Time, times []time.Time, days ...
 
 func TestTimelineInsufficientFundsBacksOffThenCancels(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupTimeline(t, pgsim.BehaviorInsufficient)
+	env, d := b.env, b.delinquency
 
 	advanceTo(t, env, d.failedAt.Add(6*day))
 	sub := env.Subscription(d.sub)
@@ -243,9 +256,8 @@ func TestTimelineUnpaidFinalActionByPlanOverride(t *testing.T) {
 
 func TestTimelineStolenCardIsTriedOncePerInvoice(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorStolen)
+	b := setupTimeline(t, pgsim.BehaviorStolen)
+	env, d := b.env, b.delinquency
 
 	advanceTo(t, env, d.failedAt.Add(40*day))
 	times, statuses := attemptTimes(t, env, d.invoice)
@@ -260,9 +272,8 @@ func TestTimelineStolenCardIsTriedOncePerInvoice(t *testing.T) {
 
 func TestTimelineStolenCardHealsWithANewKey(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorStolen)
+	b := setupTimeline(t, pgsim.BehaviorStolen)
+	env, d := b.env, b.delinquency
 
 	advanceTo(t, env, d.failedAt.Add(9*day))
 	require.Equal(t, "suspended", env.Subscription(d.sub)["status"])
@@ -288,9 +299,8 @@ func TestTimelineStolenCardHealsWithANewKey(t *testing.T) {
 // backoff without counting, and the dunning schedule goes on as if the outage had not happened.
 func TestTimelineOutageDuringDunningDoesNotConsumeRetries(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
-	plan := env.CreatePlan("9900", "KRW", "month", 1)
-	d := renewWith(t, env, plan, pgsim.BehaviorInsufficient)
+	b := setupTimeline(t, pgsim.BehaviorInsufficient)
+	env, d := b.env, b.delinquency
 	next, err := time.Parse(time.RFC3339Nano, env.Subscription(d.sub)["dunning"].(map[string]any)["next_attempt_at"].(string))
 	require.NoError(t, err)
 	require.Equal(t, "2027-03-02 10", next.In(kst).Format("2006-01-02 15"), "the next day at the policy's hour, 10:00 KST")
