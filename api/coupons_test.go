@@ -217,6 +217,8 @@ func TestDiscountedProrationIsExactAndSupportAppliesCoupons(t *testing.T) {
 	res = env.Do("POST", "/v1/subscriptions/"+subID+"/discount", testenv.SupportToken, map[string]any{"coupon": "HALF", "reason": "ticket 77"})
 	require.Equal(t, 200, res.Status, string(res.Body))
 	require.Equal(t, "HALF", res.JSON(t)["discount"].(map[string]any)["code"])
+	require.Equal(t, etagOf(int(env.Subscription(subID)["version"].(float64))), res.Header.Get("ETag"))
+	require.Greater(t, res.JSON(t)["version"].(float64), float64(out.Subscription.Version), "a new discount is a new version")
 	res = env.Do("GET", "/v1/support/audit?target_id="+subID, testenv.SupportToken, nil)
 	require.Equal(t, "apply-discount", res.JSON(t)["data"].([]any)[0].(map[string]any)["action"])
 

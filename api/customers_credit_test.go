@@ -74,5 +74,10 @@ func TestSupportCreditIsSpentBeforeTheCard(t *testing.T) {
 	}
 	require.ElementsMatch(t, []any{"goodwill", "granted twice"}, reasons)
 	require.Equal(t, "14900", accountBalance(t, env, "credit_granted", "KRW"), "support gave 25,000 and took 10,100 back; 14,900 were spent")
+	// What each customer owes is their open invoices' amount due; the credit they hold is apart from it.
+	for _, c := range []string{cus, cus2} {
+		require.Equal(t, 0, env.QueryInt(`SELECT count(*) FROM invoices WHERE customer_id = $1 AND status = 'open'`, c))
+		require.Equal(t, 0, env.QueryInt(`SELECT coalesce(sum(amount), 0)::int FROM ledger_entries WHERE account = 'receivable:' || $1::text`, c))
+	}
 	env.RequireBalanced()
 }

@@ -417,6 +417,10 @@ func (s *Service) ApplyDiscount(ctx context.Context, a Actor, subID, coupon stri
 		if _, _, err := s.redeem(ctx, tx, subID, coupon, plan, now); err != nil {
 			return err
 		}
+		// The subscription reads differently (its discount): a new version, so ETags and If-Match see it.
+		if _, err := s.saveSubscription(ctx, tx, subParams(sub, now)); err != nil {
+			return err
+		}
 		if !audited {
 			return nil
 		}

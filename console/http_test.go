@@ -222,6 +222,20 @@ func TestConsoleRefusesFormsWithoutCSRFToken(t *testing.T) {
 }
 
 // Whatever a customer or merchant typed is shown as text, never run as markup.
+// The account page shows the credit the customer holds.
+func TestConsoleShowsCustomerCredit(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	cus := env.CreateCustomer()
+	res := env.Do("POST", "/v1/customers/"+cus+"/credit", testenv.SupportToken, map[string]any{"amount": "12000", "currency": "KRW", "reason": "goodwill"})
+	require.Equal(t, 200, res.Status, string(res.Body))
+	v := newVisitor(t, env)
+	require.Equal(t, http.StatusSeeOther, v.signIn(testenv.SupportToken).Status)
+	p := v.get("/console/customers/" + cus)
+	require.Equal(t, http.StatusOK, p.Status)
+	require.Regexp(t, `id="credit">[^<]*12,?000 <small>KRW</small> credit`, p.Body)
+}
+
 func TestConsoleEscapesWhatCustomersType(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t)
