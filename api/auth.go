@@ -104,7 +104,7 @@ func allow(roles ...string) func(http.Handler) http.Handler {
 				}
 			}
 			writeError(w, r, &apperr.Error{Kind: apperr.KindForbidden, Code: "forbidden",
-				Message: "role " + p.Role + " may not call this endpoint (allowed: admin, " + strings.Join(roles, ", ") + ")"})
+				Message: "role " + p.Role + " may not call this endpoint (allowed: " + strings.Join(append([]string{RoleAdmin}, roles...), ", ") + ")"})
 		})
 	}
 }

@@ -6,8 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/go-chi/chi/v5"
 
 	"github.com/stretchr/testify/require"
 
@@ -38,6 +42,21 @@ func FuzzDecode(f *testing.F) {
 		{"", "\xef\xbb\xbf{}"},
 		{"", "{\"name\":\"\xff\xfe\"}"},
 		{"", `[` + string(bytes.Repeat([]byte("["), 20000))},
+		// Issue 16's hostile inputs: NUL, invalid UTF-8 (raw and as unpaired surrogates), a U+FFFD really
+		// sent, wrong media types, an amount with decimals KRW does not have.
+		{"", `{"name":"a\u0000b"}`},
+		{"", `{"external_id":"\u0000"}`},
+		{"", "{\"name\":\"caf\xe9\"}"},
+		{"", `{"name":"x\ud800y"}`},
+		{"", `{"name":"\udfff\ud800"}`},
+		{"", `{"name":"\ud83d\ude00"}`},
+		{"", `{"name":"a\ufffd\uFFFD�"}`},
+		{"", "{\"auth_key\":\"ok-\xff\xfe\",\"customer_key\":\"ck\"}"},
+		{"", `{"dunning_policy":{"\u0000":1}}`},
+		{"", `{"code":"krw","amount":"9900.00","currency":"KRW","interval":"month","interval_count":0}`},
+		{"text/plain; charset=utf-8", `{}`},
+		{"application/x-www-form-urlencoded", `name=x`},
+		{"application/json; charset=utf-8", `{"name":"` + strings.Repeat("가", 256) + `"}`},
 	} {
 		f.Add(seed.ct, []byte(seed.body))
 	}
@@ -65,13 +84,68 @@ func FuzzDecode(f *testing.F) {
 					// decodeOptional takes a body of JSON whitespace only as no body.
 					if !optional || len(bytes.Trim(body, " \t\r\n")) > 0 {
 						require.True(t, json.Valid(body), "accepted a body that is not JSON: %q", body)
+						require.True(t, utf8.Valid(body), "accepted invalid UTF-8: %q", body)
+						var v any
+						require.NoError(t, json.Unmarshal(body, &v))
+						require.False(t, holdsNUL(v), "accepted a NUL character: %q", body)
 					}
 					continue
 				}
 				p := problemFor(err)
-				require.Contains(t, []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge}, p.Status,
+				require.Contains(t, []int{http.StatusBadRequest, http.StatusRequestEntityTooLarge,
+					http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity}, p.Status,
 					"%T %q: %v -> %d", dst, body, err, p.Status)
+				if p.Status == http.StatusUnprocessableEntity {
+					require.NotEmpty(t, p.Errors, "a refused text names its field")
+				}
 				require.NotEmpty(t, p.Code)
+			}
+		}
+	})
+}
+
+// holdsNUL reports whether any string (or member name) in a decoded JSON value holds a NUL.
+func holdsNUL(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return strings.IndexByte(v, 0) >= 0
+	case []any:
+		for _, e := range v {
+			if holdsNUL(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if strings.IndexByte(k, 0) >= 0 || holdsNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// FuzzUnreadableText: a path id or query parameter with NUL or invalid UTF-8 never reaches a handler;
+// anything else does.
+func FuzzUnreadableText(f *testing.F) {
+	for _, seed := range []string{"cus_1", "\x00", "a\x00b", "\xff", "\xc0\xaf", "\xed\xa0\x80", "가", "\ufffd", "%00", ""} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		router := chi.NewRouter()
+		reached := false
+		router.With(refuseUnreadableText).Get("/v1/things/{id}", func(w http.ResponseWriter, r *http.Request) { reached = true })
+		bad := strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s)
+		for _, target := range []string{"/v1/things/" + url.PathEscape(s), "/v1/things/x?filter=" + url.QueryEscape(s)} {
+			if s == "" && strings.HasSuffix(target, "/") {
+				continue
+			}
+			reached = false
+			rec := httptest.NewRecorder()
+			router.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+			require.Equal(t, !bad, reached, "%q via %s", s, target)
+			if bad {
+				require.Contains(t, []int{http.StatusNotFound, http.StatusBadRequest}, rec.Code, "%q via %s", s, target)
 			}
 		}
 	})

@@ -16,7 +16,7 @@ type createPlanRequest struct {
 	Amount        string          `json:"amount"`
 	Currency      string          `json:"currency"`
 	Interval      string          `json:"interval"`
-	IntervalCount int             `json:"interval_count"`
+	IntervalCount *int            `json:"interval_count"` // absent: 1; present: 1 to 365 (0 is refused)
 	TrialDays     int             `json:"trial_days"`
 	DunningPolicy json.RawMessage `json:"dunning_policy"`
 	TaxRateID     *string         `json:"tax_rate_id"`
@@ -34,8 +34,12 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	count := 1
+	if req.IntervalCount != nil {
+		count = *req.IntervalCount
+	}
 	p, err := s.Billing.CreatePlan(r.Context(), billing.NewPlan{Code: req.Code, Name: req.Name, Amount: req.Amount,
-		Currency: req.Currency, Interval: req.Interval, IntervalCount: req.IntervalCount, TrialDays: req.TrialDays,
+		Currency: req.Currency, Interval: req.Interval, IntervalCount: count, TrialDays: req.TrialDays,
 		DunningPolicy: req.DunningPolicy, TaxRateID: req.TaxRateID})
 	if err != nil {
 		writeError(w, r, err)

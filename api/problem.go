@@ -55,6 +55,7 @@ var statusByKind = map[apperr.Kind]int{
 	apperr.KindRateLimited:  http.StatusTooManyRequests,
 	apperr.KindUnauthorized: http.StatusUnauthorized,
 	apperr.KindTooLarge:     http.StatusRequestEntityTooLarge,
+	apperr.KindMediaType:    http.StatusUnsupportedMediaType,
 	apperr.KindGateway:      http.StatusBadGateway,
 }
 

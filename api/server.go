@@ -106,7 +106,7 @@ func New(d Deps) *Server {
 		r.Group(func(r chi.Router) {
 			// Order matters: keys and buckets are per token, a rate-limited request never claims an
 			// idempotency key, and a replay is answered before any handler runs.
-			r.Use(limitBody, s.authenticate, s.rateLimit, s.idempotency)
+			r.Use(limitBody, s.authenticate, refuseUnreadableText, s.rateLimit, s.idempotency)
 			s.mountV1(r)
 		})
 		if d.Console != nil {

@@ -40,7 +40,7 @@ func TestSupportEndpointsSpeakTheAPIConventions(t *testing.T) {
 	problem(post("/invoices/"+inv+"/void", map[string]any{"reason": "x", "note": "y"}), 400, "unknown_field")
 	problem(post("/invoices/"+inv+"/void", `{"reason": 7}`), 400, "malformed_json")
 	problem(post("/invoices/"+inv+"/void", nil), 400, "empty_body")
-	problem(post("/invoices/"+inv+"/void", `{"reason":"x"}`, "Content-Type: text/plain"), 400, "unsupported_content_type")
+	problem(post("/invoices/"+inv+"/void", `{"reason":"x"}`, "Content-Type: text/plain"), 415, "unsupported_content_type")
 	p := problem(post("/invoices/"+inv+"/void", map[string]any{"reason": " "}), 422, "validation_failed")
 	require.Equal(t, "reason", p["errors"].([]any)[0].(map[string]any)["field"])
 	problem(post("/subscriptions/"+sub+"/extend-grace", map[string]any{"reason": "x", "until": "next friday"}), 400, "malformed_json")

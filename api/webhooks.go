@@ -47,7 +47,9 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, Problem{Status: http.StatusBadRequest, Code: "invalid_signature", Detail: "the webhook signature did not verify"})
 		default:
 			loggerFrom(r).Warn("webhook refused: unreadable", "gateway", name, "err", err)
-			writeProblem(w, Problem{Status: http.StatusBadRequest, Code: "malformed_webhook", Detail: err.Error()})
+			// The parser's error names Go types and offsets (encoding/json's wording): it goes to the log only.
+			writeProblem(w, Problem{Status: http.StatusBadRequest, Code: "malformed_webhook",
+				Detail: "the body is not a " + name + " webhook event (a JSON object of the gateway's event format)"})
 		}
 		return
 	}

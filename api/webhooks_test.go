@@ -214,11 +214,14 @@ func TestInboundWebhookEndpoint(t *testing.T) {
 		{"/webhooks/sim", `{"eventType":`, 400, "malformed_webhook"},
 		{"/webhooks/sim", `{"createdAt":"2026-01-01T00:00:00.000000"}`, 400, "malformed_webhook"},
 		{"/webhooks/sim", `{"eventType":"PAYMENT_STATUS_CHANGED","createdAt":"2026-01-01T00:00:00.000000","data":{}}`, 400, "malformed_webhook"},
+		{"/webhooks/sim", `{"eventType":5,"data":[]}`, 400, "malformed_webhook"},
 		{"/webhooks/sim", `{"eventType":"x","pad":"` + strings.Repeat("a", 1<<20) + `"}`, 413, "body_too_large"},
 	} {
 		res := env.Do("POST", c.path, "", c.body)
 		require.Equal(t, c.status, res.Status, "%s: %s", c.path, res.Body)
 		require.Equal(t, c.code, res.JSON(t)["code"], c.path)
+		// A refusal speaks about the gateway's event format, never about our Go types or the JSON decoder.
+		require.NotRegexp(t, `Go (value|struct)|webhookBody|json: |\.[a-z]+[A-Z][a-zA-Z]*\b`, res.JSON(t)["detail"], c.body)
 		require.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
 	}
 	require.Equal(t, 2, env.QueryInt(`SELECT count(*) FROM webhook_inbox`), "refused bodies store nothing")

@@ -30,6 +30,9 @@ type ChargeResult struct {
 	NoKey bool
 	// InFlight is set when an earlier attempt's outcome is still unresolved, so no new attempt was made.
 	InFlight bool
+	// subBefore and subAfter are the invoice's subscription as the outcome's transaction found and left it
+	// (nil when the outcome was not recorded now), so a caller can tell what its own charge did.
+	subBefore, subAfter *store.Subscription
 }
 
 // lookupDelays is the reconciler's schedule for an unresolved attempt: 1 min, 5 min, 30 min, 2 h, daily.
@@ -282,6 +285,10 @@ func (s *Service) recordOutcomeTx(ctx context.Context, tx pgx.Tx, attemptID stri
 		return resultFromAttempt(lc.att), nil, nil
 	}
 	observe := func() { s.metrics.observeOutcome(lc.att.Gateway, lc.att.Status, out) }
+	var before store.Subscription
+	if lc.sub != nil {
+		before = *lc.sub
+	}
 	switch out.Kind {
 	case gateway.Succeeded:
 		err = s.applyPayment(ctx, tx, lc, out, now)
@@ -305,7 +312,15 @@ func (s *Service) recordOutcomeTx(ctx context.Context, tx pgx.Tx, attemptID stri
 	default:
 		err = s.applyUnknown(ctx, tx, lc, out.Reason, now)
 	}
-	return res, observe, err
+	if err != nil || lc.sub == nil {
+		return res, observe, err
+	}
+	after, err := s.q(tx).GetSubscription(ctx, before.ID)
+	if err != nil {
+		return res, observe, fmt.Errorf("subscription after the outcome: %w", err)
+	}
+	res.subBefore, res.subAfter = &before, &after
+	return res, observe, nil
 }
 
 func resultFromAttempt(a store.PaymentAttempt) ChargeResult {

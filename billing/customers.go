@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -61,13 +62,13 @@ type NewCustomer struct {
 func (s *Service) CreateCustomer(ctx context.Context, in NewCustomer) (Customer, error) {
 	var v apperr.Validation
 	in.ExternalID, in.Email, in.Name = strings.TrimSpace(in.ExternalID), strings.TrimSpace(in.Email), strings.TrimSpace(in.Name)
-	if in.ExternalID == "" || len(in.ExternalID) > 255 {
+	if in.ExternalID == "" || utf8.RuneCountInString(in.ExternalID) > 255 {
 		v.Add("external_id", "is required (at most 255 characters)")
 	}
 	if a, err := mail.ParseAddress(in.Email); err != nil || a.Address != in.Email || len(in.Email) > 320 {
 		v.Add("email", "must be an email address")
 	}
-	if in.Name == "" || len(in.Name) > 255 {
+	if in.Name == "" || utf8.RuneCountInString(in.Name) > 255 {
 		v.Add("name", "is required (at most 255 characters)")
 	}
 	if in.TimeZone != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -31,7 +32,7 @@ const maxReason = 500
 // paid or has a charge whose outcome is not yet known stays open with its automatic retries stopped, for
 // support to settle.
 func (s *Service) Cancel(ctx context.Context, subID string, req CancelRequest) (Subscription, error) {
-	if len(req.Reason) > maxReason {
+	if utf8.RuneCountInString(req.Reason) > maxReason {
 		return Subscription{}, apperr.Invalid("reason", "must be at most %d characters", maxReason)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error { return s.cancelIn(ctx, tx, subID, req) })

@@ -119,6 +119,7 @@ func (s *Service) ChangePlan(ctx context.Context, subID string, in PlanChange) (
 	var att store.PaymentAttempt
 	var invID string
 	var credit *CreditGranted
+	var changed store.Subscription // the row as this change left it: the answer describes it, not a later read
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		now := s.clock.Now()
 		sub, err := s.lockSubscriptionFor(ctx, tx, subID, in.ExpectVersion)
@@ -155,7 +156,7 @@ func (s *Service) ChangePlan(ctx context.Context, subID string, in PlanChange) (
 			}
 			// Asking for what is already in force withdraws the change that was waiting for the period end.
 			sp.PendingPlanID, sp.PendingQuantity = nil, nil
-			if _, err := s.saveSubscription(ctx, tx, sp); err != nil {
+			if changed, err = s.saveSubscription(ctx, tx, sp); err != nil {
 				return err
 			}
 			return s.emit(ctx, tx, EvtSubscriptionUpdated, refs, now, map[string]any{"why": "pending change withdrawn",
@@ -189,7 +190,7 @@ func (s *Service) ChangePlan(ctx context.Context, subID string, in PlanChange) (
 		}
 		if timing == TimingPeriodEnd {
 			sp.PendingPlanID, sp.PendingQuantity = &next.ID, &qty
-			if _, err := s.saveSubscription(ctx, tx, sp); err != nil {
+			if changed, err = s.saveSubscription(ctx, tx, sp); err != nil {
 				return err
 			}
 			return s.emit(ctx, tx, EvtSubscriptionUpdated, refs, now, map[string]any{"why": "plan change scheduled for the period end",
@@ -198,7 +199,7 @@ func (s *Service) ChangePlan(ctx context.Context, subID string, in PlanChange) (
 
 		sp.PlanID, sp.Quantity = next.ID, qty
 		sp.PendingPlanID, sp.PendingQuantity = nil, nil
-		if _, err := s.saveSubscription(ctx, tx, sp); err != nil {
+		if changed, err = s.saveSubscription(ctx, tx, sp); err != nil {
 			return err
 		}
 		if err := s.emit(ctx, tx, EvtSubscriptionUpdated, refs, now, map[string]any{"why": "plan changed",
@@ -251,7 +252,9 @@ func (s *Service) ChangePlan(ctx context.Context, subID string, in PlanChange) (
 			return out, err
 		}
 	}
-	if out.Subscription, err = s.GetSubscription(ctx, subID); err != nil {
+	// Other changes may commit between this change and its charge's outcome; a read now would describe
+	// theirs. The answer is the row this change wrote, with what its own charge did to the subscription.
+	if out.Subscription, err = s.subscriptionView(ctx, s.pool, afterOwnCharge(changed, out.Charge)); err != nil {
 		return out, err
 	}
 	out.Credit = credit
@@ -339,4 +342,22 @@ func (s *Service) applyCredit(ctx context.Context, tx pgx.Tx, inv store.Invoice,
 		return inv, err
 	}
 	return s.q(tx).GetInvoice(ctx, inv.ID)
+}
+
+// afterOwnCharge is the subscription as a change left it (changed) followed by the outcome of the charge it
+// made. When nothing else touched the subscription in between, the row the outcome left is exactly that;
+// otherwise the change's own plan, quantity and pending change stay, and only what the charge decides —
+// the status and the dunning clock — is taken from the outcome. Its version stays the change's, so an
+// If-Match built on this answer cannot overwrite the change that came between.
+func afterOwnCharge(changed store.Subscription, res ChargeResult) store.Subscription {
+	before, after := res.subBefore, res.subAfter
+	if before == nil || after == nil || after.ID != changed.ID || before.Version == after.Version {
+		return changed // no outcome recorded, or it left the subscription as it was
+	}
+	if before.Version == changed.Version {
+		return *after
+	}
+	out := changed
+	out.Status, out.PastDueSince, out.GraceEndsAt, out.DunningEndsAt = after.Status, after.PastDueSince, after.GraceEndsAt, after.DunningEndsAt
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"regexp"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -40,7 +41,7 @@ type NewPlan struct {
 	Amount        string
 	Currency      string
 	Interval      string
-	IntervalCount int
+	IntervalCount int // 1 to 365; the API fills in 1 when the field is absent
 	TrialDays     int
 	DunningPolicy json.RawMessage
 	TaxRateID     *string
@@ -55,7 +56,7 @@ func (s *Service) CreatePlan(ctx context.Context, in NewPlan) (Plan, error) {
 	if !planCode.MatchString(in.Code) {
 		v.Add("code", "must be 1-64 letters, digits, '_', '.' or '-'")
 	}
-	if in.Name == "" || len(in.Name) > 255 {
+	if in.Name == "" || utf8.RuneCountInString(in.Name) > 255 {
 		v.Add("name", "is required (at most 255 characters)")
 	}
 	amount, err := money.ParseNonNegative(in.Amount, in.Currency)
@@ -67,9 +68,6 @@ func (s *Service) CreatePlan(ctx context.Context, in NewPlan) (Plan, error) {
 	}
 	if !Interval(in.Interval).Valid() {
 		v.Add("interval", "must be day, week, month or year")
-	}
-	if in.IntervalCount == 0 {
-		in.IntervalCount = 1
 	}
 	if in.IntervalCount < 1 || in.IntervalCount > 365 {
 		v.Add("interval_count", "must be from 1 to 365")

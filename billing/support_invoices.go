@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -127,7 +128,7 @@ func (s *Service) MarkInvoicePaid(ctx context.Context, a Actor, invoiceID string
 		return Invoice{}, err
 	}
 	var v apperr.Validation
-	if in.Reference == "" || len(in.Reference) > 255 {
+	if in.Reference == "" || utf8.RuneCountInString(in.Reference) > 255 {
 		v.Add("reference", "is required (at most 255 characters): the transfer or receipt it was paid with")
 	}
 	if in.Amount == "" {

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
@@ -60,7 +61,7 @@ func parsePercent(s string) (decimal.Decimal, bool) {
 func (s *Service) CreateTaxRate(ctx context.Context, in NewTaxRate) (TaxRateView, error) {
 	var v apperr.Validation
 	in.Name = strings.TrimSpace(in.Name)
-	if in.Name == "" || len(in.Name) > 255 {
+	if in.Name == "" || utf8.RuneCountInString(in.Name) > 255 {
 		v.Add("name", "is required (at most 255 characters)")
 	}
 	pct, ok := parsePercent(in.Percentage)

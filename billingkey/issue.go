@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -45,10 +46,10 @@ func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, cus
 			val.Add("gateway", "%q is not an enabled gateway", gatewayName)
 		}
 	}
-	if authKey == "" || len(authKey) > 1024 || hasControl(authKey) {
+	if authKey == "" || utf8.RuneCountInString(authKey) > 1024 || hasControl(authKey) || !utf8.ValidString(authKey) {
 		val.Add("auth_key", "is required (at most 1024 printable characters)")
 	}
-	if customerKey == "" || len(customerKey) > 300 || hasControl(customerKey) {
+	if customerKey == "" || utf8.RuneCountInString(customerKey) > 300 || hasControl(customerKey) || !utf8.ValidString(customerKey) {
 		val.Add("customer_key", "is required (at most 300 printable characters)")
 	}
 	if err := val.Err(); err != nil {

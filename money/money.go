@@ -65,7 +65,8 @@ func Round(amount decimal.Decimal, currency string) decimal.Decimal {
 }
 
 // Parse reads a decimal string ("9900", "12.50") for currency. It rejects exponents, signs other than a
-// leading minus, blanks, and more decimals than the currency allows.
+// leading minus, blanks, and more written decimals than the currency allows ("9900.00" in KRW, "1.500"
+// in USD), even zeros.
 func Parse(s, currency string) (decimal.Decimal, error) {
 	d, ok := minorUnits[currency]
 	if !ok {
@@ -78,7 +79,9 @@ func Parse(s, currency string) (decimal.Decimal, error) {
 	if err != nil {
 		return decimal.Decimal{}, fmt.Errorf("%w: %q", ErrNotAnAmount, s)
 	}
-	if !v.Round(d).Equal(v) {
+	// Written decimals count, not significant ones: API.md refuses "9900.00" in KRW, a client that writes
+	// decimals KRW does not have has misunderstood the currency.
+	if _, frac, _ := strings.Cut(s, "."); len(frac) > int(d) {
 		return decimal.Decimal{}, fmt.Errorf("%w: %s allows %d decimals", ErrTooPrecise, currency, d)
 	}
 	if v.Abs().GreaterThanOrEqual(maxAmount) {

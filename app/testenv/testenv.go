@@ -170,7 +170,8 @@ func (r Response) Decode(t testing.TB, v any) {
 }
 
 // Do sends a request. body may be nil, a string/[]byte (sent as is) or a value (JSON-encoded).
-// headers are "Name: value" strings.
+// headers are "Name: value" strings. The answer must be one api/openapi.json describes (contract.go):
+// anything else fails the test.
 func (e *Env) Do(method, path, token string, body any, headers ...string) Response {
 	e.T.Helper()
 	var rd io.Reader
@@ -202,7 +203,12 @@ func (e *Env) Do(method, path, token string, body any, headers ...string) Respon
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(e.T, err)
-	return Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+	res := Response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
+	if v := ContractViolation(req, res); v != "" {
+		// Errorf, not FailNow: Do is also called from a test's goroutines.
+		e.T.Errorf("contract: %s", v)
+	}
+	return res
 }
 
 type testWriter struct{ t testing.TB }

@@ -23,6 +23,7 @@ const (
 	KindRateLimited  Kind = "rate_limited"  // 429
 	KindUnauthorized Kind = "unauthorized"  // 401
 	KindTooLarge     Kind = "too_large"     // 413
+	KindMediaType    Kind = "media_type"    // 415: a body in a format the endpoint does not read
 	KindGateway      Kind = "gateway_error" // 502: the gateway refused in a way that is not the customer's fault
 )
 
