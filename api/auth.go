@@ -83,7 +83,7 @@ func (s *Server) lookupToken(ctx context.Context, token string) (Principal, erro
 		return Principal{}, &apperr.Error{Kind: apperr.KindUnauthorized, Code: "invalid_token", Message: "the bearer token is not valid"}
 	}
 	if err != nil {
-		return Principal{}, &apperr.Error{Kind: apperr.KindUnavailable, Code: "auth_unavailable", Message: "cannot check the token right now", Err: err}
+		return Principal{}, &apperr.Error{Kind: apperr.KindUnavailable, Code: "service_unavailable", Message: "cannot check the token right now", Err: err}
 	}
 	return Principal{KeyID: row.ID, Role: row.Role, Scope: scope}, nil
 }

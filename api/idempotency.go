@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/internal/idem"
 	"github.com/dunningworks/billing/internal/store"
 )
@@ -96,10 +98,28 @@ func idempotencyOf(r *http.Request) idem.Request {
 	return v
 }
 
-func (k idemKey) claimParams(now time.Time, lock time.Duration) store.ClaimIdempotencyKeyParams {
-	until := now.Add(lock)
+func (k idemKey) claimParams(until, now time.Time) store.ClaimIdempotencyKeyParams {
 	return store.ClaimIdempotencyKeyParams{Scope: k.params.Scope, Method: k.params.Method, Path: k.params.Path,
 		Key: k.params.Key, RequestHash: k.hash, LockedUntil: &until, CreatedAt: now}
+}
+
+// lockUntil is a claim's lock expiry, at the database's precision (microseconds), so the value a request
+// remembers is the one stored and a release can be made conditional on it.
+func lockUntil(now time.Time, lock time.Duration) time.Time {
+	return now.Add(lock).Truncate(time.Microsecond)
+}
+
+// claim is a key this request holds; until is its lock as last written (the heartbeat moves it).
+type claim struct {
+	key   idemKey
+	mu    sync.Mutex
+	until time.Time
+}
+
+func (c *claim) lockedUntil() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.until
 }
 
 // idempotency is the middleware of every authenticated POST. It must run after authenticate (keys are
@@ -134,13 +154,14 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		q := store.New(s.pool)
 		for range 3 {
 			now := time.Now().UTC()
-			claimed, err := q.ClaimIdempotencyKey(r.Context(), k.claimParams(now, s.idemLock))
+			until := lockUntil(now, s.idemLock)
+			claimed, err := q.ClaimIdempotencyKey(r.Context(), k.claimParams(until, now))
 			if err != nil {
 				writeError(w, r, idempotencyUnavailable(err))
 				return
 			}
 			if claimed == 1 {
-				s.runOwned(w, r, next, k)
+				s.runOwned(w, r, next, &claim{key: k, until: until})
 				return
 			}
 			row, err := q.GetIdempotencyKey(r.Context(), k.params)
@@ -161,7 +182,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 					"a request with this Idempotency-Key is still running; retry after it answers"))
 			case k.safe:
 				// The owner died mid-request. Re-running is safe here, and exactly one retry wins the row.
-				until := now.Add(s.idemLock)
+				until := lockUntil(now, s.idemLock)
 				n, err := q.TakeOverIdempotencyKey(r.Context(), store.TakeOverIdempotencyKeyParams{Scope: k.params.Scope,
 					Method: k.params.Method, Path: k.params.Path, Key: k.params.Key, LockedUntil: &until, Now: &now})
 				if err != nil {
@@ -171,7 +192,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 				if n == 0 {
 					continue // another retry took it over (or it completed meanwhile): look again
 				}
-				s.runOwned(w, r, next, k)
+				s.runOwned(w, r, next, &claim{key: k, until: until})
 			default:
 				writeError(w, r, &apperr.Error{Kind: apperr.KindConflict, Code: "idempotency_key_interrupted",
 					Message: "the first request with this Idempotency-Key was interrupted before it answered, so whether it " +
@@ -184,11 +205,17 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 }
 
 // runOwned runs the handler for a key this request holds, keeps the lock alive meanwhile, and stores the
-// answer (or releases the key after a 5xx on a route that is safe to re-run).
-func (s *Server) runOwned(w http.ResponseWriter, r *http.Request, next http.Handler, k idemKey) {
-	stop := s.heartbeat(r.Context(), k)
+// answer — except after a 5xx on a route that is safe to re-run, or a 5xx of a request that committed
+// nothing (a database outage): then the key is released, so a retry performs the request.
+func (s *Server) runOwned(w http.ResponseWriter, r *http.Request, next http.Handler, c *claim) {
+	k := c.key
+	stop := s.heartbeat(r.Context(), c)
 	rec := &recorder{ResponseWriter: w}
-	r = r.WithContext(context.WithValue(r.Context(), idemRequestKey{}, k.domainRequest()))
+	ctx, writes := dbx.TrackWrites(r.Context())
+	if !s.tracksWrites {
+		writes.Assume() // a pool without dbx.WriteTracer cannot tell: assume every failed request wrote
+	}
+	r = r.WithContext(context.WithValue(ctx, idemRequestKey{}, k.domainRequest()))
 	finished := false
 	defer func() {
 		stop()
@@ -196,8 +223,8 @@ func (s *Server) runOwned(w http.ResponseWriter, r *http.Request, next http.Hand
 			return
 		}
 		// The handler panicked: the recoverer answers 500 further out. Treat it like any 5xx.
-		if k.safe {
-			s.releaseKey(r, k)
+		if k.safe || !writes.Wrote() {
+			s.releaseClaim(r, c)
 		}
 	}()
 	next.ServeHTTP(rec, r)
@@ -208,14 +235,14 @@ func (s *Server) runOwned(w http.ResponseWriter, r *http.Request, next http.Hand
 	if status == 0 {
 		status = http.StatusOK
 	}
-	if status >= 500 && k.safe {
-		s.releaseKey(r, k)
+	if status >= 500 && (k.safe || !writes.Wrote()) {
+		s.releaseClaim(r, c)
 		return
 	}
 	if status == http.StatusUnprocessableEntity && problemCode(rec.body.Bytes()) == "idempotency_key_reused" {
 		// The domain knows this key under another body (the first request's answer was a released 5xx):
 		// the key is that request's, not this one's, so this refusal is not stored under it.
-		s.releaseKey(r, k)
+		s.releaseClaim(r, c)
 		return
 	}
 	headers := map[string]string{}
@@ -240,7 +267,8 @@ func (s *Server) runOwned(w http.ResponseWriter, r *http.Request, next http.Hand
 }
 
 // heartbeat extends the key's lock until stop is called.
-func (s *Server) heartbeat(ctx context.Context, k idemKey) (stop func()) {
+func (s *Server) heartbeat(ctx context.Context, c *claim) (stop func()) {
+	k := c.key
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
@@ -252,22 +280,57 @@ func (s *Server) heartbeat(ctx context.Context, k idemKey) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				until := time.Now().UTC().Add(s.idemLock)
-				_ = store.New(s.pool).ExtendIdempotencyLock(ctx, store.ExtendIdempotencyLockParams{Scope: k.params.Scope,
-					Method: k.params.Method, Path: k.params.Path, Key: k.params.Key, LockedUntil: &until})
+				until := lockUntil(time.Now().UTC(), s.idemLock)
+				if store.New(s.pool).ExtendIdempotencyLock(ctx, store.ExtendIdempotencyLockParams{Scope: k.params.Scope,
+					Method: k.params.Method, Path: k.params.Path, Key: k.params.Key, LockedUntil: &until}) == nil {
+					c.mu.Lock()
+					c.until = until
+					c.mu.Unlock()
+				}
 			}
 		}
 	}()
 	return func() { cancel(); <-done }
 }
 
-func (s *Server) releaseKey(r *http.Request, k idemKey) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
-	defer cancel()
-	if err := store.New(s.pool).ReleaseIdempotencyKey(ctx, store.ReleaseIdempotencyKeyParams(k.params)); err != nil {
-		loggerFrom(r).Warn("release idempotency key", "err", err, "path", k.params.Path)
+// releaseClaim gives the key up so a retry runs the request afresh. When the database is down (the usual
+// reason a request that committed nothing failed) the release is retried in the background until it
+// succeeds; it is conditional on the lock this request last wrote, so it never drops a claim that a
+// retry took over after the lock lapsed.
+func (s *Server) releaseClaim(r *http.Request, c *claim) {
+	k, until := c.key, c.lockedUntil()
+	params := store.ReleaseIdempotencyClaimParams{Scope: k.params.Scope, Method: k.params.Method, Path: k.params.Path,
+		Key: k.params.Key, LockedUntil: &until}
+	release := func() error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+		defer cancel()
+		_, err := store.New(s.pool).ReleaseIdempotencyClaim(ctx, params)
+		return err
 	}
+	err := release()
+	if err == nil {
+		return
+	}
+	log := loggerFrom(r)
+	log.Warn("release idempotency key; retrying in the background", "err", err, "path", k.params.Path)
+	go func() {
+		wait := 250 * time.Millisecond
+		for deadline := time.Now().Add(releaseRetryFor); time.Now().Before(deadline); {
+			time.Sleep(wait)
+			if err := release(); err == nil || !dbx.IsUnavailable(err) {
+				if err != nil {
+					log.Error("release idempotency key", "err", err, "path", k.params.Path)
+				}
+				return
+			}
+			wait = min(2*wait, 5*time.Second)
+		}
+		log.Error("release idempotency key: gave up; the key is released when its lock lapses (safe routes) or answers 409 interrupted", "path", k.params.Path)
+	}()
 }
+
+// releaseRetryFor bounds the background release of a key after a database outage.
+const releaseRetryFor = 10 * time.Minute
 
 func replay(w http.ResponseWriter, row store.GetIdempotencyKeyRow) {
 	var headers map[string]string
@@ -324,7 +387,7 @@ func problemCode(body []byte) string {
 }
 
 func idempotencyUnavailable(err error) error {
-	return &apperr.Error{Kind: apperr.KindUnavailable, Code: "idempotency_unavailable",
+	return &apperr.Error{Kind: apperr.KindUnavailable, Code: "service_unavailable",
 		Message: "cannot check the Idempotency-Key right now; retry with the same key", Err: err}
 }
 

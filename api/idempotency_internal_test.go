@@ -4,17 +4,21 @@ import (
 	"context"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/internal/testdb"
 	"github.com/dunningworks/billing/notify"
 )
@@ -35,7 +39,12 @@ type idemFixture struct {
 // newIdemFixture mounts handlers (pattern -> handler) behind the production middleware chain.
 func newIdemFixture(t *testing.T, handlers map[string]http.HandlerFunc) *idemFixture {
 	t.Helper()
-	pool := testdb.New(t)
+	return newIdemFixtureOn(t, testdb.New(t), handlers)
+}
+
+// newIdemFixtureOn is newIdemFixture on a given pool.
+func newIdemFixtureOn(t *testing.T, pool *pgxpool.Pool, handlers map[string]http.HandlerFunc) *idemFixture {
+	t.Helper()
 	s := New(Deps{Pool: pool, Bootstrap: []BootstrapToken{{Role: RoleService, Token: idemToken}}})
 	r := chi.NewRouter()
 	r.Use(recoverer)
@@ -257,4 +266,74 @@ func TestRateLimitedRequestsNeverClaimAKey(t *testing.T) {
 	res = f.post("/v1/customers", "second", `{}`)
 	require.Equal(t, 201, res.Code)
 	require.Empty(t, res.Header().Get(ReplayedHeader))
+}
+
+// A request that failed and committed nothing (the database went away) leaves no answer under its key,
+// even on a route whose first outcome is otherwise kept: the retry runs. One that sent a write keeps its
+// answer there, because the write may have taken effect.
+func TestIdempotencyKeepsNoAnswerForARequestThatCommittedNothing(t *testing.T) {
+	t.Parallel()
+	db := testdb.Create(t)
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	require.NoError(t, err)
+	cfg.ConnConfig.Tracer = dbx.WriteTracer{} // as app.New sets it
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	outage := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+
+	var readRuns, txRuns, writeRuns atomic.Int32
+	f := newIdemFixtureOn(t, pool, map[string]http.HandlerFunc{
+		// Reads, then loses the database.
+		"/v1/subscriptions/{id}/change-plan": func(w http.ResponseWriter, r *http.Request) {
+			var one int
+			require.NoError(t, pool.QueryRow(r.Context(), "SELECT 1").Scan(&one))
+			if readRuns.Add(1) == 1 {
+				writeError(w, r, outage)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]int{"run": int(readRuns.Load())})
+		},
+		// Writes inside a transaction that never commits.
+		"/v1/invoices/{id}/refunds": func(w http.ResponseWriter, r *http.Request) {
+			err := dbx.InTx(r.Context(), pool, func(tx pgx.Tx) error {
+				_, err := tx.Exec(r.Context(), "UPDATE idempotency_keys SET key = key WHERE false")
+				require.NoError(t, err)
+				return outage
+			})
+			if txRuns.Add(1) == 1 {
+				writeError(w, r, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]int{"run": int(txRuns.Load())})
+		},
+		// Sends a write outside a transaction, then fails.
+		"/v1/test-clock/advance": func(w http.ResponseWriter, r *http.Request) {
+			_, err := pool.Exec(r.Context(), "UPDATE idempotency_keys SET key = key WHERE false")
+			require.NoError(t, err)
+			writeRuns.Add(1)
+			writeError(w, r, outage)
+		},
+	})
+
+	res := f.post("/v1/subscriptions/sub_1/change-plan", "k-read", `{}`)
+	require.Equal(t, http.StatusServiceUnavailable, res.Code, res.Body.String())
+	require.Equal(t, "1", res.Header().Get("Retry-After"))
+	res = f.post("/v1/subscriptions/sub_1/change-plan", "k-read", `{}`)
+	require.Equal(t, http.StatusOK, res.Code, res.Body.String())
+	require.Empty(t, res.Header().Get(ReplayedHeader))
+	require.EqualValues(t, 2, readRuns.Load())
+
+	res = f.post("/v1/invoices/inv_1/refunds", "k-tx", `{}`)
+	require.Equal(t, http.StatusServiceUnavailable, res.Code, res.Body.String())
+	res = f.post("/v1/invoices/inv_1/refunds", "k-tx", `{}`)
+	require.Equal(t, http.StatusOK, res.Code, res.Body.String())
+	require.EqualValues(t, 2, txRuns.Load())
+
+	res = f.post("/v1/test-clock/advance", "k-write", `{}`)
+	require.Equal(t, http.StatusServiceUnavailable, res.Code, res.Body.String())
+	res = f.post("/v1/test-clock/advance", "k-write", `{}`)
+	require.Equal(t, http.StatusServiceUnavailable, res.Code, res.Body.String())
+	require.Equal(t, "true", res.Header().Get(ReplayedHeader), "a request that sent a write keeps its answer")
+	require.EqualValues(t, 1, writeRuns.Load())
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/statemachine"
 )
 
@@ -59,6 +60,10 @@ var statusByKind = map[apperr.Kind]int{
 	apperr.KindGateway:      http.StatusBadGateway,
 }
 
+// unavailableRetryAfter is the Retry-After of a 503: billingd reconnects within a second of the
+// database's return, so a short wait is enough.
+const unavailableRetryAfter = 1
+
 // problemFor maps any error to its problem document. This is the one place errors become status codes.
 func problemFor(err error) Problem {
 	var illegal *statemachine.IllegalTransitionError
@@ -88,6 +93,12 @@ func problemFor(err error) Problem {
 		return Problem{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Title: "Request body too large",
 			Detail: fmt.Sprintf("the body is limited to %d bytes", tooLarge.Limit)}
 	}
+	if dbx.IsUnavailable(err) {
+		// The database is down or dropped the connection: nothing was wrong with the request, and the
+		// idempotency layer keeps no answer for a request that committed nothing, so the same retry works.
+		return Problem{Status: http.StatusServiceUnavailable, Code: "service_unavailable", Title: "Service unavailable",
+			Detail: "the database is unavailable; retry later (with the same Idempotency-Key)"}
+	}
 	return Problem{Status: http.StatusInternalServerError, Code: "internal_error", Title: "Internal error",
 		Detail: "the server failed to handle the request; it has been logged"}
 }
@@ -102,7 +113,11 @@ func nonNil(s []string) []string {
 // writeError answers err as problem+json, logging server-side failures (never sending their details).
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p := problemFor(err)
-	if p.Status >= 500 && p.Status != http.StatusServiceUnavailable && p.Status != http.StatusBadGateway {
+	switch {
+	case p.Status == http.StatusServiceUnavailable:
+		loggerFrom(r).Warn("request failed: unavailable", "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
+	case p.Status >= 500 && p.Status != http.StatusBadGateway:
 		loggerFrom(r).Error("request failed", "err", err)
 	}
 	if p.Status == http.StatusTooManyRequests {

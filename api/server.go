@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -14,6 +15,7 @@ import (
 	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/billingkey"
 	"github.com/dunningworks/billing/clock"
+	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/notify"
 	"github.com/dunningworks/billing/reconcile"
 )
@@ -70,6 +72,9 @@ type Server struct {
 	router    chi.Router
 	limiter   *rateLimiter
 	idemLock  time.Duration
+	// tracksWrites: the pool tells which requests sent a write (dbx.WriteTracer), so a failed request
+	// that sent none keeps no answer under its Idempotency-Key.
+	tracksWrites bool
 }
 
 // New builds the API's router.
@@ -87,6 +92,7 @@ func New(d Deps) *Server {
 	s.metrics = newHTTPMetrics(s.Registry)
 	s.limiter = newRateLimiter(d.RateLimit, time.Now)
 	s.idemLock = defaultIdempotencyLock
+	s.tracksWrites = dbx.Traces(d.Pool)
 
 	r := chi.NewRouter()
 	r.Use(requestID, s.accessLog, recoverer)
@@ -150,6 +156,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.Ready(ctx); err != nil {
+			// Ready's errors are written for outsiders ("database unavailable", "shutting down", "not
+			// migrated"); the driver's details are in the log.
+			w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
 			writeProblem(w, Problem{Status: http.StatusServiceUnavailable, Code: "not_ready", Detail: err.Error()})
 			return
 		}

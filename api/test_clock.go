@@ -2,6 +2,8 @@ package api
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/dbx"
 )
 
 type testClockResponse struct {
@@ -84,7 +87,7 @@ func (s *Server) advanceTestClock(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		writeError(w, r, err)
+		writeError(w, r, advanceStopped(err, s.TestClock.Now(), target))
 		return
 	}
 	writeJSON(w, http.StatusOK, testClockResponse{Enabled: true, Now: moved})
@@ -93,4 +96,29 @@ func (s *Server) advanceTestClock(w http.ResponseWriter, r *http.Request) {
 func testClockDisabled() error {
 	return &apperr.Error{Kind: apperr.KindNotFound, Code: "test_clock_disabled",
 		Message: "the test clock is disabled; start billingd with BILLING_TEST_CLOCK=1"}
+}
+
+// advanceStopped says how far an advance that failed got: the clock stays wherever the last completed
+// step left it (every step is committed), and an advance to the same target resumes from there. A
+// relative advance ({by}) retried would count from the new now, hence the answer names the absolute
+// target to retry with.
+func advanceStopped(err error, reached, target time.Time) error {
+	msg := fmt.Sprintf("the advance stopped at %s, before %s; retry with {\"to\": %q} to finish it from there",
+		reached.UTC().Format(time.RFC3339Nano), target.UTC().Format(time.RFC3339Nano), target.UTC().Format(time.RFC3339Nano))
+	extra := map[string]any{"now": reached.UTC(), "target": target.UTC()}
+	if e, ok := apperr.As(err); ok {
+		out := *e
+		out.Message = e.Message + "; " + msg
+		out.Extra = maps.Clone(e.Extra)
+		if out.Extra == nil {
+			out.Extra = map[string]any{}
+		}
+		maps.Copy(out.Extra, extra)
+		return &out
+	}
+	if dbx.IsUnavailable(err) {
+		return &apperr.Error{Kind: apperr.KindUnavailable, Code: "service_unavailable", Message: "the database is unavailable: " + msg,
+			Extra: extra, Err: err}
+	}
+	return err
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -24,6 +25,7 @@ import (
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/internal/config"
+	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/jobs"
 	"github.com/dunningworks/billing/migrations"
 	"github.com/dunningworks/billing/notify"
@@ -59,7 +61,16 @@ type App struct {
 
 	simWebhooks bool
 	closers     []func()
+	// stopping is set when shutdown begins: /readyz then says so, whatever the database answers.
+	stopping atomic.Bool
 }
+
+// ErrShuttingDown is Ready's answer once the process has begun to shut down.
+var ErrShuttingDown = errors.New("shutting down")
+
+// ErrDatabaseUnavailable is Ready's answer when the database cannot be reached; the driver's error (which
+// names the user, database and address) goes to the log, not to whoever asks /readyz.
+var ErrDatabaseUnavailable = errors.New("database unavailable")
 
 // Options are test seams; production passes none.
 type Options struct {
@@ -97,6 +108,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		// The URL's pool_max_conns overrides both.
 		poolCfg.MaxConns, workerCfg.MaxConns = apiConns, workerConns
 	}
+	// Tells the idempotency layer whether a request that failed committed anything (dbx.TrackWrites).
+	poolCfg.ConnConfig.Tracer = dbx.WriteTracer{}
 	for _, p := range []struct {
 		dst *(*pgxpool.Pool)
 		cfg *pgxpool.Config
@@ -238,10 +251,26 @@ func poolSizes(role config.Role) (api, workers int32) {
 
 // Ready reports whether this process can take traffic: the database answers and is migrated.
 func (a *App) Ready(ctx context.Context) error {
-	if err := a.Pool.Ping(ctx); err != nil {
-		return fmt.Errorf("database unreachable: %w", err)
+	if a.stopping.Load() {
+		return ErrShuttingDown
 	}
-	return migrations.Check(ctx, a.Pool)
+	if err := a.Pool.Ping(ctx); err != nil {
+		a.Log.Warn("not ready: database unavailable", "err", err)
+		return ErrDatabaseUnavailable
+	}
+	err := migrations.Check(ctx, a.Pool)
+	switch {
+	case err == nil:
+		return nil
+	case a.stopping.Load():
+		return ErrShuttingDown
+	case errors.Is(err, migrations.ErrNotMigrated):
+		a.Log.Warn("not ready", "err", err)
+		return migrations.ErrNotMigrated
+	default:
+		a.Log.Warn("not ready: database unavailable", "err", err)
+		return ErrDatabaseUnavailable
+	}
 }
 
 // Run serves HTTP (and works jobs, by role) until ctx is canceled, then drains within the shutdown
@@ -292,6 +321,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
+	a.stopping.Store(true)
 	a.Log.Info("shutting down", "timeout", a.Config.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
 	defer cancel()

@@ -17,6 +17,8 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/dunningworks/billing/internal/dbx"
 )
 
 //go:embed sql/*.sql
@@ -64,6 +66,10 @@ func Check(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("river migrator: %w", err)
 	}
 	res, err := migrator.Validate(ctx, nil)
+	if dbx.IsUnavailable(err) || ctx.Err() != nil {
+		// A database that cannot be asked is not known to be unmigrated (a fast shutdown closes the pool).
+		return fmt.Errorf("check migrations: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w (river: %v)", ErrNotMigrated, err)
 	}
@@ -77,6 +83,9 @@ func Check(ctx context.Context, pool *pgxpool.Pool) error {
 		return err
 	}
 	current, target, err := provider.GetVersions(ctx)
+	if dbx.IsUnavailable(err) || ctx.Err() != nil {
+		return fmt.Errorf("check migrations: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w (%v)", ErrNotMigrated, err)
 	}

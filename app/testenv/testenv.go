@@ -56,8 +56,10 @@ type Env struct {
 	DBURL string // the service role's database URL (billingd's DATABASE_URL)
 	// OwnerURL is the schema owner's URL (empty when Options.DBURL reused a database without giving it).
 	OwnerURL string
-	cancel   context.CancelFunc
-	done     chan error
+	// DBProxy is the proxy between billingd and Postgres (nil unless Options.DBProxy).
+	DBProxy *DBProxy
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 // Options tune an Env.
@@ -71,6 +73,9 @@ type Options struct {
 	SimURL string
 	// App are failpoints and other seams.
 	App app.Options
+	// DBProxy puts a TCP proxy (Env.DBProxy) between billingd and Postgres, so the test can cut the
+	// database off and restore it.
+	DBProxy bool
 }
 
 // New starts a billingd for t and stops it when t ends.
@@ -87,6 +92,10 @@ func New(t testing.TB, opts ...Options) *Env {
 	}
 	// Several replicas and parallel tests share one server: keep each pool small.
 	appURL := dbURL
+	var proxy *DBProxy
+	if o.DBProxy {
+		proxy, appURL = NewDBProxy(t, dbURL)
+	}
 	if !strings.Contains(appURL, "pool_max_conns") {
 		sep := "?"
 		if strings.Contains(appURL, "?") {
@@ -127,7 +136,7 @@ func New(t testing.TB, opts ...Options) *Env {
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	e := &Env{T: t, App: a, URL: "http://" + ln.Addr().String(), DBURL: dbURL, OwnerURL: ownerURL, cancel: cancel, done: make(chan error, 1)}
+	e := &Env{T: t, App: a, URL: "http://" + ln.Addr().String(), DBURL: dbURL, OwnerURL: ownerURL, DBProxy: proxy, cancel: cancel, done: make(chan error, 1)}
 	go func() { e.done <- a.Serve(ctx, ln) }()
 	t.Cleanup(e.Stop)
 	return e

@@ -140,6 +140,36 @@ func (q *Queries) GetIdempotencyKey(ctx context.Context, arg GetIdempotencyKeyPa
 	return i, err
 }
 
+const releaseIdempotencyClaim = `-- name: ReleaseIdempotencyClaim :execrows
+DELETE FROM idempotency_keys
+WHERE scope = $1 AND method = $2 AND path = $3 AND key = $4 AND status = 'in_progress'
+  AND locked_until = $5
+`
+
+type ReleaseIdempotencyClaimParams struct {
+	Scope       string
+	Method      string
+	Path        string
+	Key         string
+	LockedUntil *time.Time
+}
+
+// Releases a key only while its claim is still the releasing request's (its lock unchanged since), so a
+// release retried after a database outage cannot drop a claim another retry has taken over meanwhile.
+func (q *Queries) ReleaseIdempotencyClaim(ctx context.Context, arg ReleaseIdempotencyClaimParams) (int64, error) {
+	result, err := q.db.Exec(ctx, releaseIdempotencyClaim,
+		arg.Scope,
+		arg.Method,
+		arg.Path,
+		arg.Key,
+		arg.LockedUntil,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const releaseIdempotencyKey = `-- name: ReleaseIdempotencyKey :exec
 DELETE FROM idempotency_keys
 WHERE scope = $1 AND method = $2 AND path = $3 AND key = $4 AND status = 'in_progress'

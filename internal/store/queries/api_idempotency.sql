@@ -27,3 +27,10 @@ WHERE scope = $1 AND method = $2 AND path = $3 AND key = $4 AND status = 'in_pro
 -- name: ReleaseIdempotencyKey :exec
 DELETE FROM idempotency_keys
 WHERE scope = $1 AND method = $2 AND path = $3 AND key = $4 AND status = 'in_progress';
+
+-- name: ReleaseIdempotencyClaim :execrows
+-- Releases a key only while its claim is still the releasing request's (its lock unchanged since), so a
+-- release retried after a database outage cannot drop a claim another retry has taken over meanwhile.
+DELETE FROM idempotency_keys
+WHERE scope = $1 AND method = $2 AND path = $3 AND key = $4 AND status = 'in_progress'
+  AND locked_until = sqlc.arg(locked_until);
