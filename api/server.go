@@ -141,6 +141,7 @@ func (s *Server) mountV1(r chi.Router) {
 	s.mountSubscriptions(r)
 	s.mountSubscriptionLifecycle(r)
 	s.mountInvoices(r)
+	s.mountRefunds(r)
 	s.mountLedger(r)
 	s.mountBillingKeys(r)
 	s.mountBackupKeys(r)

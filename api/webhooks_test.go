@@ -124,9 +124,9 @@ func TestInboundWebhooksSettleUnknownAttemptsExactlyOnce(t *testing.T) {
 }
 
 // An event that arrives after the attempt settled, or claims an older state, changes nothing: states
-// only move on what the gateway answers now, and only forward. Not even a refund made at the gateway
-// flips a paid invoice back; reconciliation reports it instead.
-func TestLateAndBackwardWebhooksAreStale(t *testing.T) {
+// only move on what the gateway answers now, and only forward. A refund made at the gateway does not flip
+// the paid invoice back either: it is booked as a refund (a credit note, the attempt reversed).
+func TestLateAndBackwardWebhooksAreStaleAndARefundIsBooked(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t, simWebhooks)
 	plan := env.CreatePlan("9900", "KRW", "month", 1)
@@ -145,21 +145,28 @@ func TestLateAndBackwardWebhooksAreStale(t *testing.T) {
 	res := env.Do("POST", "/webhooks/sim", "", older)
 	require.Equal(t, 200, res.Status, string(res.Body))
 
-	// A refund at the gateway's side announces CANCELED.
+	require.Eventually(t, func() bool {
+		return env.QueryInt(`SELECT count(*) FROM webhook_inbox WHERE processed_at IS NOT NULL`) == 2
+	}, 5*time.Second, 10*time.Millisecond)
+	// The first (DONE) may have settled the attempt or found it settled; the forged one came after.
+	require.GreaterOrEqual(t, env.QueryInt(`SELECT count(*) FROM webhook_inbox WHERE result = 'stale'`), 1)
+	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM payment_attempts WHERE status = 'succeeded'`))
+
+	// A refund at the gateway's side announces CANCELED: it is re-fetched and booked as a refund (issue
+	// 16.3), not a flip of the payment: the invoice stays paid, the attempt is reversed.
 	c, ok := env.Sim().Charge(order)
 	require.True(t, ok)
 	require.NoError(t, env.App.Gateways["sim"].Cancel(context.Background(), c.PaymentKey, "refunded in the dashboard", decimal.Zero, "dash-1"))
-
 	require.Eventually(t, func() bool {
 		return env.QueryInt(`SELECT count(*) FROM webhook_inbox WHERE processed_at IS NOT NULL`) == 3
 	}, 5*time.Second, 10*time.Millisecond)
-	// The first (DONE) may have settled the attempt or found it settled; the other two came after.
-	require.GreaterOrEqual(t, env.QueryInt(`SELECT count(*) FROM webhook_inbox WHERE result = 'stale'`), 2)
 	require.Equal(t, 0, env.QueryInt(`SELECT count(*) FROM webhook_inbox WHERE result NOT IN ('applied', 'stale')`))
-	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM payment_attempts WHERE status = 'succeeded'`))
+	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM payment_attempts WHERE status = 'reversed'`))
 	require.Equal(t, "active", readSubscription(t, env, sub.ID).Status)
 	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM events WHERE type = 'invoice.paid'`))
 	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM ledger_transactions WHERE kind = 'payment'`))
+	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM ledger_transactions WHERE kind = 'refund'`))
+	require.Equal(t, 1, env.QueryInt(`SELECT count(*) FROM credit_notes WHERE origin = 'gateway'`))
 	env.RequireBalanced()
 }
 

@@ -185,7 +185,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	// Webhook delivery keeps the wall clock even under the test clock: its retries are HTTP, not domain time.
 	a.Notify = notify.New(notify.Config{Pool: a.Pool, Registry: a.Registry, Log: log.With("component", "notify"), Tuning: o.Notify,
 		AllowPrivateNetworks: cfg.Mode != config.ModeProduction})
-	a.Reconcile = reconcile.New(reconcile.Config{Pool: a.Pool, Payments: a.Billing, Clock: a.Clock, Gateways: a.Gateways, Registry: a.Registry,
+	a.Reconcile = reconcile.New(reconcile.Config{Pool: a.Pool, Payments: a.Billing, Clock: a.Clock, Gateways: a.Gateways, Registry: a.Registry, Refunds: a.Billing,
 		Log: log.With("component", "reconcile")})
 	// The workers' billing is the same service on the workers' pool.
 	workerBilling := a.Billing.WithPool(a.WorkerPool)

@@ -290,13 +290,17 @@ func (s *Service) recordOutcomeTx(ctx context.Context, tx pgx.Tx, attemptID stri
 		before = *lc.sub
 	}
 	switch out.Kind {
-	case gateway.Succeeded:
-		err = s.applyPayment(ctx, tx, lc, out, now)
+	case gateway.Succeeded, gateway.Canceled:
+		// Canceled (or partly canceled) means collected and then refunded at the gateway: the payment is
+		// booked, then the refunds, so the books show both movements and what stayed with us.
+		if out.Kind == gateway.Canceled {
+			res.Outcome = gateway.Succeeded
+		}
+		if err = s.applyPayment(ctx, tx, lc, out, now); err == nil {
+			_, err = s.applyGatewayRefunds(ctx, tx, lc, out, now)
+		}
 	case gateway.Declined:
 		err = s.applyDecline(ctx, tx, lc, out, now)
-	case gateway.Canceled:
-		// Collected and then refunded at the gateway (by support): no money stayed with us.
-		err = s.applyFailed(ctx, tx, lc, "canceled at the gateway", now)
 	case gateway.Refused:
 		// The gateway refused our side of the request before processing it (a rotated secret key, a
 		// currency it does not take): no money moved, the customer did nothing wrong, and resending the

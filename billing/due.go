@@ -56,6 +56,13 @@ func (s *Service) DueWork(ctx context.Context, now time.Time, max int) ([]Work, 
 	for _, r := range expiries {
 		out = append(out, Work{Kind: WorkExpireIncomplete, ID: r.ID, At: r.DueAt})
 	}
+	refunds, err := q.DueRefundLookups(ctx, store.DueRefundLookupsParams{Now: &now, Max: lim})
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range refunds {
+		out = append(out, Work{Kind: WorkResolveRefund, ID: r.ID, At: r.DueAt})
+	}
 	return out, nil
 }
 

@@ -38,18 +38,22 @@ type Invoice struct {
 	Discounts         []InvoiceDiscount `json:"discounts"`
 	Total             string            `json:"total"`
 	// CreditApplied is the customer's credit spent on this invoice (counted in amount_paid).
-	CreditApplied string     `json:"credit_applied"`
-	AmountDue     string     `json:"amount_due"`
-	AmountPaid    string     `json:"amount_paid"`
-	AttemptCount  int        `json:"attempt_count"`
-	NextAttemptAt *time.Time `json:"next_attempt_at"`
-	Lines         []Line     `json:"lines"`
-	Attempts      []Attempt  `json:"attempts"`
-	Version       int        `json:"version"`
-	CreatedAt     time.Time  `json:"created_at"`
-	FinalizedAt   *time.Time `json:"finalized_at"`
-	PaidAt        *time.Time `json:"paid_at"`
-	VoidedAt      *time.Time `json:"voided_at,omitempty"`
+	CreditApplied string `json:"credit_applied"`
+	AmountDue     string `json:"amount_due"`
+	AmountPaid    string `json:"amount_paid"`
+	// AmountRefunded is what was given back of amount_paid (refunds that succeeded, balance credits).
+	AmountRefunded string `json:"amount_refunded"`
+	// AmountCredited is what credit notes took off the invoice while it was open.
+	AmountCredited string     `json:"amount_credited"`
+	AttemptCount   int        `json:"attempt_count"`
+	NextAttemptAt  *time.Time `json:"next_attempt_at"`
+	Lines          []Line     `json:"lines"`
+	Attempts       []Attempt  `json:"attempts"`
+	Version        int        `json:"version"`
+	CreatedAt      time.Time  `json:"created_at"`
+	FinalizedAt    *time.Time `json:"finalized_at"`
+	PaidAt         *time.Time `json:"paid_at"`
+	VoidedAt       *time.Time `json:"voided_at,omitempty"`
 }
 
 // InvoiceTax is one tax rate's share of an invoice: the tax computed once on the sum of its lines.
@@ -315,6 +319,7 @@ func (s *Service) invoiceView(ctx context.Context, db dbx.DBTX, r store.Invoice,
 		Tax: money.String(r.Tax, r.Currency), CreditApplied: money.String(r.CreditApplied, r.Currency),
 		Taxes: []InvoiceTax{}, Discounts: []InvoiceDiscount{},
 		AmountDue: money.String(r.AmountDue, r.Currency), AmountPaid: money.String(r.AmountPaid, r.Currency),
+		AmountRefunded: money.String(r.AmountRefunded, r.Currency), AmountCredited: money.String(r.AmountCredited, r.Currency),
 		AttemptCount: int(r.AttemptCount), NextAttemptAt: r.NextAttemptAt, Version: int(r.Version),
 		CreatedAt: r.CreatedAt, FinalizedAt: r.FinalizedAt, PaidAt: r.PaidAt, VoidedAt: r.VoidedAt,
 		Lines: []Line{}, Attempts: []Attempt{}}

@@ -31,6 +31,7 @@ const (
 	WorkGraceEnd         WorkKind = "grace_end"         // a past_due subscription's grace period is over
 	WorkDunningEnd       WorkKind = "dunning_end"       // the dunning window is over: apply the final action
 	WorkExpireIncomplete WorkKind = "expire_incomplete" // an incomplete subscription was never paid
+	WorkResolveRefund    WorkKind = "resolve_refund"    // a refund in pending/unknown needs a lookup (or its first send)
 )
 
 // Work is one unit of due domain work: what, for which entity, and when. The row's column is the truth;
@@ -89,6 +90,10 @@ type Hooks struct {
 	AfterCharge func(attemptID string, outcome gateway.Outcome) error
 	// AfterRecord runs after the outcome is committed and before the caller (a job) returns.
 	AfterRecord func(attemptID string) error
+	// BeforeRefund runs after a refund is committed (and its send counted) and before the gateway is called.
+	BeforeRefund func(refundID string) error
+	// AfterRefund runs after the gateway answered a refund and before the answer is committed.
+	AfterRefund func(refundID string) error
 }
 
 // Config is what a Service is built from.

@@ -45,6 +45,10 @@ const (
 // feeds the silence check, whose window is an hour.
 const receiptClockAge = 100 * time.Millisecond
 
+// paymentKeyRef marks an inbox row's order_id that is the gateway's payment key instead (our order ids
+// never start with it).
+const paymentKeyRef = "paymentkey:"
+
 // WebhookWorkID names an inbox row in a Work item.
 func WebhookWorkID(gw, eventID string) string { return gw + ":" + eventID }
 
@@ -68,8 +72,14 @@ func (s *Service) ReceiveWebhook(ctx context.Context, gw string, ev gateway.Even
 	if raw == nil {
 		raw = []byte{}
 	}
+	orderID := ev.OrderID
+	if orderID == "" && ev.PaymentKey != "" {
+		// The event names the payment, not the order (Stripe's charge.refunded): processing finds the
+		// order by the payment key. Receiving stays one INSERT.
+		orderID = paymentKeyRef + ev.PaymentKey
+	}
 	_, err = s.q(s.inbox).InsertWebhook(ctx, store.InsertWebhookParams{Gateway: gw, EventID: ev.ID, EventKind: string(ev.Kind),
-		OrderID: strPtr(ev.OrderID), Payload: raw, ReceivedAt: clock.Recent(s.clock, receiptClockAge)})
+		OrderID: strPtr(orderID), Payload: raw, ReceivedAt: clock.Recent(s.clock, receiptClockAge)})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil // a duplicate: the first copy's job does the work
 	}
@@ -141,7 +151,13 @@ func (s *Service) applyWebhook(ctx context.Context, row store.WebhookInbox) (str
 	if row.EventKind != string(gateway.PaymentStatusChanged) || row.OrderID == nil {
 		return WebhookIgnored, nil
 	}
-	att, err := s.q(s.pool).AttemptByOrderID(ctx, *row.OrderID)
+	var att store.PaymentAttempt
+	var err error
+	if pk, ok := strings.CutPrefix(*row.OrderID, paymentKeyRef); ok {
+		att, err = s.q(s.pool).AttemptByPaymentKey(ctx, store.AttemptByPaymentKeyParams{Gateway: row.Gateway, PaymentKey: &pk})
+	} else {
+		att, err = s.q(s.pool).AttemptByOrderID(ctx, *row.OrderID)
+	}
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && att.Gateway != row.Gateway) {
 		return WebhookUnknownOrder, nil
 	}
@@ -149,6 +165,17 @@ func (s *Service) applyWebhook(ctx context.Context, row store.WebhookInbox) (str
 		return "", err
 	}
 	if !attemptUnsettled(att.Status) {
+		// A settled payment can still change at the gateway: a refund made there (a dashboard cancel,
+		// Stripe's charge.refunded). The lookup books any the books do not have.
+		if att.Status == string(statemachine.AttemptSucceeded) {
+			n, err := s.SyncRefunds(ctx, att.ID)
+			if err != nil {
+				return "", err
+			}
+			if n > 0 {
+				return WebhookApplied, nil
+			}
+		}
 		return WebhookStale, nil
 	}
 	if _, err := s.ResolveAttempt(ctx, att.ID, ResolveOptions{Now: true}); err != nil {

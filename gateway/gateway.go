@@ -118,6 +118,25 @@ type Outcome struct {
 
 	// Unknown: why we could not tell (timeout, reset, 5xx, processing code, ...).
 	Reason string
+
+	// Refunded is how much of the payment the gateway has refunded (canceled) so far: zero for a payment
+	// kept whole, Amount for a Canceled one, in between for a partial cancel (which is Succeeded: part of
+	// the money stayed). Filled by Lookup.
+	Refunded decimal.Decimal
+	// Refunds are the payment's refunds as the gateway lists them, oldest first (Lookup; nil when the
+	// gateway did not list them).
+	Refunds []Refund
+}
+
+// Refund is one refund (Toss: one cancel) of a payment at the gateway.
+type Refund struct {
+	ID     string // the gateway's id: Toss's cancel transactionKey, Stripe's refund id
+	Amount decimal.Decimal
+	Reason string
+	At     time.Time
+	// Reference is the idempotency key of the Cancel that made it, when the gateway echoes it back (the
+	// adapters embed it); empty for a refund made elsewhere, e.g. in the gateway's dashboard.
+	Reference string
 }
 
 // Transaction is one line of the gateway's transaction list, for reconciliation.
@@ -143,12 +162,16 @@ const (
 
 // Event is an inbound webhook after verification.
 type Event struct {
-	ID        string // unique per gateway; the inbox key
-	Kind      EventKind
-	OrderID   string // for PaymentStatusChanged
-	Status    string // the gateway's status in the event (a hint only)
-	CreatedAt time.Time
-	Raw       []byte
+	ID      string // unique per gateway; the inbox key
+	Kind    EventKind
+	OrderID string // for PaymentStatusChanged
+	// PaymentKey is the gateway's payment id when the event names no order id of ours (Stripe's
+	// charge.refunded carries the Charge, whose metadata is not the PaymentIntent's); the receiver finds
+	// the order by it.
+	PaymentKey string
+	Status     string // the gateway's status in the event (a hint only)
+	CreatedAt  time.Time
+	Raw        []byte
 }
 
 // Gateway is the port every adapter implements. Every method honors ctx's deadline.
@@ -167,7 +190,10 @@ type Gateway interface {
 	// Lookup finds the payment for an order id. Kind is Succeeded, Declined, Canceled, NotFound, Unknown,
 	// or Refused when the gateway refused our credentials (the order's fate is then still unknown).
 	Lookup(ctx context.Context, orderID string) (Outcome, error)
-	// Cancel refunds (fully or partly) a payment; used for proven duplicates by explicit support action.
+	// Cancel refunds (fully or partly; a zero amount is the whole remaining balance) a payment. The
+	// idempotency key is sent as the gateway's and echoed in the refund's Reference, so a Lookup can tell
+	// whether this refund happened. A *RefundRefusedError is a definite refusal (nothing was refunded by
+	// this request); ErrTryLater means it was not sent; any other error leaves the outcome unknown.
 	Cancel(ctx context.Context, paymentKey, reason string, amount decimal.Decimal, idempotencyKey string) error
 	// Transactions lists the gateway's transactions in [from, to), for daily reconciliation.
 	Transactions(ctx context.Context, from, to time.Time) ([]Transaction, error)
@@ -187,6 +213,23 @@ var ErrInvalidSignature = errors.New("webhook signature invalid")
 
 // ErrNotSupported is returned by an adapter for an operation its gateway does not offer.
 var ErrNotSupported = errors.New("not supported by this gateway")
+
+// ErrRefundRefused matches a *RefundRefusedError.
+var ErrRefundRefused = errors.New("gateway refused the refund")
+
+// RefundRefusedError is a gateway's definite refusal of a Cancel (e.g. more than the balance, already
+// canceled, not cancelable).
+type RefundRefusedError struct {
+	Code    string
+	Message string
+}
+
+func (e *RefundRefusedError) Error() string {
+	return "gateway refused the refund: " + e.Code + ": " + e.Message
+}
+
+// Is makes errors.Is(err, ErrRefundRefused) true for a *RefundRefusedError.
+func (e *RefundRefusedError) Is(target error) bool { return target == ErrRefundRefused }
 
 // TryLaterError carries how long to wait when known (e.g. a 429's Retry-After).
 type TryLaterError struct {

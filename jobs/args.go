@@ -69,6 +69,14 @@ func (ResolveAttemptArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: uniqueness}
 }
 
+// ResolveRefundArgs looks up (or first sends) a refund whose outcome is pending or unknown.
+type ResolveRefundArgs WorkArgs
+
+func (ResolveRefundArgs) Kind() string { return string(billing.WorkResolveRefund) }
+func (ResolveRefundArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: uniqueness}
+}
+
 // GraceEndArgs suspends a subscription whose grace is over.
 type GraceEndArgs WorkArgs
 
@@ -104,6 +112,8 @@ func argsFor(w billing.Work) river.JobArgs {
 		return CollectArgs(a)
 	case billing.WorkResolveAttempt:
 		return ResolveAttemptArgs(a)
+	case billing.WorkResolveRefund:
+		return ResolveRefundArgs(a)
 	case billing.WorkGraceEnd:
 		return GraceEndArgs(a)
 	case billing.WorkDunningEnd:

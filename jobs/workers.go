@@ -58,6 +58,7 @@ func addDomainWorkers(workers *river.Workers, b *billing.Service, c clock.Clock)
 		_, err := b.ResolveAttempt(ctx, id, billing.ResolveOptions{})
 		return err
 	}})
+	river.AddWorker(workers, &domainWorker[ResolveRefundArgs]{c: c, run: b.ResolveRefund})
 	river.AddWorker(workers, &domainWorker[GraceEndArgs]{c: c, run: b.EndGrace})
 	river.AddWorker(workers, &domainWorker[DunningEndArgs]{c: c, run: b.EndDunning})
 	river.AddWorker(workers, &domainWorker[ExpireIncompleteArgs]{c: c, run: b.ExpireIncomplete})

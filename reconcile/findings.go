@@ -34,6 +34,9 @@ const (
 	ActionCancelAtGateway = "cancel_at_gateway"
 	// ActionDismiss closes a finding that needs nothing done here (explained, or fixed elsewhere).
 	ActionDismiss = "dismiss"
+	// ActionApplyRefund books, for a payment of ours, the refunds made at the gateway (its dashboard) that
+	// our books lack: credit notes, the ledger, the attempt's and invoice's states (billing.SyncRefunds).
+	ActionApplyRefund = "apply_refund"
 )
 
 // Finding is one disagreement between a gateway and our books, as support sees it.
@@ -87,6 +90,11 @@ func allowedActions(r store.ReconciliationFinding) []string {
 		return []string{}
 	case r.Kind == MissingHere && r.PaymentKey != nil:
 		return []string{ActionCancelAtGateway, ActionDismiss}
+	case (r.Kind == MissingThere || r.Kind == AmountMismatch) && r.AttemptID != nil && r.OurAmount.Valid && r.TheirAmount.Valid &&
+		r.TheirAmount.Decimal.LessThan(r.OurAmount.Decimal):
+		// The gateway holds less than we booked for a payment of ours: a refund made there, which can be
+		// booked here.
+		return []string{ActionApplyRefund, ActionDismiss}
 	default:
 		return []string{ActionDismiss}
 	}
@@ -167,8 +175,8 @@ func (s *Service) Resolve(ctx context.Context, a billing.Actor, id string, r Res
 	if a.ID == "" || a.Role == "" {
 		return Finding{}, errors.New("resolve finding without an actor")
 	}
-	if r.Action != ActionCancelAtGateway && r.Action != ActionDismiss {
-		return Finding{}, apperr.Invalid("action", "must be %s or %s", ActionCancelAtGateway, ActionDismiss)
+	if r.Action != ActionCancelAtGateway && r.Action != ActionDismiss && r.Action != ActionApplyRefund {
+		return Finding{}, apperr.Invalid("action", "must be %s, %s or %s", ActionCancelAtGateway, ActionApplyRefund, ActionDismiss)
 	}
 	row, err := store.New(s.pool).GetFinding(ctx, id)
 	if isNoRows(err) {
@@ -186,6 +194,12 @@ func (s *Service) Resolve(ctx context.Context, a billing.Actor, id string, r Res
 			return Finding{}, err
 		}
 		resolution = "canceled_at_gateway"
+	}
+	if r.Action == ActionApplyRefund {
+		if err := s.applyRefund(ctx, row); err != nil {
+			return Finding{}, err
+		}
+		resolution = "refund_applied"
 	}
 	var out store.ReconciliationFinding
 	err = dbx.InTx(ctx, s.pool, func(tx pgx.Tx) error {
@@ -264,6 +278,38 @@ func (s *Service) cancelAtGateway(ctx context.Context, r store.ReconciliationFin
 	}
 	return &apperr.Error{Kind: apperr.KindGateway, Code: "gateway_cancel_failed",
 		Message: fmt.Sprintf("the gateway did not cancel payment %s", *r.PaymentKey), Err: err}
+}
+
+// applyRefund books the gateway's refunds of the finding's payment. It is refused when the gateway
+// reports none that the books lack (the disagreement is something else: dismiss it, or look again).
+func (s *Service) applyRefund(ctx context.Context, r store.ReconciliationFinding) error {
+	if s.refunds == nil {
+		return errors.New("reconcile: no refund syncer configured")
+	}
+	n, err := s.refunds.SyncRefunds(ctx, *r.AttemptID)
+	if errors.Is(err, gateway.ErrTryLater) {
+		return &apperr.Error{Kind: apperr.KindUnavailable, Code: "gateway_unavailable",
+			Message: "the gateway cannot take requests now; try again shortly", Err: err}
+	}
+	if err != nil {
+		return fmt.Errorf("apply refunds of %s: %w", r.OrderID, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	// Nothing new: it may have been booked already (by a webhook, or a concurrent request). Then the
+	// books agree with the gateway and the finding is resolved; otherwise it is not a refund.
+	ps, err := s.payments.PaymentsByOrderID(ctx, r.Gateway, []string{r.OrderID})
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		if p.AttemptID == *r.AttemptID && r.TheirAmount.Valid && p.LedgerHeld.Equal(r.TheirAmount.Decimal) {
+			return nil
+		}
+	}
+	return &apperr.Error{Kind: apperr.KindConflict, Code: "no_refund_to_apply",
+		Message: fmt.Sprintf("the gateway reports no refund of %s that the books lack; dismiss the finding if it is explained", r.OrderID)}
 }
 
 func truncate(s string, n int) string {

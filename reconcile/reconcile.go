@@ -51,6 +51,13 @@ type Config struct {
 	// Registry receives the findings and runs counters (nil: a private registry).
 	Registry prometheus.Registerer
 	Log      *slog.Logger
+	// Refunds books refunds made at the gateway (billing.Service.SyncRefunds), for apply_refund.
+	Refunds RefundSyncer
+}
+
+// RefundSyncer books the refunds a gateway reports for a payment that the books do not have yet.
+type RefundSyncer interface {
+	SyncRefunds(ctx context.Context, attemptID string) (int, error)
 }
 
 // Service runs reconciliations and lets support resolve their findings.
@@ -59,6 +66,7 @@ type Service struct {
 	payments Payments
 	clock    clock.Clock
 	gateways billing.Gateways
+	refunds  RefundSyncer
 	log      *slog.Logger
 	findings *prometheus.CounterVec
 	runs     *prometheus.CounterVec
@@ -72,7 +80,7 @@ func New(c Config) *Service {
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
-	s := &Service{pool: c.Pool, payments: c.Payments, clock: c.Clock, gateways: c.Gateways, log: c.Log,
+	s := &Service{pool: c.Pool, payments: c.Payments, clock: c.Clock, gateways: c.Gateways, log: c.Log, refunds: c.Refunds,
 		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "billing_reconciliation_findings_total",
 			Help: "New reconciliation findings by gateway and kind (missing_here, missing_there, amount_mismatch).",
@@ -384,17 +392,22 @@ func (s *Service) confirm(ctx context.Context, g gateway.Gateway, orderID string
 	}
 	switch out.Kind {
 	case gateway.Succeeded:
+		// A partly refunded payment is Succeeded; what it holds is what was not refunded.
 		switch {
 		case out.Amount.IsPositive():
-			c.theirHeld = out.Amount
+			c.theirHeld = decimal.Max(out.Amount.Sub(out.Refunded), decimal.Zero)
 		case t != nil && !t.uncertain:
 			c.theirHeld = t.held()
 		default:
 			return c, false, nil
 		}
 	case gateway.Canceled:
-		// Canceled or partly canceled: what is left is known only if the window holds the payment itself.
-		if t != nil && t.charged.IsPositive() && !t.uncertain {
+		switch {
+		case out.Amount.IsPositive() && out.Refunded.IsPositive():
+			c.theirHeld = decimal.Max(out.Amount.Sub(out.Refunded), decimal.Zero)
+		case t != nil && t.charged.IsPositive() && !t.uncertain:
+			// The adapter did not say how much was canceled: what is left is known only if the window
+			// holds the payment itself.
 			c.theirHeld = decimal.Max(t.held(), decimal.Zero)
 		}
 	case gateway.Declined, gateway.NotFound:

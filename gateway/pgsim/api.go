@@ -458,6 +458,85 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "NOT_CANCELABLE_AMOUNT", "취소 할 수 없는 금액 입니다.")
 		return
 	}
+	cf := ChargeFaults{}
+	if s.faults.Cancels != nil {
+		cf = *s.faults.Cancels
+	}
+	if f := cf.RateLimit429; f != nil && f.fire(s.rng) {
+		s.idemAbandonLocked(key)
+		s.mu.Unlock()
+		ra := f.RetryAfterSeconds
+		if ra <= 0 {
+			ra = 1
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(ra))
+		writeError(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "simulated rate limit")
+		return
+	}
+	if cf.Error5xxBeforeCommit.fire(s.rng) {
+		s.idemAbandonLocked(key)
+		s.mu.Unlock()
+		writeError(w, http.StatusInternalServerError, "FAILED_INTERNAL_SYSTEM_PROCESSING", "simulated error before cancel")
+		return
+	}
+	fault, hang := noFault, time.Duration(0)
+	processingDelay := 50 * time.Millisecond
+	switch {
+	case cf.Processing.fireP(s.rng):
+		fault = faultProcessing
+		if cf.Processing.DelayMs > 0 {
+			processingDelay = time.Duration(cf.Processing.DelayMs) * time.Millisecond
+		}
+	case cf.CommitThenTimeout.fireP(s.rng):
+		fault, hang = faultTimeout, time.Duration(cf.CommitThenTimeout.HangMs)*time.Millisecond
+	case cf.Error5xxAfterCommit.fire(s.rng):
+		fault = fault5xxAfter
+	}
+	var delay time.Duration
+	if cf.Latency != nil && cf.Latency.fire(s.rng) {
+		delay = time.Duration(cf.Latency.Ms) * time.Millisecond
+	}
+	if fault == faultProcessing {
+		// Reserve the amount now (a second cancel cannot take it) and book it later, like a charge held
+		// in processing: until then the payment's cancels do not show it.
+		c.BalanceAmount = c.BalanceAmount.Sub(amt)
+		gen := s.gen
+		s.mu.Unlock()
+		time.AfterFunc(processingDelay, func() {
+			s.mu.Lock()
+			if s.gen != gen {
+				s.mu.Unlock()
+				return
+			}
+			c.BalanceAmount = c.BalanceAmount.Add(amt)
+			s.bookCancelLocked(c, amt, in.CancelReason, key)
+			hook := s.webhookLocked(c)
+			s.mu.Unlock()
+			s.hooks.deliver(hook)
+		})
+		writeError(w, http.StatusConflict, "IDEMPOTENT_REQUEST_PROCESSING", "취소가 처리 중입니다. (simulated)")
+		return
+	}
+	body := s.bookCancelLocked(c, amt, in.CancelReason, key)
+	hook := s.webhookLocked(c)
+	s.mu.Unlock()
+	s.hooks.deliver(hook)
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	switch fault {
+	case faultTimeout:
+		loseAnswer(w, r, hang)
+	case fault5xxAfter:
+		writeError(w, http.StatusInternalServerError, "FAILED_INTERNAL_SYSTEM_PROCESSING", "simulated error after cancel")
+	default:
+		writeRaw(w, http.StatusOK, body)
+	}
+}
+
+// bookCancelLocked cancels amt of c (a CANCELED or PARTIAL_CANCELED transaction and a cancels entry) and
+// stores the 200 answer under key. Must be called with the lock held.
+func (s *Server) bookCancelLocked(c *charge, amt decimal.Decimal, reason, key string) []byte {
 	now := s.now()
 	c.BalanceAmount = c.BalanceAmount.Sub(amt)
 	c.Status = "PARTIAL_CANCELED"
@@ -468,13 +547,10 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 		at: now, currency: c.Currency, amount: amt}
 	s.txns = append(s.txns, t)
 	c.lastTxKey = t.key
-	c.Cancels = append(c.Cancels, Cancel{TransactionKey: t.key, Amount: amt, Reason: in.CancelReason, CanceledAt: now})
+	c.Cancels = append(c.Cancels, Cancel{TransactionKey: t.key, Amount: amt, Reason: reason, CanceledAt: now})
 	body := mustJSON(s.view(c))
 	s.idemFinishLocked(key, http.StatusOK, body)
-	hook := s.webhookLocked(c)
-	s.mu.Unlock()
-	s.hooks.deliver(hook)
-	writeRaw(w, http.StatusOK, body)
+	return body
 }
 
 // --- transactions ------------------------------------------------------------------------------------

@@ -80,6 +80,9 @@ type WebhookFaults struct {
 // Faults is the whole fault configuration.
 type Faults struct {
 	ChargeFaults
+	// Cancels are the same faults for cancel (refund) requests: 5xx before or after the cancel is booked,
+	// the answer lost after booking, IDEMPOTENT_REQUEST_PROCESSING (booked DelayMs later), 429, latency.
+	Cancels     *ChargeFaults           `json:"cancels,omitempty"`
 	Outage      *OutageFault            `json:"outage,omitempty"`
 	Webhooks    *WebhookFaults          `json:"webhooks,omitempty"`
 	BillingKeys map[string]ChargeFaults `json:"billing_keys,omitempty"`
@@ -116,6 +119,10 @@ func (f ChargeFaults) clone() ChargeFaults {
 
 func (f Faults) clone() Faults {
 	out := Faults{ChargeFaults: f.ChargeFaults.clone()}
+	if f.Cancels != nil {
+		c := f.Cancels.clone()
+		out.Cancels = &c
+	}
 	if f.Outage != nil {
 		v := *f.Outage
 		out.Outage = &v

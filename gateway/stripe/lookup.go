@@ -121,11 +121,19 @@ func (a *Adapter) Cancel(ctx context.Context, paymentKey, reason string, amount 
 	if refundReasons[reason] {
 		params.Reason = sg.String(reason)
 	}
+	// The idempotency key in the refund's metadata is how a lookup tells this refund from one made in
+	// Stripe's dashboard.
+	params.Metadata = map[string]string{"idempotency_key": idempotencyKey}
 	if reason != "" {
-		params.Metadata = map[string]string{"cancel_reason": truncate(reason, 500)}
+		params.Metadata["cancel_reason"] = truncate(reason, 500)
 	}
 	params.SetIdempotencyKey(idempotencyKey)
 	if _, err := a.client.V1Refunds.Create(ctx, params); err != nil {
+		var se *sg.Error
+		if errors.As(err, &se) && se.HTTPStatusCode >= 400 && se.HTTPStatusCode < 500 &&
+			se.HTTPStatusCode != http.StatusTooManyRequests && se.HTTPStatusCode != http.StatusConflict {
+			return fmt.Errorf("stripe: refund %s: %w: %w", paymentKey, &gateway.RefundRefusedError{Code: string(se.Code), Message: se.Msg}, err)
+		}
 		return requestError("refund "+paymentKey, err)
 	}
 	return nil

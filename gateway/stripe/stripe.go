@@ -371,8 +371,20 @@ func intentOutcome(pi *sg.PaymentIntent, advice string) gateway.Outcome {
 		}
 		if ch := pi.LatestCharge; ch != nil && ch.Created != 0 {
 			o.ApprovedAt = time.Unix(ch.Created, 0).UTC()
+			// A partial refund keeps the payment Succeeded (part of the money stayed); a full one is Canceled.
+			o.Refunded = fromMinor(ch.AmountRefunded, string(pi.Currency))
 			if ch.Refunded {
 				o.Kind = gateway.Canceled
+				o.Refunded = o.Amount
+			}
+			if ch.Refunds != nil {
+				for _, r := range ch.Refunds.Data {
+					if r == nil || r.Status == sg.RefundStatusFailed || r.Status == sg.RefundStatusCanceled {
+						continue
+					}
+					o.Refunds = append(o.Refunds, gateway.Refund{ID: r.ID, Amount: fromMinor(r.Amount, string(r.Currency)),
+						Reason: r.Metadata["cancel_reason"], At: time.Unix(r.Created, 0).UTC(), Reference: r.Metadata["idempotency_key"]})
+				}
 			}
 		}
 		return o

@@ -44,8 +44,11 @@ func (a *Adapter) ParseWebhook(r *http.Request) (gateway.Event, error) {
 		Created int64  `json:"created"`
 		Data    struct {
 			Object struct {
-				Status   string            `json:"status"`
-				Metadata map[string]string `json:"metadata"`
+				ID            string            `json:"id"`
+				Object        string            `json:"object"`
+				Status        string            `json:"status"`
+				Metadata      map[string]string `json:"metadata"`
+				PaymentIntent json.RawMessage   `json:"payment_intent"`
 			} `json:"object"`
 		} `json:"data"`
 	}
@@ -66,6 +69,28 @@ func (a *Adapter) ParseWebhook(r *http.Request) (gateway.Event, error) {
 	if orderID := ev.Data.Object.Metadata["order_id"]; orderID != "" && isPaymentEvent(ev.Type) {
 		out.Kind = gateway.PaymentStatusChanged
 		out.OrderID = orderID
+	} else if isPaymentEvent(ev.Type) {
+		// A Charge (charge.refunded, ...) does not carry the PaymentIntent's metadata: name the payment by
+		// its PaymentIntent, which is our payment key, and let the receiver find the order.
+		pk := ev.Data.Object.ID
+		if ev.Data.Object.Object == "charge" {
+			pk = ""
+			var s string
+			if json.Unmarshal(ev.Data.Object.PaymentIntent, &s) == nil {
+				pk = s
+			} else {
+				var o struct {
+					ID string `json:"id"`
+				}
+				if json.Unmarshal(ev.Data.Object.PaymentIntent, &o) == nil {
+					pk = o.ID
+				}
+			}
+		}
+		if strings.HasPrefix(pk, "pi_") {
+			out.Kind = gateway.PaymentStatusChanged
+			out.PaymentKey = pk
+		}
 	}
 	return out, nil
 }

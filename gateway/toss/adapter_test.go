@@ -316,9 +316,10 @@ func TestLookupMapsPaymentStatuses(t *testing.T) {
 		want   gateway.OutcomeKind
 		class  gateway.DeclineClass
 	}{
-		"done":              {200, pay("DONE", ""), gateway.Succeeded, ""},
-		"canceled":          {200, pay("CANCELED", ""), gateway.Canceled, ""},
-		"partial canceled":  {200, pay("PARTIAL_CANCELED", ""), gateway.Canceled, ""},
+		"done":     {200, pay("DONE", ""), gateway.Succeeded, ""},
+		"canceled": {200, pay("CANCELED", ""), gateway.Canceled, ""},
+		// Part of the money stayed: the payment succeeded and was partly refunded (Refunded says how much).
+		"partial canceled":  {200, pay("PARTIAL_CANCELED", ""), gateway.Succeeded, ""},
 		"aborted hard":      {200, pay("ABORTED", `,"failure":{"code":"INVALID_STOPPED_CARD","message":"x"}`), gateway.Declined, gateway.Hard},
 		"aborted soft":      {200, pay("ABORTED", `,"failure":{"code":"REJECT_CARD_PAYMENT","message":"x"}`), gateway.Declined, gateway.Soft},
 		"expired":           {200, pay("EXPIRED", ""), gateway.Declined, gateway.Soft},
@@ -505,9 +506,11 @@ func TestCancel(t *testing.T) {
 	require.NoError(t, a.Cancel(t.Context(), "pk_1", "partial", decimal.NewFromInt(100), ""))
 	reqs := f.requests()
 	require.Equal(t, "/v1/payments/pk_1/cancel", reqs[0].path)
-	require.Equal(t, map[string]any{"cancelReason": "duplicate"}, reqs[0].body, "a full cancel sends no amount")
+	// The idempotency key rides in the reason, so a lookup of the payment's cancels can tell ours.
+	require.Equal(t, map[string]any{"cancelReason": "duplicate [cancel-1]"}, reqs[0].body, "a full cancel sends no amount")
 	require.Equal(t, "cancel-1", reqs[0].header.Get("Idempotency-Key"))
-	require.Equal(t, map[string]any{"cancelReason": "partial", "cancelAmount": float64(100)}, reqs[1].body)
+	require.Equal(t, float64(100), reqs[1].body["cancelAmount"])
+	require.Equal(t, "partial ["+reqs[1].header.Get("Idempotency-Key")+"]", reqs[1].body["cancelReason"])
 	require.NotEmpty(t, reqs[1].header.Get("Idempotency-Key"))
 	require.Equal(t, reqs[1].header.Get("Idempotency-Key"), reqs[2].header.Get("Idempotency-Key"), "derived keys are deterministic")
 }
@@ -520,6 +523,24 @@ func TestCancelRefused(t *testing.T) {
 	require.ErrorAs(t, err, &ae)
 	require.Equal(t, "ALREADY_CANCELED_PAYMENT", ae.Code)
 	require.Equal(t, http.StatusBadRequest, ae.Status)
+	require.ErrorIs(t, err, gateway.ErrRefundRefused, "a 4xx is a definite refusal")
+}
+
+// A partial cancel's lookup reports the cancels, with the idempotency key of each of ours.
+func TestLookupReportsCancels(t *testing.T) {
+	t.Parallel()
+	a, _, _ := newFake(t, reply(http.StatusOK, `{"paymentKey":"pk_1","orderId":"o-000001","status":"PARTIAL_CANCELED",
+		"totalAmount":9900,"balanceAmount":6900,"approvedAt":"2026-03-01T09:00:00+09:00","currency":"KRW","cancels":[
+		{"transactionKey":"tx1","cancelAmount":1000,"cancelReason":"goodwill [refund-re_1]","canceledAt":"2026-03-02T09:00:00+09:00"},
+		{"transactionKey":"tx2","cancelAmount":2000,"cancelReason":"dashboard","canceledAt":"2026-03-03T09:00:00+09:00"}]}`))
+	out, err := a.Lookup(t.Context(), "o-000001")
+	require.NoError(t, err)
+	require.Equal(t, gateway.Succeeded, out.Kind)
+	require.Equal(t, "3000", out.Refunded.String())
+	require.Len(t, out.Refunds, 2)
+	require.Equal(t, gateway.Refund{ID: "tx1", Amount: decimal.NewFromInt(1000), Reason: "goodwill [refund-re_1]",
+		At: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), Reference: "refund-re_1"}, out.Refunds[0])
+	require.Empty(t, out.Refunds[1].Reference)
 }
 
 func TestTransactionsPagesAndFiltersTheWindow(t *testing.T) {

@@ -129,20 +129,38 @@ func paymentOutcome(p payment) gateway.Outcome {
 		if err != nil {
 			return unknown("payment %s is %s but approvedAt is unreadable: %v", p.PaymentKey, p.Status, err)
 		}
+		// A partial cancel kept part of the money: the payment succeeded and was partly refunded. Only a
+		// full cancel is Canceled.
 		kind := gateway.Succeeded
-		if p.Status != statusDone {
+		if p.Status == statusCanceled {
 			kind = gateway.Canceled
 		}
 		cur := p.Currency
 		if cur == "" {
 			cur = "KRW"
 		}
-		out := gateway.Outcome{Kind: kind, PaymentKey: p.PaymentKey, ApprovedAt: at, Amount: p.TotalAmount.dec(), Currency: cur}
+		// Toss lists every cancel of a payment (cancels is null when there is none), so the list is
+		// authoritative: non-nil even when empty.
+		o := gateway.Outcome{Kind: kind, PaymentKey: p.PaymentKey, ApprovedAt: at, Amount: p.TotalAmount.dec(), Currency: cur,
+			Refunds: []gateway.Refund{}}
+		for _, c := range p.Cancels {
+			at, _ := parseTime(c.CanceledAt)
+			o.Refunds = append(o.Refunds, gateway.Refund{ID: c.TransactionKey, Amount: c.CancelAmount.dec(), Reason: c.CancelReason,
+				At: at, Reference: cancelReference(c.CancelReason)})
+			o.Refunded = o.Refunded.Add(c.CancelAmount.dec())
+		}
+		if p.Status != statusDone && len(p.Cancels) == 0 {
+			// No cancels listed: the balance tells what was canceled.
+			o.Refunded = p.TotalAmount.dec().Sub(p.BalanceAmount.dec())
+			if p.Status == statusCanceled {
+				o.Refunded = p.TotalAmount.dec()
+			}
+		}
 		if p.VAT != nil {
 			v := p.VAT.dec()
-			out.VAT = &v
+			o.VAT = &v
 		}
-		return out
+		return o
 	case statusAborted, statusExpired:
 		// The approval ended without money moving. ABORTED carries the issuer's failure; EXPIRED (an
 		// approval that was never completed) is soft, since nothing is wrong with the card.

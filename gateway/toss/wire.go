@@ -52,6 +52,15 @@ type payment struct {
 	RequestedAt        string     `json:"requestedAt"`
 	LastTransactionKey string     `json:"lastTransactionKey"`
 	Failure            *errorBody `json:"failure"`
+	Cancels            []cancel   `json:"cancels"`
+}
+
+// cancel is one entry of a Payment's cancels.
+type cancel struct {
+	TransactionKey string `json:"transactionKey"`
+	CancelAmount   amount `json:"cancelAmount"`
+	CancelReason   string `json:"cancelReason"`
+	CanceledAt     string `json:"canceledAt"`
 }
 
 // Toss payment statuses the adapter maps to definite outcomes; READY, IN_PROGRESS and

@@ -16,7 +16,8 @@ const collectedPaymentsInWindow = `-- name: CollectedPaymentsInWindow :many
 
 SELECT a.id, a.order_id, a.amount, a.currency, a.status, a.gateway_payment_key,
     coalesce((SELECT sum(e.amount) FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
-              WHERE t.reference = a.id AND e.account = $1::text), 0)::numeric(20, 4) AS ledger_held
+              WHERE (t.reference = a.id OR t.reference IN (SELECT r.id FROM refunds r WHERE r.attempt_id = a.id))
+                AND e.account = $1::text), 0)::numeric(20, 4) AS ledger_held
 FROM payment_attempts a
 WHERE a.gateway = $2 AND a.created_at >= $3 AND a.created_at < $4
   AND a.status IN ('succeeded', 'reversed')
@@ -42,7 +43,7 @@ type CollectedPaymentsInWindowRow struct {
 
 // Billing's side of a reconciliation, which package reconcile reads through billing.Service: the charge
 // attempts at one gateway and what the ledger holds for each at that gateway's clearing account
-// (payment minus any reversal). The account's name comes from billing.ClearingAccount.
+// (the payment minus its refunds' postings, which reference the refund). The account's name comes from billing.ClearingAccount.
 // Attempts created in [from, to) that collected money (succeeded, or reversed since).
 func (q *Queries) CollectedPaymentsInWindow(ctx context.Context, arg CollectedPaymentsInWindowParams) ([]CollectedPaymentsInWindowRow, error) {
 	rows, err := q.db.Query(ctx, collectedPaymentsInWindow,
@@ -80,7 +81,8 @@ func (q *Queries) CollectedPaymentsInWindow(ctx context.Context, arg CollectedPa
 const gatewayPaymentsByOrderIDs = `-- name: GatewayPaymentsByOrderIDs :many
 SELECT a.id, a.order_id, a.amount, a.currency, a.status, a.gateway_payment_key,
     coalesce((SELECT sum(e.amount) FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
-              WHERE t.reference = a.id AND e.account = $1::text), 0)::numeric(20, 4) AS ledger_held
+              WHERE (t.reference = a.id OR t.reference IN (SELECT r.id FROM refunds r WHERE r.attempt_id = a.id))
+                AND e.account = $1::text), 0)::numeric(20, 4) AS ledger_held
 FROM payment_attempts a
 WHERE a.gateway = $2 AND a.order_id = ANY($3::text[])
 `

@@ -68,7 +68,7 @@ INSERT INTO invoices (id, customer_id, subscription_id, kind, status, currency, 
 VALUES ($1, $2, $3, $4, 'draft', $5, $6, $7,
     $8, $9, $10, $11, $12, $13, $14, $15, $16)
 ON CONFLICT DO NOTHING
-RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied
+RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied, amount_refunded, amount_credited
 `
 
 type CreateInvoiceParams struct {
@@ -138,6 +138,8 @@ func (q *Queries) CreateInvoice(ctx context.Context, arg CreateInvoiceParams) (I
 		&i.Tax,
 		&i.TaxFree,
 		&i.CreditApplied,
+		&i.AmountRefunded,
+		&i.AmountCredited,
 	)
 	return i, err
 }
@@ -181,7 +183,7 @@ func (q *Queries) DueCollections(ctx context.Context, arg DueCollectionsParams) 
 }
 
 const getInvoice = `-- name: GetInvoice :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE id = $1
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied, amount_refunded, amount_credited FROM invoices WHERE id = $1
 `
 
 func (q *Queries) GetInvoice(ctx context.Context, id string) (Invoice, error) {
@@ -215,12 +217,14 @@ func (q *Queries) GetInvoice(ctx context.Context, id string) (Invoice, error) {
 		&i.Tax,
 		&i.TaxFree,
 		&i.CreditApplied,
+		&i.AmountRefunded,
+		&i.AmountCredited,
 	)
 	return i, err
 }
 
 const getInvoiceForPeriod = `-- name: GetInvoiceForPeriod :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE subscription_id = $1 AND period_start = $2 AND kind IN ('initial', 'renewal')
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied, amount_refunded, amount_credited FROM invoices WHERE subscription_id = $1 AND period_start = $2 AND kind IN ('initial', 'renewal')
 `
 
 type GetInvoiceForPeriodParams struct {
@@ -259,6 +263,8 @@ func (q *Queries) GetInvoiceForPeriod(ctx context.Context, arg GetInvoiceForPeri
 		&i.Tax,
 		&i.TaxFree,
 		&i.CreditApplied,
+		&i.AmountRefunded,
+		&i.AmountCredited,
 	)
 	return i, err
 }
@@ -275,7 +281,7 @@ func (q *Queries) HasFailedOpenInvoice(ctx context.Context, customerID string) (
 }
 
 const initialInvoice = `-- name: InitialInvoice :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE subscription_id = $1 AND kind = 'initial' ORDER BY created_at LIMIT 1
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied, amount_refunded, amount_credited FROM invoices WHERE subscription_id = $1 AND kind = 'initial' ORDER BY created_at LIMIT 1
 `
 
 func (q *Queries) InitialInvoice(ctx context.Context, subscriptionID *string) (Invoice, error) {
@@ -309,6 +315,8 @@ func (q *Queries) InitialInvoice(ctx context.Context, subscriptionID *string) (I
 		&i.Tax,
 		&i.TaxFree,
 		&i.CreditApplied,
+		&i.AmountRefunded,
+		&i.AmountCredited,
 	)
 	return i, err
 }
@@ -357,7 +365,7 @@ func (q *Queries) InvoiceLines(ctx context.Context, invoiceID string) ([]Invoice
 }
 
 const listInvoices = `-- name: ListInvoices :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied, amount_refunded, amount_credited FROM invoices
 WHERE ($1::text IS NULL OR customer_id = $1)
   AND ($2::text IS NULL OR subscription_id = $2)
   AND ($3::text IS NULL OR status = $3)
@@ -421,6 +429,8 @@ func (q *Queries) ListInvoices(ctx context.Context, arg ListInvoicesParams) ([]I
 			&i.Tax,
 			&i.TaxFree,
 			&i.CreditApplied,
+			&i.AmountRefunded,
+			&i.AmountCredited,
 		); err != nil {
 			return nil, err
 		}
@@ -433,7 +443,7 @@ func (q *Queries) ListInvoices(ctx context.Context, arg ListInvoicesParams) ([]I
 }
 
 const lockInvoice = `-- name: LockInvoice :one
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE id = $1 FOR UPDATE
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied, amount_refunded, amount_credited FROM invoices WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) LockInvoice(ctx context.Context, id string) (Invoice, error) {
@@ -467,12 +477,14 @@ func (q *Queries) LockInvoice(ctx context.Context, id string) (Invoice, error) {
 		&i.Tax,
 		&i.TaxFree,
 		&i.CreditApplied,
+		&i.AmountRefunded,
+		&i.AmountCredited,
 	)
 	return i, err
 }
 
 const openInvoicesForCustomer = `-- name: OpenInvoicesForCustomer :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE customer_id = $1 AND status = 'open' ORDER BY created_at, id
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied, amount_refunded, amount_credited FROM invoices WHERE customer_id = $1 AND status = 'open' ORDER BY created_at, id
 `
 
 func (q *Queries) OpenInvoicesForCustomer(ctx context.Context, customerID string) ([]Invoice, error) {
@@ -512,6 +524,8 @@ func (q *Queries) OpenInvoicesForCustomer(ctx context.Context, customerID string
 			&i.Tax,
 			&i.TaxFree,
 			&i.CreditApplied,
+			&i.AmountRefunded,
+			&i.AmountCredited,
 		); err != nil {
 			return nil, err
 		}
@@ -524,7 +538,7 @@ func (q *Queries) OpenInvoicesForCustomer(ctx context.Context, customerID string
 }
 
 const openInvoicesForSubscription = `-- name: OpenInvoicesForSubscription :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at, id
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied, amount_refunded, amount_credited FROM invoices WHERE subscription_id = $1 AND status = 'open' ORDER BY created_at, id
 `
 
 func (q *Queries) OpenInvoicesForSubscription(ctx context.Context, subscriptionID *string) ([]Invoice, error) {
@@ -564,6 +578,8 @@ func (q *Queries) OpenInvoicesForSubscription(ctx context.Context, subscriptionI
 			&i.Tax,
 			&i.TaxFree,
 			&i.CreditApplied,
+			&i.AmountRefunded,
+			&i.AmountCredited,
 		); err != nil {
 			return nil, err
 		}
@@ -617,7 +633,7 @@ UPDATE invoices SET
     next_attempt_at = $5, first_failed_at = $6,
     finalized_at = $7, paid_at = $8, voided_at = $9, version = version + 1
 WHERE id = $10 AND version = $11
-RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied
+RETURNING id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied, amount_refunded, amount_credited
 `
 
 type UpdateInvoiceParams struct {
@@ -677,6 +693,8 @@ func (q *Queries) UpdateInvoice(ctx context.Context, arg UpdateInvoiceParams) (I
 		&i.Tax,
 		&i.TaxFree,
 		&i.CreditApplied,
+		&i.AmountRefunded,
+		&i.AmountCredited,
 	)
 	return i, err
 }

@@ -381,7 +381,8 @@ SELECT coalesce(least(
     (SELECT min(s.dunning_paused_until) FROM subscriptions s WHERE s.status IN ('past_due', 'suspended') AND s.dunning_paused AND s.dunning_paused_until > $1),
     (SELECT min(s.incomplete_expires_at) FROM subscriptions s WHERE s.status = 'incomplete' AND s.incomplete_expires_at > $1),
     (SELECT min(i.next_attempt_at) FROM invoices i WHERE i.status = 'open' AND i.next_attempt_at > $1),
-    (SELECT min(a.next_lookup_at) FROM payment_attempts a WHERE a.status IN ('pending', 'unknown') AND a.next_lookup_at > $1)
+    (SELECT min(a.next_lookup_at) FROM payment_attempts a WHERE a.status IN ('pending', 'unknown') AND a.next_lookup_at > $1),
+    (SELECT min(r.next_lookup_at) FROM refunds r WHERE r.status IN ('pending', 'unknown') AND r.next_lookup_at > $1)
 ), '9999-12-31T00:00:00Z')::timestamptz AS next
 `
 

@@ -11,7 +11,7 @@ import (
 )
 
 const attemptByOrderID = `-- name: AttemptByOrderID :one
-SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup FROM payment_attempts WHERE order_id = $1
+SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded FROM payment_attempts WHERE order_id = $1
 `
 
 func (q *Queries) AttemptByOrderID(ctx context.Context, orderID string) (PaymentAttempt, error) {
@@ -41,6 +41,7 @@ func (q *Queries) AttemptByOrderID(ctx context.Context, orderID string) (Payment
 		&i.SentAt,
 		&i.ResolvedAt,
 		&i.Backup,
+		&i.AmountRefunded,
 	)
 	return i, err
 }

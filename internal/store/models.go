@@ -90,6 +90,30 @@ type Coupon struct {
 	CreatedAt           time.Time
 }
 
+type CreditNote struct {
+	ID         string
+	Number     string
+	CustomerID string
+	InvoiceID  string
+	Currency   string
+	Amount     decimal.Decimal
+	Reason     string
+	Method     string
+	Status     string
+	Origin     string
+	CreatedBy  string
+	CreatedAt  time.Time
+	IssuedAt   *time.Time
+	VoidedAt   *time.Time
+}
+
+type CreditNoteLine struct {
+	ID           int64
+	CreditNoteID string
+	Description  string
+	Amount       decimal.Decimal
+}
+
 type Customer struct {
 	ID         string
 	ExternalID string
@@ -170,6 +194,8 @@ type Invoice struct {
 	Tax               decimal.Decimal
 	TaxFree           decimal.Decimal
 	CreditApplied     decimal.Decimal
+	AmountRefunded    decimal.Decimal
+	AmountCredited    decimal.Decimal
 }
 
 type InvoiceLine struct {
@@ -243,6 +269,7 @@ type PaymentAttempt struct {
 	SentAt            *time.Time
 	ResolvedAt        *time.Time
 	Backup            bool
+	AmountRefunded    decimal.Decimal
 }
 
 type Plan struct {
@@ -290,6 +317,31 @@ type ReconciliationRun struct {
 	Matched    int32
 	Findings   int32
 	Error      *string
+}
+
+type Refund struct {
+	ID              string
+	CreditNoteID    string
+	InvoiceID       string
+	AttemptID       string
+	CustomerID      string
+	Gateway         string
+	PaymentKey      string
+	Amount          decimal.Decimal
+	Currency        string
+	Reason          string
+	Status          string
+	Origin          string
+	IdempotencyKey  string
+	GatewayRefundID *string
+	FailureCode     *string
+	FailureReason   *string
+	SendCount       int32
+	SentAt          *time.Time
+	LookupCount     int32
+	NextLookupAt    *time.Time
+	CreatedAt       time.Time
+	ResolvedAt      *time.Time
 }
 
 type Subscription struct {
