@@ -16,9 +16,12 @@ import (
 
 // Ledger accounts. Entries are signed: a debit is positive, a credit negative.
 const (
-	AccountRevenue     = "revenue"
-	AccountBadDebt     = "bad_debt"
-	AccountRefunds     = "refunds"
+	AccountRevenue = "revenue"
+	AccountBadDebt = "bad_debt"
+	AccountRefunds = "refunds"
+	// AccountCreditNotes is the contra-revenue account of credit notes that lower an open invoice; money
+	// given back (to the card or the customer's balance) goes through AccountRefunds (docs/refunds.md).
+	AccountCreditNotes = "credit_notes"
 	AccountOfflineCash = "cash:offline"
 	// AccountDiscounts is money off given by coupons (contra-revenue: a debit), net of the tax inside it.
 	AccountDiscounts = "discounts"

@@ -48,10 +48,6 @@ const (
 	RefundFailed    = "failed"
 )
 
-// AccountCreditNotes is the contra-revenue account of credit notes that lower an open invoice; money given
-// back (to the card or the customer's balance) goes through AccountRefunds.
-const AccountCreditNotes = "credit_notes"
-
 // Events of money back.
 const (
 	EvtCreditNoteIssued = "credit_note.issued"
