@@ -49,11 +49,34 @@ func (c *Console) invoiceAction(w http.ResponseWriter, r *http.Request) {
 		if inv, err = c.Billing.WriteOffInvoice(ctx, a, id, version, reason); err == nil {
 			msg = fmt.Sprintf("Invoice %s written off (%s): no more retries; %s %s moved to bad debt.", id, label(inv.Status), amount(inv.AmountDue), inv.Currency)
 		}
+	case billing.ActionRefund:
+		var cn billing.CreditNote
+		in := billing.RefundRequest{Amount: strings.TrimSpace(r.PostFormValue("amount")), Reason: reason, To: r.PostFormValue("to"), ExpectVersion: version}
+		if cn, err = c.Billing.CreateRefund(ctx, a, id, in); err == nil {
+			msg = refundMessage(cn)
+		}
 	default:
 		c.errorPage(w, r, http.StatusNotFound, "Not found", "There is no invoice action "+action+".")
 		return
 	}
 	c.finish(w, r, msg, err)
+}
+
+// refundMessage says what a credit note did, in support's words.
+func refundMessage(cn billing.CreditNote) string {
+	what := fmt.Sprintf("Credit note %s (%s %s) on invoice %s", cn.Number, amount(cn.Amount), cn.Currency, cn.InvoiceID)
+	switch {
+	case cn.Method == billing.CreditNoteBalance:
+		return what + ": credited to the customer's balance; their next invoices spend it first."
+	case cn.Method == billing.CreditNoteInvoice:
+		return what + ": taken off what the invoice asks for."
+	case cn.Status == "issued":
+		return what + ": refunded to the card."
+	case cn.Status == "void":
+		return what + ": the gateway refused the refund; nothing was refunded."
+	default:
+		return what + ": sent to the gateway; its answer is not known yet and is being looked up. Check back in a few minutes."
+	}
 }
 
 // subscriptionAction is invoiceAction for the subscription actions.

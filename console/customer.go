@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -49,6 +50,17 @@ type invoiceView struct {
 	Held bool
 }
 
+// paidInvoiceView is a paid invoice on the account page, with what can still be refunded.
+type paidInvoiceView struct {
+	billing.Invoice
+	Refundable string
+	// ToCard: it was paid by card, so the refund form offers the card (else only the balance).
+	ToCard bool
+}
+
+// paidShown bounds the paid invoices offered for a refund on the account page.
+const paidShown = 12
+
 type timelineEntry struct {
 	At           time.Time
 	Kind         string // attempt, event or support
@@ -64,8 +76,12 @@ type accountView struct {
 	Keys          []billingkey.Key
 	Subscriptions []subscriptionView
 	Owing         []invoiceView
-	Timeline      []timelineEntry
-	MoreTimeline  bool
+	// Paid are the paid invoices with money that can still be given back, newest first.
+	Paid []paidInvoiceView
+	// CreditNotes are the customer's refunds and credits, newest first.
+	CreditNotes  []billing.CreditNote
+	Timeline     []timelineEntry
+	MoreTimeline bool
 }
 
 // customer is the account page: everything support needs to decide, and the actions the current states
@@ -118,6 +134,33 @@ func (c *Console) customer(w http.ResponseWriter, r *http.Request) {
 			iv.Last = &inv.Attempts[n-1]
 		}
 		v.Owing = append(v.Owing, iv)
+	}
+	for i := len(invoices) - 1; i >= 0 && len(v.Paid) < paidShown; i-- {
+		inv := invoices[i]
+		if inv.Status != string(statemachine.InvoicePaid) {
+			continue
+		}
+		paid, err1 := decimal.NewFromString(inv.AmountPaid)
+		refunded, err2 := decimal.NewFromString(inv.AmountRefunded)
+		if err := errors.Join(err1, err2); err != nil {
+			c.fail(w, r, fmt.Errorf("invoice %s amounts: %w", inv.ID, err))
+			return
+		}
+		if left := paid.Sub(refunded); left.IsPositive() {
+			pv := paidInvoiceView{Invoice: inv, Refundable: left.String()}
+			for _, a := range inv.Attempts {
+				pv.ToCard = pv.ToCard || a.Status == string(statemachine.AttemptSucceeded)
+			}
+			v.Paid = append(v.Paid, pv)
+		}
+	}
+	notes, err := c.Billing.ListCreditNotes(ctx, billing.CreditNoteFilter{CustomerID: id}, page.Request{Limit: 100})
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	for i := len(notes.Data) - 1; i >= 0; i-- {
+		v.CreditNotes = append(v.CreditNotes, notes.Data[i])
 	}
 	if v.Timeline, err = c.timeline(ctx, subs.Data, invoices); err != nil {
 		c.fail(w, r, err)
