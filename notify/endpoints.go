@@ -27,6 +27,8 @@ const AllEvents = "*"
 // Evt* constants. They are spelled out rather than imported so this list is reviewed whenever billing
 // adds one; TestEventTypesMatchBilling fails until it is.
 var EventTypes = []string{
+	"credit_note.issued",
+	"credit_note.voided",
 	"customer.credit_granted",
 	"customer.credit_removed",
 	"invoice.created",
@@ -42,6 +44,8 @@ var EventTypes = []string{
 	"payment.succeeded",
 	"payment.tax_mismatch",
 	"payment.unknown",
+	"refund.failed",
+	"refund.succeeded",
 	"subscription.activated",
 	"subscription.canceled",
 	"subscription.created",
