@@ -350,7 +350,7 @@ func (q *Queries) InsertPendingAttempts(ctx context.Context, arg InsertPendingAt
 }
 
 const lockAttemptsByID = `-- name: LockAttemptsByID :many
-SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup FROM payment_attempts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded FROM payment_attempts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 `
 
 func (q *Queries) LockAttemptsByID(ctx context.Context, ids []string) ([]PaymentAttempt, error) {
@@ -386,6 +386,7 @@ func (q *Queries) LockAttemptsByID(ctx context.Context, ids []string) ([]Payment
 			&i.SentAt,
 			&i.ResolvedAt,
 			&i.Backup,
+			&i.AmountRefunded,
 		); err != nil {
 			return nil, err
 		}
@@ -398,7 +399,7 @@ func (q *Queries) LockAttemptsByID(ctx context.Context, ids []string) ([]Payment
 }
 
 const lockInvoicesByID = `-- name: LockInvoicesByID :many
-SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied FROM invoices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+SELECT id, customer_id, subscription_id, kind, status, currency, period_start, period_end, subtotal, total, amount_due, amount_paid, attempt_count, next_attempt_at, first_failed_at, created_at, finalized_at, paid_at, voided_at, version, backup_due, number, total_discount, total_excluding_tax, tax, tax_free, credit_applied, amount_refunded, amount_credited FROM invoices WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 `
 
 func (q *Queries) LockInvoicesByID(ctx context.Context, ids []string) ([]Invoice, error) {
@@ -438,6 +439,8 @@ func (q *Queries) LockInvoicesByID(ctx context.Context, ids []string) ([]Invoice
 			&i.Tax,
 			&i.TaxFree,
 			&i.CreditApplied,
+			&i.AmountRefunded,
+			&i.AmountCredited,
 		); err != nil {
 			return nil, err
 		}
