@@ -112,14 +112,14 @@ func (s *Service) scheduleBackup(ctx context.Context, tx pgx.Tx, p *store.Update
 // afterBackupDecline hands a declined invoice back to where the default card's dunning stood: the policy
 // decides again from the default card's last decline, now without a backup to try (exhausted: the final
 // action; a hard decline: wait for a new card within the dunning window).
-func (s *Service) afterBackupDecline(ctx context.Context, tx pgx.Tx, lc lockedCharge, policy dunning.Policy, now time.Time) error {
+func (s *Service) afterBackupDecline(ctx context.Context, tx pgx.Tx, lc lockedCharge, ap applied, now time.Time) error {
 	inv, err := s.q(tx).GetInvoice(ctx, lc.inv.ID)
 	if err != nil {
 		return err
 	}
 	last, err := s.q(tx).LastCardDecline(ctx, inv.ID)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return s.afterFailure(ctx, tx, lc.sub, inv, policy, failure{hard: true, code: codeNoKey}, now)
+		return s.afterFailure(ctx, tx, lc.sub, inv, ap, failure{hard: true, code: codeNoKey}, now)
 	}
 	if err != nil {
 		return err
@@ -130,11 +130,11 @@ func (s *Service) afterBackupDecline(ctx context.Context, tx pgx.Tx, lc lockedCh
 	}
 	var cardAttempts int32
 	if last.BillingKeyID != nil {
-		if cardAttempts, err = s.q(tx).CountCardAttempts(ctx, store.CountCardAttemptsParams{BillingKeyID: last.BillingKeyID, Since: now.Add(-policy.CardWindow.D())}); err != nil {
+		if cardAttempts, err = s.q(tx).CountCardAttempts(ctx, store.CountCardAttemptsParams{BillingKeyID: last.BillingKeyID, Since: now.Add(-ap.policy.CardWindow.D())}); err != nil {
 			return err
 		}
 	}
-	return s.afterFailure(ctx, tx, lc.sub, inv, policy, failure{hard: deref(last.DeclineClass) == "hard", declines: int(declines),
+	return s.afterFailure(ctx, tx, lc.sub, inv, ap, failure{hard: deref(last.DeclineClass) == "hard", declines: int(declines),
 		cardAttempts: int(cardAttempts), code: deref(last.DeclineCode), keyID: last.BillingKeyID}, now)
 }
 

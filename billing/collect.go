@@ -498,19 +498,19 @@ func (s *Service) applyDecline(ctx context.Context, tx pgx.Tx, lc lockedCharge, 
 		return err
 	}
 	var cardAttempts int32
-	policy, err := s.policyFor(ctx, tx, lc.sub)
+	ap, err := s.policyFor(ctx, tx, inv.CustomerID, lc.sub)
 	if err != nil {
 		return err
 	}
 	if att.Backup {
-		return s.afterBackupDecline(ctx, tx, lc, policy, now)
+		return s.afterBackupDecline(ctx, tx, lc, ap, now)
 	}
 	if att.BillingKeyID != nil {
-		if cardAttempts, err = s.q(tx).CountCardAttempts(ctx, store.CountCardAttemptsParams{BillingKeyID: att.BillingKeyID, Since: now.Add(-policy.CardWindow.D())}); err != nil {
+		if cardAttempts, err = s.q(tx).CountCardAttempts(ctx, store.CountCardAttemptsParams{BillingKeyID: att.BillingKeyID, Since: now.Add(-ap.policy.CardWindow.D())}); err != nil {
 			return err
 		}
 	}
-	return s.afterFailure(ctx, tx, lc.sub, inv, policy, failure{hard: class == gateway.Hard, declines: int(declines), cardAttempts: int(cardAttempts), code: code, keyID: att.BillingKeyID}, now)
+	return s.afterFailure(ctx, tx, lc.sub, inv, ap, failure{hard: class == gateway.Hard, declines: int(declines), cardAttempts: int(cardAttempts), code: code, keyID: att.BillingKeyID}, now)
 }
 
 // applyNoKey: the invoice cannot be charged because the customer has no usable key. Like a hard
@@ -529,11 +529,11 @@ func (s *Service) applyNoKey(ctx context.Context, tx pgx.Tx, inv store.Invoice, 
 	if err := s.emit(ctx, tx, EvtInvoicePaymentFailed, refs, now, map[string]any{"reason": "no_chargeable_billing_key"}); err != nil {
 		return err
 	}
-	policy, err := s.policyFor(ctx, tx, sub)
+	ap, err := s.policyFor(ctx, tx, inv.CustomerID, sub)
 	if err != nil {
 		return err
 	}
-	return s.afterFailure(ctx, tx, sub, inv, policy, failure{hard: true, code: codeNoKey}, now)
+	return s.afterFailure(ctx, tx, sub, inv, ap, failure{hard: true, code: codeNoKey}, now)
 }
 
 // applyUnknown: the outcome is not known; the reconciler will look the order up on its schedule.
@@ -578,10 +578,11 @@ func (s *Service) applyFailed(ctx context.Context, tx pgx.Tx, lc lockedCharge, r
 	if inv.Status != string(statemachine.InvoiceOpen) {
 		return nil
 	}
-	policy, err := s.policyFor(ctx, tx, lc.sub)
+	ap, err := s.policyFor(ctx, tx, inv.CustomerID, lc.sub)
 	if err != nil {
 		return err
 	}
+	policy := ap.policy
 	n, err := s.q(tx).CountConsecutiveTechnicalFailures(ctx, inv.ID)
 	if err != nil {
 		return err

@@ -44,23 +44,6 @@ func fireSub(ctx context.Context, status string, t statemachine.SubscriptionTrig
 	return string(next), err
 }
 
-// policyFor is the dunning policy of an invoice's subscription: its plan's, or the default for an invoice
-// without one.
-func (s *Service) policyFor(ctx context.Context, tx pgx.Tx, sub *store.Subscription) (dunning.Policy, error) {
-	if sub == nil {
-		return s.policies.Default(), nil
-	}
-	return s.policyForPlan(ctx, tx, sub.PlanID)
-}
-
-func (s *Service) policyForPlan(ctx context.Context, db pgx.Tx, planID string) (dunning.Policy, error) {
-	plan, err := s.q(db).GetPlan(ctx, planID)
-	if err != nil {
-		return dunning.Policy{}, err
-	}
-	return s.policies.For(plan.DunningPolicy)
-}
-
 type failure struct {
 	hard         bool
 	declines     int
@@ -75,7 +58,8 @@ const codeNoKey = "no_chargeable_billing_key"
 // afterFailure walks dunning after a decline (or a missing key): the subscription goes past_due with its
 // grace and dunning window, and the invoice gets its next retry, waits for a new key, or is closed by the
 // final action when retries are exhausted.
-func (s *Service) afterFailure(ctx context.Context, tx pgx.Tx, sub *store.Subscription, inv store.Invoice, policy dunning.Policy, f failure, now time.Time) error {
+func (s *Service) afterFailure(ctx context.Context, tx pgx.Tx, sub *store.Subscription, inv store.Invoice, ap applied, f failure, now time.Time) error {
+	policy := ap.policy
 	p := invoiceParams(inv)
 	if p.FirstFailedAt == nil {
 		p.FirstFailedAt = &now
@@ -108,6 +92,9 @@ func (s *Service) afterFailure(ctx context.Context, tx pgx.Tx, sub *store.Subscr
 	if err != nil {
 		return err
 	}
+	if ap.exempt {
+		hasBackup = false // an exempt customer's cards are not chased, the backup neither
+	}
 	var decision dunning.Decision
 	if f.code == codeNoKey {
 		decision = dunning.Decision{WaitForNewKey: true, TryBackup: hasBackup && slices.Contains(policy.BackupCard, dunning.BackupAfterHardDecline),
@@ -127,6 +114,17 @@ func (s *Service) afterFailure(ctx context.Context, tx pgx.Tx, sub *store.Subscr
 	}
 	if !decision.RetryAt.IsZero() {
 		p.NextAttemptAt = &decision.RetryAt
+	}
+	if ap.exempt {
+		// No dunning for this customer (dunning_override.go): the invoice keeps the retry the policy chose
+		// (held, no job: lifting the exemption resumes it), and the subscription's dunning is paused.
+		if sub == nil {
+			p.NextAttemptAt = nil
+		}
+		if inv, err = s.q(tx).UpdateInvoice(ctx, p); err != nil || sub == nil {
+			return err
+		}
+		return s.failExempt(ctx, tx, sub, inv, ap, *p.FirstFailedAt, decision.Why, now)
 	}
 	if decision.TryBackup {
 		// The backup card goes before the final action; its outcome decides the rest.
@@ -314,6 +312,9 @@ func (s *Service) EndGrace(ctx context.Context, subID string) error {
 		if sub.Status != string(statemachine.SubscriptionPastDue) || sub.GraceEndsAt == nil || sub.GraceEndsAt.After(now) || sub.DunningPaused {
 			return nil
 		}
+		if ap, err := s.policyFor(ctx, tx, sub.CustomerID, &sub); err != nil || ap.exempt {
+			return err // an exempt customer keeps service while past_due
+		}
 		next, err := fireSub(ctx, sub.Status, statemachine.SubscriptionSuspend)
 		if err != nil {
 			return err
@@ -371,11 +372,14 @@ func (s *Service) EndDunning(ctx context.Context, subID string) error {
 			}
 			return s.sched.ScheduleTx(ctx, tx, Work{Kind: WorkDunningEnd, ID: sub.ID, At: *wait})
 		}
-		policy, err := s.policyForPlan(ctx, tx, sub.PlanID)
+		ap, err := s.policyFor(ctx, tx, sub.CustomerID, &sub)
 		if err != nil {
 			return err
 		}
-		return s.applyFinalAction(ctx, tx, &sub, policy, "dunning window over", now)
+		if ap.exempt {
+			return nil // an exempt customer's subscription is never ended for non-payment
+		}
+		return s.applyFinalAction(ctx, tx, &sub, ap.policy, "dunning window over", now)
 	})
 }
 

@@ -147,11 +147,11 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 			params.NextRenewalAt, params.TrialEnd = &trialEnd, &trialEnd
 		} else {
 			end := PeriodEnd(now, unit, int(plan.IntervalCount), 1)
-			policy, err := s.policies.For(plan.DunningPolicy)
+			ap, err := s.appliedOver(ctx, s.q(tx), in.CustomerID, &plan)
 			if err != nil {
 				return err
 			}
-			expires := now.Add(policy.IncompleteExpiry.D())
+			expires := now.Add(ap.policy.IncompleteExpiry.D())
 			params.Status = string(statemachine.SubscriptionIncomplete)
 			params.BillingAnchor, params.CurrentPeriodStart, params.CurrentPeriodEnd = now, now, end
 			params.NextRenewalAt, params.IncompleteExpiresAt = &end, &expires

@@ -73,39 +73,47 @@ func (s *Service) PauseDunning(ctx context.Context, a Actor, subID string, expec
 		until = &u
 	}
 	return s.subscriptionAction(ctx, a, ActionPauseDunning, subID, expectVersion, reason, func(tx pgx.Tx, sub store.Subscription, now time.Time) (store.Subscription, bool, error) {
-		st := statemachine.SubscriptionStatus(sub.Status)
-		if st != statemachine.SubscriptionPastDue && st != statemachine.SubscriptionSuspended {
-			return sub, false, notAllowed(ActionPauseDunning, "subscription", sub.ID, sub.Status, SubscriptionSupportActions(sub.Status, sub.DunningPaused))
+		return s.pauseDunningIn(ctx, tx, sub, until, now)
+	})
+}
+
+// pauseDunningIn is PauseDunning's change in the caller's transaction, which holds sub's lock and writes
+// the audit row: support's pause-dunning, and the pauses a customer's dunning exemption makes
+// (dunning_override.go). changed is false for a no-op (already paused with the same `until`).
+func (s *Service) pauseDunningIn(ctx context.Context, tx pgx.Tx, sub store.Subscription, until *time.Time, now time.Time) (row store.Subscription, changed bool, err error) {
+	st := statemachine.SubscriptionStatus(sub.Status)
+	if st != statemachine.SubscriptionPastDue && st != statemachine.SubscriptionSuspended {
+		return sub, false, notAllowed(ActionPauseDunning, "subscription", sub.ID, sub.Status, SubscriptionSupportActions(sub.Status, sub.DunningPaused))
+	}
+	if sub.DunningPaused && sameTime(sub.DunningPausedUntil, until) {
+		return sub, false, nil
+	}
+	if until != nil {
+		if err := checkHorizon("until", *until, now); err != nil {
+			return sub, false, err
 		}
-		if sub.DunningPaused && sameTime(sub.DunningPausedUntil, until) {
-			return sub, false, nil
-		}
-		if until != nil {
-			if err := checkHorizon("until", *until, now); err != nil {
-				return sub, false, err
-			}
-		}
-		wasPaused := sub.DunningPaused
-		sp := subParams(sub, now)
-		sp.DunningPaused, sp.DunningPausedUntil = true, until
-		row, err := s.saveSubscription(ctx, tx, sp)
-		if err != nil {
+	}
+	wasPaused := sub.DunningPaused
+	sp := subParams(sub, now)
+	sp.DunningPaused, sp.DunningPausedUntil = true, until
+	row, err = s.saveSubscription(ctx, tx, sp)
+	if err != nil {
+		return row, false, err
+	}
+	if !wasPaused {
+		// The clock stopped now; a changed `until` keeps the original start.
+		if err := s.q(tx).SetDunningPausedAt(ctx, store.SetDunningPausedAtParams{ID: sub.ID, PausedAt: &now}); err != nil {
 			return row, false, err
 		}
-		if !wasPaused {
-			// The clock stopped now; a changed `until` keeps the original start.
-			if err := s.q(tx).SetDunningPausedAt(ctx, store.SetDunningPausedAtParams{ID: sub.ID, PausedAt: &now}); err != nil {
-				return row, false, err
-			}
+		row.DunningPausedAt = &now
+	}
+	if until != nil {
+		// The dunning-end step also ends pauses whose time is up (both are the dunning clock's).
+		if err := s.sched.ScheduleTx(ctx, tx, Work{Kind: WorkDunningEnd, ID: sub.ID, At: *until}); err != nil {
+			return row, false, err
 		}
-		if until != nil {
-			// The dunning-end step also ends pauses whose time is up (both are the dunning clock's).
-			if err := s.sched.ScheduleTx(ctx, tx, Work{Kind: WorkDunningEnd, ID: sub.ID, At: *until}); err != nil {
-				return row, false, err
-			}
-		}
-		return row, true, nil
-	})
+	}
+	return row, true, nil
 }
 
 // ResumeDunning restarts a paused dunning clock now (see PauseDunning). Resuming a subscription whose

@@ -129,6 +129,12 @@ type DocumentNumberCounter struct {
 	LastNumber int64
 }
 
+type DunningExemptionPause struct {
+	SubscriptionID string
+	CustomerID     string
+	PausedAt       time.Time
+}
+
 type DunningOverride struct {
 	CustomerID string
 	Mode       string
