@@ -29,6 +29,7 @@ import (
 	"github.com/dunningworks/billing/jobs"
 	"github.com/dunningworks/billing/migrations"
 	"github.com/dunningworks/billing/notify"
+	"github.com/dunningworks/billing/portal"
 	"github.com/dunningworks/billing/reconcile"
 )
 
@@ -51,6 +52,8 @@ type App struct {
 	Notify     *notify.Service
 	Reconcile  *reconcile.Service
 	Gateways   Gateways
+	// Links signs the customer-page links emails carry (GET /c/{token}).
+	Links *portal.Signer
 	// Sim is the embedded gateway simulator (nil unless "sim" is enabled without BILLING_SIM_URL), and
 	// SimURL the simulator the "sim" gateway talks to.
 	Sim    *pgsim.Server
@@ -209,6 +212,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	a.Billing.SetVault(a.Vault)
 	workerBilling.SetVault(a.Vault)
 	a.Notify.SetKeyRing(a.Vault.KeyRing())
+	if a.Links, err = a.buildLinks(); err != nil {
+		a.Close()
+		return nil, err
+	}
 
 	var boot []api.BootstrapToken
 	for _, k := range cfg.BootstrapKeys {

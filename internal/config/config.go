@@ -117,6 +117,16 @@ type Config struct {
 	// InvoicePrefix is the merchant's document-number prefix: invoices are numbered <prefix>-000001,
 	// credit notes <prefix>-CN-000001 (docs/numbering.md).
 	InvoicePrefix string
+	// PublicURL is the base of links in emails and of the customer page (BILLING_PUBLIC_URL, no trailing /).
+	PublicURL string
+	// PortalKeys sign customer-page links (BILLING_PORTAL_KEYS, version:base64 like the encryption keys);
+	// empty means keys derived from EncryptionKeys. PortalLinkTTL is how long a link opens the page.
+	PortalKeys    EncryptionKeys
+	PortalLinkTTL time.Duration
+	// MerchantName heads receipts and the customer page (BILLING_MERCHANT_NAME).
+	MerchantName string
+	// TossClientKey is the client key the customer page hands Toss's SDK for card registration.
+	TossClientKey string
 }
 
 // Error lists every invalid variable.
@@ -195,34 +205,29 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 
-	c.EncryptionKeys = EncryptionKeys{}
-	for _, part := range splitList(getenv("BILLING_ENCRYPTION_KEYS")) {
-		vs, b64, ok := strings.Cut(part, ":")
-		v, err := strconv.Atoi(vs)
-		if !ok || err != nil || v < 1 {
-			bad("BILLING_ENCRYPTION_KEYS", "entries are version:base64 with a positive integer version")
-			continue
-		}
-		key, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil || len(key) != 32 {
-			bad("BILLING_ENCRYPTION_KEYS", "key version %d must be 32 bytes, base64-encoded", v)
-			continue
-		}
-		if _, dup := c.EncryptionKeys[v]; dup {
-			bad("BILLING_ENCRYPTION_KEYS", "key version %d given twice", v)
-		}
-		c.EncryptionKeys[v] = key
+	c.EncryptionKeys = keysVar(getenv, "BILLING_ENCRYPTION_KEYS", bad)
+	if c.Mode == ModeProduction && len(c.EncryptionKeys) == 0 {
+		bad("BILLING_ENCRYPTION_KEYS", "required in production mode (BILLING_MODE unset means production; BILLING_MODE=dev is for development)")
 	}
+	// Customer-page links are signed under keys of their own when given, else under keys derived from
+	// the encryption keys (never the same bytes: keyring.Ring.MAC derives one key per purpose).
+	c.PortalKeys = keysVar(getenv, "BILLING_PORTAL_KEYS", bad)
 	if c.Mode == ModeProduction {
-		if len(c.EncryptionKeys) == 0 {
-			bad("BILLING_ENCRYPTION_KEYS", "required in production mode (BILLING_MODE unset means production; BILLING_MODE=dev is for development)")
-		}
-		for v, key := range c.EncryptionKeys {
-			if keyring.IsPublic(key) {
-				bad("BILLING_ENCRYPTION_KEYS", "key version %d is a public development or test key, refused in production mode", v)
+		for name, keys := range map[string]EncryptionKeys{"BILLING_ENCRYPTION_KEYS": c.EncryptionKeys, "BILLING_PORTAL_KEYS": c.PortalKeys} {
+			for v, key := range keys {
+				if keyring.IsPublic(key) {
+					bad(name, "key version %d is a public development or test key, refused in production mode", v)
+				}
 			}
 		}
 	}
+	c.PortalLinkTTL = durationVar(getenv, "BILLING_PORTAL_LINK_TTL", 30*24*time.Hour, bad)
+	c.MerchantName = get("BILLING_MERCHANT_NAME", "DunningWorks")
+	c.PublicURL = strings.TrimRight(get("BILLING_PUBLIC_URL", "http://127.0.0.1:8080"), "/")
+	if p, err := url.Parse(c.PublicURL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		bad("BILLING_PUBLIC_URL", "must be an http(s) URL, got %q", c.PublicURL)
+	}
+	c.TossClientKey = get("TOSS_CLIENT_KEY", "")
 
 	switch tc := getenv("BILLING_TEST_CLOCK"); tc {
 	case "", "0", "false":
@@ -408,4 +413,27 @@ func durationVar(getenv func(string) string, name string, def time.Duration, bad
 		return def
 	}
 	return v
+}
+
+// keysVar reads version:base64-32-bytes,... (BILLING_ENCRYPTION_KEYS and BILLING_PORTAL_KEYS).
+func keysVar(getenv func(string) string, name string, bad func(string, string, ...any)) EncryptionKeys {
+	keys := EncryptionKeys{}
+	for _, part := range splitList(getenv(name)) {
+		vs, b64, ok := strings.Cut(part, ":")
+		v, err := strconv.Atoi(vs)
+		if !ok || err != nil || v < 1 {
+			bad(name, "entries are version:base64 with a positive integer version")
+			continue
+		}
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(key) != 32 {
+			bad(name, "key version %d must be 32 bytes, base64-encoded", v)
+			continue
+		}
+		if _, dup := keys[v]; dup {
+			bad(name, "key version %d given twice", v)
+		}
+		keys[v] = key
+	}
+	return keys
 }

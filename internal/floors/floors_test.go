@@ -42,6 +42,7 @@ var floorOf = map[string]int{
 	"notify":     domain,
 	"reconcile":  domain,
 	"audit":      domain,
+	"portal":     domain, // customer-page links, the page's actions, receipts; its HTTP pages are portal/web
 
 	"dunning":      rules,
 	"statemachine": rules,

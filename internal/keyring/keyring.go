@@ -3,6 +3,8 @@ package keyring
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -193,4 +195,22 @@ func jsonInts(vs []int) string {
 		parts[i] = strconv.Itoa(v)
 	}
 	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// MAC is HMAC-SHA256 of msg under a key derived (HKDF-SHA256) from the ring's key of this version for
+// one purpose ("customer page links"). The derived key never leaves the ring, and a purpose's MACs reveal
+// nothing about the encryption keys or another purpose's MACs, so one set of configured keys can sign
+// links as well as seal billing keys. An unknown version is ErrUnknownKeyVersion.
+func (r *Ring) MAC(purpose string, version int, msg []byte) ([]byte, error) {
+	k, ok := r.keys[version]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d (the ring holds %v)", ErrUnknownKeyVersion, version, r.Versions())
+	}
+	derived, err := hkdf.Key(sha256.New, k.b, nil, "dunningworks billing mac: "+purpose, sha256.Size)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: derive %s key: %w", purpose, err)
+	}
+	m := hmac.New(sha256.New, derived)
+	m.Write(msg)
+	return m.Sum(nil), nil
 }
