@@ -54,6 +54,8 @@ type App struct {
 	Gateways   Gateways
 	// Links signs the customer-page links emails carry (GET /c/{token}).
 	Links *portal.Signer
+	// Receipts renders paid invoices as receipts (HTML data and PDF; the receipt email's attachment).
+	Receipts *portal.Receipts
 	// Sim is the embedded gateway simulator (nil unless "sim" is enabled without BILLING_SIM_URL), and
 	// SimURL the simulator the "sim" gateway talks to.
 	Sim    *pgsim.Server
@@ -216,6 +218,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		a.Close()
 		return nil, err
 	}
+	a.Receipts = portal.NewReceipts(a.Billing, a.Vault, a.Pool, cfg.MerchantName)
 
 	var boot []api.BootstrapToken
 	for _, k := range cfg.BootstrapKeys {
