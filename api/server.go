@@ -147,6 +147,7 @@ func (s *Server) mountV1(r chi.Router) {
 	s.mountBackupKeys(r)
 	s.mountWebhookEndpoints(r)
 	s.mountSupport(r)
+	s.mountSupportDunning(r)
 	s.mountAudit(r)
 	s.mountReconciliation(r)
 	s.mountAPIKeys(r)
