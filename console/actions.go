@@ -1,6 +1,7 @@
 package console
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -116,6 +117,36 @@ func (c *Console) subscriptionAction(w http.ResponseWriter, r *http.Request) {
 	var msg string
 	if err == nil {
 		msg = subscriptionMessage(action, sub)
+	}
+	c.finish(w, r, msg, err)
+}
+
+// customerDunning sets or lifts the customer's dunning override (PUT /v1/support/customers/{id}/dunning's
+// billing call), audited with the form's reason.
+func (c *Console) customerDunning(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	in := billing.SetDunningOverrideRequest{Mode: r.PostFormValue("mode"), Reason: r.PostFormValue("reason")}
+	if doc := strings.TrimSpace(r.PostFormValue("policy")); doc != "" && in.Mode == billing.OverridePolicy {
+		in.Policy = json.RawMessage(doc)
+	}
+	out, err := c.Billing.SetDunningOverride(r.Context(), actor(r), id, in)
+	var msg string
+	if err == nil {
+		switch {
+		case out.Override == nil:
+			msg = "No dunning override: the plans' policies apply. Pauses the exemption made were resumed."
+		case out.Override.Mode == billing.OverrideExempt:
+			msg = "The customer is exempt from dunning: their delinquent subscriptions are paused, and a failed charge will not be retried."
+		default:
+			msg = "The customer's own dunning policy applies from the next decision on."
+		}
+	} else if e, ok := apperr.As(err); ok && len(e.Fields) > 1 {
+		// Every problem of the policy, not only the first.
+		parts := make([]string, len(e.Fields))
+		for i, f := range e.Fields {
+			parts[i] = f.Message
+		}
+		err = &apperr.Error{Kind: e.Kind, Code: e.Code, Message: "invalid policy: " + strings.Join(parts, "; ")}
 	}
 	c.finish(w, r, msg, err)
 }

@@ -116,6 +116,7 @@ func New(d Deps) *Console {
 		r.Get("/customers/{id}", c.customer)
 		r.Post("/invoices/{id}/{action}", c.invoiceAction)
 		r.Post("/subscriptions/{id}/{action}", c.subscriptionAction)
+		r.Post("/customers/{id}/dunning", c.customerDunning)
 		r.Post("/findings/{id}/resolve", c.resolveFinding)
 		r.With(c.adminOnly).Get("/api-keys", c.apiKeys)
 	})

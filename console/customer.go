@@ -79,7 +79,9 @@ type accountView struct {
 	// Paid are the paid invoices with money that can still be given back, newest first.
 	Paid []paidInvoiceView
 	// CreditNotes are the customer's refunds and credits, newest first.
-	CreditNotes  []billing.CreditNote
+	CreditNotes []billing.CreditNote
+	// Dunning is which dunning policy applies to each subscription and why, with the customer's override.
+	Dunning      billing.CustomerDunning
 	Timeline     []timelineEntry
 	MoreTimeline bool
 }
@@ -153,6 +155,10 @@ func (c *Console) customer(w http.ResponseWriter, r *http.Request) {
 			}
 			v.Paid = append(v.Paid, pv)
 		}
+	}
+	if v.Dunning, err = c.Billing.GetCustomerDunning(ctx, id); err != nil {
+		c.fail(w, r, err)
+		return
 	}
 	notes, err := c.Billing.ListCreditNotes(ctx, billing.CreditNoteFilter{CustomerID: id}, page.Request{Limit: 100})
 	if err != nil {
