@@ -54,6 +54,8 @@ type Deps struct {
 	RateLimit float64
 	// Console builds the support console served at /console (nil: no console).
 	Console ConsoleFactory
+	// Portal serves the customer's page behind a signed link at /c (nil: none).
+	Portal http.Handler
 }
 
 // BootstrapToken is a configured token and its role.
@@ -118,6 +120,10 @@ func New(d Deps) *Server {
 		if d.Console != nil {
 			// People sign in with a form and a session cookie, not a bearer header: outside the auth group.
 			r.Mount("/console", d.Console(ConsoleAuth{Lookup: s.lookupToken, KeyActive: s.keyActive}))
+		}
+		if d.Portal != nil {
+			// The signed link is the credential: no bearer token, outside the auth group.
+			r.Mount("/c", d.Portal)
 		}
 	}
 	s.router = r

@@ -36,6 +36,8 @@ var floorOf = map[string]int{
 	"api":     ways,
 	"console": ways,
 	"jobs":    ways,
+	// the customer's page over package portal (a ways-in room inside portal's folder)
+	"portal/web": ways,
 
 	"billing":    domain,
 	"billingkey": domain,
