@@ -14,6 +14,7 @@ type createCustomerRequest struct {
 	Name       string  `json:"name"`
 	TimeZone   *string `json:"time_zone"`
 	TaxRateID  *string `json:"tax_rate_id"`
+	Locale     *string `json:"locale"`
 }
 
 func (s *Server) mountCustomers(r chi.Router) {
@@ -27,7 +28,7 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	c, err := s.Billing.CreateCustomer(r.Context(), billing.NewCustomer{ExternalID: req.ExternalID, Email: req.Email, Name: req.Name, TimeZone: req.TimeZone, TaxRateID: req.TaxRateID})
+	c, err := s.Billing.CreateCustomer(r.Context(), billing.NewCustomer{ExternalID: req.ExternalID, Email: req.Email, Name: req.Name, TimeZone: req.TimeZone, TaxRateID: req.TaxRateID, Locale: req.Locale})
 	if err != nil {
 		writeError(w, r, err)
 		return

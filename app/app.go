@@ -27,6 +27,7 @@ import (
 	"github.com/dunningworks/billing/internal/config"
 	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/jobs"
+	"github.com/dunningworks/billing/mail"
 	"github.com/dunningworks/billing/migrations"
 	"github.com/dunningworks/billing/notify"
 	"github.com/dunningworks/billing/portal"
@@ -51,6 +52,8 @@ type App struct {
 	Jobs       *jobs.Runner
 	Vault      *billingkey.Vault
 	Notify     *notify.Service
+	// Mail sends customer emails (nil when BILLING_MAIL_FROM is unset: emails are off).
+	Mail      *mail.Service
 	Reconcile  *reconcile.Service
 	Gateways   Gateways
 	// Links signs the customer-page links emails carry (GET /c/{token}).
@@ -84,6 +87,13 @@ type Options struct {
 	Hooks billing.Hooks
 	// Notify tunes webhook fan-out and delivery (tests shrink the interval and the backoff).
 	Notify notify.Tuning
+	// Mail tunes customer-email dispatch and delivery; MailHooks are its failpoints (crash tests).
+	Mail      mail.Tuning
+	MailHooks mail.Hooks
+	// MailLinks and MailReceipts stand in for the customer page's signer and the receipt PDFs in tests
+	// (nil: none).
+	MailLinks    mail.Links
+	MailReceipts mail.Receipts
 	// SimWebhooks makes the embedded simulator post its payment webhooks to this App's own /webhooks/sim
 	// once it listens. Off by default, so tests that hold an attempt unknown are not raced by a hint;
 	// `make run` starts pgsim as a process with its own -webhook-url.
@@ -195,7 +205,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Log: log.With("component", "reconcile")})
 	// The workers' billing is the same service on the workers' pool.
 	workerBilling := a.Billing.WithPool(a.WorkerPool)
-	a.Jobs, err = jobs.New(jobs.Config{Pool: a.WorkerPool, Billing: workerBilling, Notify: a.Notify, Clock: a.Clock, TestClock: cfg.TestClock,
+	if cfg.MailFrom != "" {
+		if a.Mail, err = buildMail(cfg, a.WorkerPool, workerBilling, a.Registry, log, o); err != nil {
+			a.Close()
+			return nil, err
+		}
+		// Every event, on either pool, is offered to mail in its own transaction.
+		a.Billing.SetEventSink(a.Mail)
+		log.Info("customer emails on", "from", cfg.MailFrom, "smtp", cfg.SMTP.String())
+	}
+	a.Jobs, err = jobs.New(jobs.Config{Pool: a.WorkerPool, Billing: workerBilling, Notify: a.Notify, Mail: a.Mail, Clock: a.Clock, TestClock: cfg.TestClock,
 		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown, JobTimeout: cfg.JobTimeout, JobRescueAfter: cfg.JobRescueAfter,
 		ReconcileTimeout: cfg.ReconcileTimeout, NoReindex: !reindex,
 		Gateways: cfg.Gateways, Reconcile: a.Reconcile, Registry: a.Registry})
@@ -220,6 +239,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	a.Receipts = portal.NewReceipts(a.Billing, a.Vault, a.Pool, cfg.MerchantName)
+	// Emails link to the customer page and attach receipts (tests may stand in their own).
+	if a.Mail != nil {
+		if o.MailLinks == nil && a.Links != nil {
+			a.Mail.SetLinks(a.Links)
+		}
+		if o.MailReceipts == nil && a.Receipts != nil {
+			a.Mail.SetReceipts(a.Receipts)
+		}
+	}
 
 	var boot []api.BootstrapToken
 	for _, k := range cfg.BootstrapKeys {
@@ -368,4 +396,19 @@ func selfURL(ln net.Listener) string {
 		host = net.IPv4(127, 0, 0, 1)
 	}
 	return "http://" + net.JoinHostPort(host.String(), strconv.Itoa(addr.Port))
+}
+
+// buildMail makes the customer-email service from the configuration: templates (the merchant's
+// overrides checked now, so a broken one refuses the start) and the kinds that are on.
+func buildMail(cfg config.Config, pool *pgxpool.Pool, b *billing.Service, reg prometheus.Registerer, log *slog.Logger, o Options) (*mail.Service, error) {
+	kinds, err := mail.ParseKinds(cfg.MailKinds)
+	if err != nil {
+		return nil, fmt.Errorf("BILLING_MAIL_KINDS: %w", err)
+	}
+	tpl, err := mail.LoadTemplates(cfg.MailTemplates)
+	if err != nil {
+		return nil, fmt.Errorf("BILLING_MAIL_TEMPLATES: %w", err)
+	}
+	return mail.New(mail.Config{Pool: pool, Billing: b, From: cfg.MailFrom, SMTP: cfg.SMTP, Templates: tpl, Kinds: kinds,
+		Links: o.MailLinks, Receipts: o.MailReceipts, Log: log.With("component", "mail"), Registry: reg, Tuning: o.Mail, Hooks: o.MailHooks})
 }

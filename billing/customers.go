@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -29,6 +30,8 @@ type Customer struct {
 	TimeZone *string `json:"time_zone"`
 	// TaxRateID taxes the customer's invoices, over their plans' rates; nil: the plan's.
 	TaxRateID *string `json:"tax_rate_id"`
+	// Locale is the language of the customer's emails: "ko" (the default) or "en".
+	Locale string `json:"locale"`
 	// CreditBalance is the credit the customer holds, per currency; the next invoices spend it.
 	CreditBalance []AmountDue `json:"credit_balance"`
 	Delinquency   Delinquency `json:"delinquency"`
@@ -56,7 +59,11 @@ type NewCustomer struct {
 	Name       string
 	TimeZone   *string // optional IANA zone (e.g. "Asia/Seoul")
 	TaxRateID  *string // optional tax rate over the plans' rates
+	Locale     *string // optional: "ko" (the default) or "en", the language of the customer's emails
 }
+
+// Locales are the languages customer emails are written in; the first is the default.
+var Locales = []string{"ko", "en"}
 
 // CreateCustomer creates a customer; external_id is unique (409 on clash).
 func (s *Service) CreateCustomer(ctx context.Context, in NewCustomer) (Customer, error) {
@@ -76,6 +83,12 @@ func (s *Service) CreateCustomer(ctx context.Context, in NewCustomer) (Customer,
 			v.Add("time_zone", "%s", err.Error())
 		}
 	}
+	locale := Locales[0]
+	if in.Locale != nil {
+		if locale = *in.Locale; !slices.Contains(Locales, locale) {
+			v.Add("locale", "must be one of %s", strings.Join(Locales, ", "))
+		}
+	}
 	s.checkTaxRateID(ctx, s.pool, in.TaxRateID, &v)
 	if err := v.Err(); err != nil {
 		return Customer{}, err
@@ -84,7 +97,7 @@ func (s *Service) CreateCustomer(ctx context.Context, in NewCustomer) (Customer,
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
 		row, err = s.q(tx).CreateCustomer(ctx, store.CreateCustomerParams{
-			ID: ids.New("cus"), ExternalID: in.ExternalID, Email: in.Email, Name: in.Name, CreatedAt: s.clock.Now(),
+			ID: ids.New("cus"), ExternalID: in.ExternalID, Email: in.Email, Name: in.Name, Locale: locale, CreatedAt: s.clock.Now(),
 		})
 		if err == nil && in.TimeZone != nil {
 			row, err = s.q(tx).SetCustomerTimeZone(ctx, store.SetCustomerTimeZoneParams{ID: row.ID, TimeZone: in.TimeZone})
@@ -131,7 +144,7 @@ func (s *Service) requireCustomer(ctx context.Context, db dbx.DBTX, id string) e
 
 func (s *Service) customerView(ctx context.Context, db dbx.DBTX, row store.Customer) (Customer, error) {
 	c := Customer{ID: row.ID, ExternalID: row.ExternalID, Email: row.Email, Name: row.Name, TimeZone: row.TimeZone, CreatedAt: row.CreatedAt,
-		TaxRateID: row.TaxRateID, Delinquency: Delinquency{State: "none", AmountsDue: []AmountDue{}}, CreditBalance: []AmountDue{}}
+		Locale: row.Locale, TaxRateID: row.TaxRateID, Delinquency: Delinquency{State: "none", AmountsDue: []AmountDue{}}, CreditBalance: []AmountDue{}}
 	credit, err := s.q(db).AccountBalances(ctx, CreditAccount(row.ID))
 	if err != nil {
 		return Customer{}, err

@@ -53,6 +53,32 @@ func strPtr(s string) *string {
 	return &s
 }
 
+// RecordedEvent is an event as its transaction wrote it.
+type RecordedEvent struct {
+	ID   string
+	Type string
+	Refs Refs
+	// At is the event's domain time; Data its JSON data.
+	At   time.Time
+	Data json.RawMessage
+}
+
+// EventSink receives every event in the transaction that records it, after the event row is written: what
+// it writes commits or rolls back with the event (package mail queues the customer emails an event owes).
+// An error rolls the event's transaction back. It must be quick: it runs on every event of the charge path.
+type EventSink interface {
+	EventRecorded(ctx context.Context, db dbx.DBTX, e RecordedEvent) error
+}
+
+// SetEventSink installs the sink (nil: none). It is shared by every WithPool copy of the service.
+func (s *Service) SetEventSink(sink EventSink) {
+	if sink == nil {
+		s.sink.Store(nil)
+		return
+	}
+	s.sink.Store(&sink)
+}
+
 // emit writes an event to the outbox in the caller's transaction.
 func (s *Service) emit(ctx context.Context, db dbx.DBTX, typ string, refs Refs, at time.Time, data map[string]any) error {
 	if data == nil {
@@ -62,8 +88,15 @@ func (s *Service) emit(ctx context.Context, db dbx.DBTX, typ string, refs Refs, 
 	if err != nil {
 		return err
 	}
-	return s.q(db).InsertEvent(ctx, store.InsertEventParams{
-		ID: ids.New("evt"), Type: typ, CustomerID: strPtr(refs.CustomerID), SubscriptionID: strPtr(refs.SubscriptionID),
+	id := ids.New("evt")
+	if err := s.q(db).InsertEvent(ctx, store.InsertEventParams{
+		ID: id, Type: typ, CustomerID: strPtr(refs.CustomerID), SubscriptionID: strPtr(refs.SubscriptionID),
 		InvoiceID: strPtr(refs.InvoiceID), AttemptID: strPtr(refs.AttemptID), Data: raw, OccurredAt: at,
-	})
+	}); err != nil {
+		return err
+	}
+	if sink := s.sink.Load(); sink != nil {
+		return (*sink).EventRecorded(ctx, db, RecordedEvent{ID: id, Type: typ, Refs: refs, At: at, Data: raw})
+	}
+	return nil
 }

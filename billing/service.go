@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -78,6 +79,8 @@ type Service struct {
 	// arrivals wakes the inbox dispatcher when an event was stored.
 	inbox    *pgxpool.Pool
 	arrivals chan struct{}
+	// sink receives every event in its transaction (SetEventSink); shared by WithPool's copies.
+	sink *atomic.Pointer[EventSink]
 }
 
 // Hooks are test seams (failpoints) on the charge path. Production leaves them nil.
@@ -131,7 +134,7 @@ func New(c Config) *Service {
 	}
 	return &Service{pool: c.Pool, clock: c.Clock, gateways: c.Gateways, vault: c.Vault, policies: c.Policies,
 		sched: c.Scheduler, log: c.Log, hooks: c.Hooks, metrics: newChargeMetrics(c.Registry), prefix: c.InvoicePrefix,
-		inbox: c.InboxPool, arrivals: make(chan struct{}, 1)}
+		inbox: c.InboxPool, arrivals: make(chan struct{}, 1), sink: new(atomic.Pointer[EventSink])}
 }
 
 // WithPool is the same service on another connection pool: billingd gives the API and the workers pools

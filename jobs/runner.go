@@ -19,6 +19,7 @@ import (
 	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/internal/dbx"
+	"github.com/dunningworks/billing/mail"
 	"github.com/dunningworks/billing/notify"
 	"github.com/dunningworks/billing/reconcile"
 )
@@ -41,6 +42,8 @@ type Config struct {
 	SweepInterval time.Duration
 	// Notify delivers outgoing webhooks (nil: no webhook workers).
 	Notify *notify.Service
+	// Mail sends customer emails (nil: customer emails are off, no mail workers).
+	Mail *mail.Service
 	// Gateways are the enabled gateways' names: the webhook-silence check and the daily reconciliation
 	// cover each of them.
 	Gateways []string
@@ -92,7 +95,7 @@ func New(cfg Config) (*Runner, error) {
 	addDomainWorkers(workers, b, c)
 	river.AddWorker(workers, &sweepWorker{s: r.Sweeper})
 	river.AddWorker(workers, newIdempotencyReapWorker(cfg.Pool))
-	notifyJobs := addNotifyWorkers(workers, cfg.Notify)
+	notifyJobs := append(addNotifyWorkers(workers, cfg.Notify), addMailWorkers(workers, cfg.Mail)...)
 	inboundJobs := append(addWebhookWorkers(workers, r, jobLogger(cfg)), addReconcileWorkers(workers, cfg)...)
 
 	logger := cfg.Log
@@ -125,6 +128,9 @@ func New(cfg Config) (*Runner, error) {
 	}
 	r.Client = client
 	installNotify(client, cfg.Notify)
+	if cfg.Mail != nil {
+		cfg.Mail.SetEnqueuer(&mailEnqueuer{client: client})
+	}
 	r.Sweeper.sched = r.Scheduler()
 	cfg.Billing.SetScheduler(r.Scheduler())
 	return r, nil

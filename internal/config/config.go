@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"regexp"
@@ -127,6 +128,69 @@ type Config struct {
 	MerchantName string
 	// TossClientKey is the client key the customer page hands Toss's SDK for card registration.
 	TossClientKey string
+	// SMTP is the mail server customer emails go through (BILLING_SMTP_URL; zero Host: none).
+	SMTP SMTP
+	// MailFrom is the sender of customer emails (BILLING_MAIL_FROM); empty turns customer emails off.
+	MailFrom string
+	// MailTemplates is a directory of templates overriding the built-in ones (BILLING_MAIL_TEMPLATES).
+	MailTemplates string
+	// MailKinds chooses which kinds of email are sent (BILLING_MAIL_KINDS, raw: package mail parses it).
+	MailKinds string
+}
+
+// SMTP is a parsed BILLING_SMTP_URL: smtp://user:pass@host:port (STARTTLS when the server offers it) or
+// smtps://... (TLS from the first byte). It never prints the password.
+type SMTP struct {
+	Host     string
+	Port     int
+	Username string
+	Password Secret
+	// ImplicitTLS is smtps://.
+	ImplicitTLS bool
+}
+
+// String shows the server without the password.
+func (s SMTP) String() string {
+	if s.Host == "" {
+		return "none"
+	}
+	scheme := "smtp"
+	if s.ImplicitTLS {
+		scheme = "smtps"
+	}
+	user := ""
+	if s.Username != "" {
+		user = s.Username + ":[REDACTED]@"
+	}
+	return fmt.Sprintf("%s://%s%s", scheme, user, net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
+}
+
+// GoString never shows the password.
+func (s SMTP) GoString() string { return s.String() }
+
+// parseSMTP reads BILLING_SMTP_URL.
+func parseSMTP(raw string) (SMTP, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" {
+		return SMTP{}, errors.New("must be smtp://user:pass@host:port (or smtps://)")
+	}
+	out := SMTP{Host: u.Hostname(), ImplicitTLS: u.Scheme == "smtps", Port: 587}
+	if out.ImplicitTLS {
+		out.Port = 465
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return SMTP{}, errors.New("the port must be 1-65535")
+		}
+		out.Port = n
+	}
+	if u.User != nil {
+		out.Username = u.User.Username()
+		pw, _ := u.User.Password()
+		out.Password = Secret{pw}
+	}
+	return out, nil
 }
 
 // Error lists every invalid variable.
@@ -176,6 +240,29 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.DatabaseURL == "" {
 		bad("DATABASE_URL", "required (make run sets it to a local cluster)")
 	}
+	if v := get("BILLING_SMTP_URL", ""); v != "" {
+		smtp, err := parseSMTP(v)
+		if err != nil {
+			bad("BILLING_SMTP_URL", "%v", err)
+		}
+		c.SMTP = smtp
+	}
+	c.MailFrom = get("BILLING_MAIL_FROM", "")
+	if c.MailFrom != "" {
+		if _, err := mail.ParseAddress(c.MailFrom); err != nil {
+			bad("BILLING_MAIL_FROM", "must be an address like billing@example.com or \"Shop <billing@example.com>\", got %q", c.MailFrom)
+		}
+		if c.SMTP.Host == "" {
+			bad("BILLING_SMTP_URL", "required when BILLING_MAIL_FROM is set (customer emails are on)")
+		}
+	}
+	c.MailTemplates = get("BILLING_MAIL_TEMPLATES", "")
+	if c.MailTemplates != "" {
+		if st, err := os.Stat(c.MailTemplates); err != nil || !st.IsDir() {
+			bad("BILLING_MAIL_TEMPLATES", "must be a directory, got %q", c.MailTemplates)
+		}
+	}
+	c.MailKinds = get("BILLING_MAIL_KINDS", "")
 	checkDatabaseURLs(c.DatabaseURL, c.MigrationDatabaseURL, bad)
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("BILLING_HTTP_ADDR", "must be host:port, got %q", c.HTTPAddr)

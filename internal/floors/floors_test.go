@@ -45,6 +45,7 @@ var floorOf = map[string]int{
 	"reconcile":  domain,
 	"audit":      domain,
 	"portal":     domain, // customer-page links, the page's actions, receipts; its HTTP pages are portal/web
+	"mail":       domain, // customer emails: the outbox, the templates, the SMTP sender
 
 	"dunning":      rules,
 	"statemachine": rules,

@@ -82,7 +82,7 @@ func (q *Queries) MarkBackupAttempt(ctx context.Context, id string) error {
 }
 
 const setCustomerTimeZone = `-- name: SetCustomerTimeZone :one
-UPDATE customers SET time_zone = $1 WHERE id = $2 RETURNING id, external_id, email, name, created_at, time_zone, tax_rate_id
+UPDATE customers SET time_zone = $1 WHERE id = $2 RETURNING id, external_id, email, name, created_at, time_zone, tax_rate_id, locale
 `
 
 type SetCustomerTimeZoneParams struct {
@@ -101,6 +101,7 @@ func (q *Queries) SetCustomerTimeZone(ctx context.Context, arg SetCustomerTimeZo
 		&i.CreatedAt,
 		&i.TimeZone,
 		&i.TaxRateID,
+		&i.Locale,
 	)
 	return i, err
 }

@@ -13,8 +13,8 @@ import (
 )
 
 const createCustomer = `-- name: CreateCustomer :one
-INSERT INTO customers (id, external_id, email, name, created_at) VALUES ($1, $2, $3, $4, $5)
-RETURNING id, external_id, email, name, created_at, time_zone, tax_rate_id
+INSERT INTO customers (id, external_id, email, name, locale, created_at) VALUES ($1, $2, $3, $4, $6, $5)
+RETURNING id, external_id, email, name, created_at, time_zone, tax_rate_id, locale
 `
 
 type CreateCustomerParams struct {
@@ -23,6 +23,7 @@ type CreateCustomerParams struct {
 	Email      string
 	Name       string
 	CreatedAt  time.Time
+	Locale     string
 }
 
 func (q *Queries) CreateCustomer(ctx context.Context, arg CreateCustomerParams) (Customer, error) {
@@ -32,6 +33,7 @@ func (q *Queries) CreateCustomer(ctx context.Context, arg CreateCustomerParams) 
 		arg.Email,
 		arg.Name,
 		arg.CreatedAt,
+		arg.Locale,
 	)
 	var i Customer
 	err := row.Scan(
@@ -42,6 +44,7 @@ func (q *Queries) CreateCustomer(ctx context.Context, arg CreateCustomerParams) 
 		&i.CreatedAt,
 		&i.TimeZone,
 		&i.TaxRateID,
+		&i.Locale,
 	)
 	return i, err
 }
@@ -109,7 +112,7 @@ func (q *Queries) CustomerExists(ctx context.Context, id string) (bool, error) {
 }
 
 const getCustomer = `-- name: GetCustomer :one
-SELECT id, external_id, email, name, created_at, time_zone, tax_rate_id FROM customers WHERE id = $1
+SELECT id, external_id, email, name, created_at, time_zone, tax_rate_id, locale FROM customers WHERE id = $1
 `
 
 func (q *Queries) GetCustomer(ctx context.Context, id string) (Customer, error) {
@@ -123,12 +126,13 @@ func (q *Queries) GetCustomer(ctx context.Context, id string) (Customer, error) 
 		&i.CreatedAt,
 		&i.TimeZone,
 		&i.TaxRateID,
+		&i.Locale,
 	)
 	return i, err
 }
 
 const getCustomerByExternalID = `-- name: GetCustomerByExternalID :one
-SELECT id, external_id, email, name, created_at, time_zone, tax_rate_id FROM customers WHERE external_id = $1
+SELECT id, external_id, email, name, created_at, time_zone, tax_rate_id, locale FROM customers WHERE external_id = $1
 `
 
 func (q *Queries) GetCustomerByExternalID(ctx context.Context, externalID string) (Customer, error) {
@@ -142,6 +146,7 @@ func (q *Queries) GetCustomerByExternalID(ctx context.Context, externalID string
 		&i.CreatedAt,
 		&i.TimeZone,
 		&i.TaxRateID,
+		&i.Locale,
 	)
 	return i, err
 }

@@ -113,7 +113,7 @@ func (q *Queries) ListTaxRates(ctx context.Context, arg ListTaxRatesParams) ([]T
 }
 
 const setCustomerTaxRate = `-- name: SetCustomerTaxRate :one
-UPDATE customers SET tax_rate_id = $2 WHERE id = $1 RETURNING id, external_id, email, name, created_at, time_zone, tax_rate_id
+UPDATE customers SET tax_rate_id = $2 WHERE id = $1 RETURNING id, external_id, email, name, created_at, time_zone, tax_rate_id, locale
 `
 
 type SetCustomerTaxRateParams struct {
@@ -132,6 +132,7 @@ func (q *Queries) SetCustomerTaxRate(ctx context.Context, arg SetCustomerTaxRate
 		&i.CreatedAt,
 		&i.TimeZone,
 		&i.TaxRateID,
+		&i.Locale,
 	)
 	return i, err
 }

@@ -122,6 +122,7 @@ type Customer struct {
 	CreatedAt  time.Time
 	TimeZone   *string
 	TaxRateID  *string
+	Locale     string
 }
 
 type DocumentNumberCounter struct {
@@ -240,6 +241,28 @@ type LedgerTransaction struct {
 	CustomerID  *string
 	Description string
 	CreatedAt   time.Time
+}
+
+type MailOutbox struct {
+	ID             int64
+	EventID        string
+	Kind           string
+	CustomerID     *string
+	SubscriptionID *string
+	InvoiceID      *string
+	Data           json.RawMessage
+	Status         string
+	Attempts       int32
+	NextAttemptAt  *time.Time
+	MessageID      *string
+	Recipient      *string
+	Subject        *string
+	LastCode       *int32
+	LastError      *string
+	OccurredAt     time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	SentAt         *time.Time
 }
 
 type NotifyCursor struct {

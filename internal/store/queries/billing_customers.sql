@@ -1,5 +1,5 @@
 -- name: CreateCustomer :one
-INSERT INTO customers (id, external_id, email, name, created_at) VALUES ($1, $2, $3, $4, $5)
+INSERT INTO customers (id, external_id, email, name, locale, created_at) VALUES ($1, $2, $3, $4, @locale, $5)
 RETURNING *;
 
 -- name: GetCustomer :one

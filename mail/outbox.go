@@ -1,0 +1,66 @@
+package mail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dunningworks/billing/billing"
+	"github.com/dunningworks/billing/internal/dbx"
+	"github.com/dunningworks/billing/internal/store"
+)
+
+var _ billing.EventSink = (*Service)(nil)
+
+// EventRecorded queues the emails an event owes, in the event's transaction (billing calls it from
+// every emit). A kind that is turned off queues nothing; a second call for the same event and kind
+// queues nothing more (the outbox's unique (event_id, kind)).
+func (s *Service) EventRecorded(ctx context.Context, db dbx.DBTX, e billing.RecordedEvent) error {
+	kinds := kindsFor(e.Type, e.Data)
+	if len(kinds) == 0 {
+		return nil
+	}
+	now := s.wall.Now()
+	for _, k := range kinds {
+		if !s.kinds[k] {
+			continue
+		}
+		if err := s.q(db).InsertMail(ctx, store.InsertMailParams{EventID: e.ID, Kind: string(k), CustomerID: ptr(e.Refs.CustomerID),
+			SubscriptionID: ptr(e.Refs.SubscriptionID), InvoiceID: ptr(e.Refs.InvoiceID), Data: e.Data, Now: now, OccurredAt: e.At}); err != nil {
+			return fmt.Errorf("queue %s email for %s: %w", k, e.ID, err)
+		}
+	}
+	return nil
+}
+
+// Dispatch enqueues a ticket for every email that is due: queued and due, or left 'sending' by a dead
+// sender past its lease. A ticket already waiting is not duplicated (the Enqueuer's uniqueness), and a
+// lost one is offered again on the next run: the row, not the queue, says what is owed.
+func (s *Service) Dispatch(ctx context.Context) (int, error) {
+	if s.enq == nil {
+		return 0, errors.New("mail: no enqueuer installed")
+	}
+	n := 0
+	err := dbx.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := s.q(tx).DueMail(ctx, store.DueMailParams{Now: s.wall.Now(), Max: 1000})
+		if err != nil {
+			return fmt.Errorf("due emails: %w", err)
+		}
+		tickets := make([]Ticket, 0, len(rows))
+		for _, r := range rows {
+			tickets = append(tickets, Ticket{ID: r.ID, Attempt: int(r.Attempts) + 1})
+		}
+		n = len(tickets)
+		return s.enq.EnqueueTx(ctx, tx, tickets...)
+	})
+	return n, err
+}
+
+func ptr(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

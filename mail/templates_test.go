@@ -1,0 +1,134 @@
+package mail
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Every kind renders in Korean and English, as text and HTML, with its facts in both parts.
+func TestEveryKindRendersInBothLocales(t *testing.T) {
+	t.Parallel()
+	tpl, err := LoadTemplates("")
+	require.NoError(t, err)
+	// What each kind must say, per locale, in the subject or the body.
+	want := map[Kind]map[string][]string{
+		PaymentFailedSoft:     {"ko": {"결제가 실패했습니다", "9,900원", "insufficient_funds", "2027년 2월 6일 (토)"}, "en": {"payment failed", "₩9,900", "insufficient_funds", "Saturday, February 6, 2027"}},
+		PaymentFailedHard:     {"ko": {"새 카드를 등록", "9,900원"}, "en": {"add a new card", "₩9,900"}},
+		PaymentSucceeded:      {"ko": {"영수증", "9,900원", "INV-000001", "PDF"}, "en": {"receipt", "₩9,900", "INV-000001", "PDF"}},
+		SubscriptionPastDue:   {"ko": {"연체", "Pro", "2027년 2월 6일"}, "en": {"past due", "Pro", "February 6, 2027"}},
+		SubscriptionSuspended: {"ko": {"중지", "Pro"}, "en": {"suspended", "Pro"}},
+		SubscriptionCanceled:  {"ko": {"해지", "Pro"}, "en": {"canceled", "Pro"}},
+		PlanChanged:           {"ko": {"변경", "Basic", "Pro", "9,900원"}, "en": {"changed", "Basic", "Pro", "₩9,900"}},
+		RenewalUpcoming:       {"ko": {"갱신", "9,900원", "2027년 2월 6일"}, "en": {"renews", "₩9,900", "February 6, 2027"}},
+	}
+	require.Len(t, want, len(Kinds), "every kind has expectations")
+	for _, k := range Kinds {
+		for _, loc := range Locales {
+			r, err := tpl.Render(loc, k, SampleData(loc, k))
+			require.NoError(t, err, "%s/%s", loc, k)
+			require.NotEmpty(t, r.Subject, "%s/%s", loc, k)
+			require.NotContains(t, r.Subject, "\n")
+			require.Contains(t, r.HTML, "<html lang=\""+loc+"\"", "%s/%s", loc, k)
+			require.Contains(t, r.HTML, "http://127.0.0.1:8080/c/sample-token", "the HTML links to the customer page")
+			require.Contains(t, r.Text, "http://127.0.0.1:8080/c/sample-token", "the text part links to the customer page")
+			require.NotContains(t, r.Text, "<p>", "the text part is plain text")
+			require.NotContains(t, r.Text+r.HTML, "<no value>")
+			for _, s := range want[k][loc] {
+				all := r.Subject + "\n" + r.Text
+				require.Contains(t, all, s, "%s/%s text", loc, k)
+				require.Contains(t, r.Subject+"\n"+r.HTML, s, "%s/%s HTML", loc, k)
+			}
+		}
+	}
+}
+
+// Hangul and escaping: a customer's name is HTML-escaped in the HTML part and left as is in the text part.
+func TestCustomerNameIsEscapedInHTMLOnly(t *testing.T) {
+	t.Parallel()
+	tpl, err := LoadTemplates("")
+	require.NoError(t, err)
+	d := SampleData("ko", PaymentFailedHard)
+	d.Customer.Name = `김<b>민지</b>`
+	r, err := tpl.Render("ko", PaymentFailedHard, d)
+	require.NoError(t, err)
+	require.Contains(t, r.Text, `김<b>민지</b>님`)
+	require.Contains(t, r.HTML, `김&lt;b&gt;민지&lt;/b&gt;님`)
+}
+
+// Without a link (no customer page wired), emails still render, with no button and no dangling text.
+func TestRendersWithoutLink(t *testing.T) {
+	t.Parallel()
+	tpl, err := LoadTemplates("")
+	require.NoError(t, err)
+	for _, k := range Kinds {
+		d := SampleData("en", k)
+		d.Link = ""
+		r, err := tpl.Render("en", k, d)
+		require.NoError(t, err)
+		require.NotContains(t, r.HTML, "href=")
+		require.NotContains(t, r.Text, "http")
+	}
+}
+
+// A merchant's directory overrides one template and leaves the others built in; a broken override
+// refuses to load, naming the file.
+func TestTemplateOverrides(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "en"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "en", "payment_failed_soft.txt"),
+		[]byte(`{{define "subject"}}Shop: card declined{{end}}Dear {{.Customer.Name}}, {{money .Invoice.AmountDue .Invoice.Currency}} did not go through.`), 0o644))
+	tpl, err := LoadTemplates(dir)
+	require.NoError(t, err)
+	r, err := tpl.Render("en", PaymentFailedSoft, SampleData("en", PaymentFailedSoft))
+	require.NoError(t, err)
+	require.Equal(t, "Shop: card declined", r.Subject)
+	require.Equal(t, "Dear Kim Minji, ₩9,900 did not go through.\n", r.Text)
+	require.Contains(t, r.HTML, "declined by your card issuer", "the HTML part is still the built-in one")
+	ko, err := tpl.Render("ko", PaymentFailedSoft, SampleData("ko", PaymentFailedSoft))
+	require.NoError(t, err)
+	require.Contains(t, ko.Subject, "결제가 실패했습니다", "the Korean template is untouched")
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "en", "plan_changed.html"), []byte(`{{define "body"}}{{.NoSuchField}}{{end}}`), 0o644))
+	_, err = LoadTemplates(dir)
+	require.ErrorContains(t, err, "en/plan_changed.html")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "en", "plan_changed.html"), []byte(`{{define "body"}}{{end}}`), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "en", "plan_changed.txt"), []byte(`no subject`), 0o644))
+	_, err = LoadTemplates(dir)
+	require.ErrorContains(t, err, `defines no "subject"`)
+}
+
+func TestParseKinds(t *testing.T) {
+	t.Parallel()
+	all, err := ParseKinds("")
+	require.NoError(t, err)
+	require.Len(t, all, len(Kinds))
+	some, err := ParseKinds("payment_failed_soft, payment_failed_hard")
+	require.NoError(t, err)
+	require.Equal(t, map[Kind]bool{PaymentFailedSoft: true, PaymentFailedHard: true}, some)
+	most, err := ParseKinds("-subscription_past_due")
+	require.NoError(t, err)
+	require.Len(t, most, len(Kinds)-1)
+	require.False(t, most[SubscriptionPastDue])
+	_, err = ParseKinds("payment_faild")
+	require.ErrorContains(t, err, `unknown kind "payment_faild"`)
+}
+
+func TestMoney(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ locale, amount, currency, want string }{
+		{"ko", "1234567", "KRW", "1,234,567원"},
+		{"en", "1234567", "KRW", "₩1,234,567"},
+		{"en", "1234.5", "USD", "$1,234.50"},
+		{"ko", "12.5", "USD", "12.50 USD"},
+		{"en", "-990", "KRW", "-₩990"},
+		{"en", "100", "CHF", "100.00 CHF"},
+	} {
+		require.Equal(t, c.want, Money(c.locale, c.amount, c.currency), "%+v", c)
+	}
+	require.True(t, strings.HasSuffix(Money("ko", "0", "KRW"), "0원"))
+}
