@@ -54,8 +54,8 @@ type App struct {
 	Notify     *notify.Service
 	// Mail sends customer emails (nil when BILLING_MAIL_FROM is unset: emails are off).
 	Mail      *mail.Service
-	Reconcile  *reconcile.Service
-	Gateways   Gateways
+	Reconcile *reconcile.Service
+	Gateways  Gateways
 	// Links signs the customer-page links emails carry (GET /c/{token}).
 	Links *portal.Signer
 	// Receipts renders paid invoices as receipts (HTML data and PDF; the receipt email's attachment).
