@@ -41,7 +41,7 @@ func setupMail(t *testing.T, o testenv.Options) *mailBundle {
 	o.Env["BILLING_SMTP_URL"] = c.URL()
 	o.Env["BILLING_MAIL_FROM"] = "Dunning Works <billing@shop.example>"
 	o.App.Mail = mail.Tuning{Interval: 20 * time.Millisecond, BackoffBase: 50 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
-		Timeout: 5 * time.Second, Lease: time.Second, MaxAttempts: 5}
+		Timeout: 5 * time.Second, Lease: 5 * time.Second, MaxAttempts: 5}
 	o.App.MailLinks = links{}
 	return &mailBundle{env: testenv.New(t, o), catcher: c}
 }
