@@ -26,6 +26,21 @@ export BILLING_GATEWAYS="${BILLING_GATEWAYS:-sim}"
 PGSIM_ADDR="${PGSIM_ADDR:-127.0.0.1:8091}"
 export BILLING_SIM_URL="${BILLING_SIM_URL:-http://$PGSIM_ADDR}"
 
+# Customer emails: with no mail server of yours, a local catcher keeps every message (.data/mail/*.eml)
+# and lists them on a page.
+MAILCATCHER_PID=
+if [ -z "${BILLING_SMTP_URL:-}" ]; then
+  MAIL_SMTP_ADDR="${MAIL_SMTP_ADDR:-127.0.0.1:1025}" MAIL_HTTP_ADDR="${MAIL_HTTP_ADDR:-127.0.0.1:8025}"
+  ./bin/mailcatcher -smtp "$MAIL_SMTP_ADDR" -http "$MAIL_HTTP_ADDR" -dir .data/mail > .data/mailcatcher.log 2>&1 &
+  MAILCATCHER_PID=$!
+  trap 'kill -TERM $MAILCATCHER_PID 2>/dev/null' EXIT
+  export BILLING_SMTP_URL="smtp://$MAIL_SMTP_ADDR"
+  export BILLING_MAIL_FROM="${BILLING_MAIL_FROM:-DunningWorks <billing@localhost.localdomain>}"
+  MAIL_NOTE="Customer emails go to the local catcher: http://$MAIL_HTTP_ADDR (files in .data/mail/)"
+else
+  MAIL_NOTE="Customer emails go to ${BILLING_SMTP_URL%%://*}://...${BILLING_SMTP_URL##*@} (from ${BILLING_MAIL_FROM:-nobody: BILLING_MAIL_FROM is unset, so emails are off})"
+fi
+
 roles=$(./bin/devpg roles)   # nothing when BILLING_MIGRATION_DATABASE_URL is set: the roles are yours
 eval "$roles"
 
@@ -44,7 +59,7 @@ chmod 600 .data/env
 PGSIM_PID=$!
 ./bin/billingd > >(tee -a .data/billingd.log) 2>&1 &
 BILLINGD_PID=$!
-trap 'kill -TERM $BILLINGD_PID $PGSIM_PID 2>/dev/null; wait $BILLINGD_PID 2>/dev/null' EXIT INT TERM
+trap 'kill -TERM $BILLINGD_PID $PGSIM_PID $MAILCATCHER_PID 2>/dev/null; wait $BILLINGD_PID 2>/dev/null' EXIT INT TERM
 
 for _ in $(seq 1 100); do
   curl -fsS "http://$BILLING_HTTP_ADDR/readyz" >/dev/null 2>&1 && break
@@ -63,6 +78,8 @@ Tokens (kept in .data/):  admin $ADMIN
 Try it:
   export BILLING=http://$BILLING_HTTP_ADDR ADMIN=$ADMIN SERVICE=$SERVICE
   curl -s \$BILLING/v1/test-clock -H "Authorization: Bearer \$ADMIN"
+
+$MAIL_NOTE
 
 billingctl (migrations, API keys, support actions) reads the same settings: source .data/env first.
 More in README.md ("A first subscription"). Ctrl-C stops everything.
