@@ -54,7 +54,10 @@ var rerunSafe = map[string]bool{
 	"/v1/subscriptions": true,
 	// Likewise recorded with the stored key (billingkey.Vault.Issue); the gateway's own issue call is
 	// idempotent on (customer key, auth key).
-	"/v1/customers/{id}/billing-keys":                            true,
+	"/v1/customers/{id}/billing-keys": true,
+	// Likewise recorded with the credit note (billing.RefundRequest.Idempotency); a re-run answers with it
+	// and settles its refund by lookup (a resend reuses the refund's gateway idempotency key).
+	"/v1/invoices/{id}/refunds":                                  true,
 	"/v1/customers/{id}/billing-keys/{key_id}/default":           true,
 	"/v1/subscriptions/{id}/cancel":                              true,
 	"/v1/subscriptions/{id}/resume-cancel":                       true,

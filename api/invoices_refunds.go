@@ -32,6 +32,7 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.ExpectVersion = expect
+	req.Idempotency = idempotencyOf(r)
 	cn, err := s.Billing.CreateRefund(r.Context(), actorFrom(r), chi.URLParam(r, "id"), req)
 	if err != nil {
 		writeError(w, r, err)

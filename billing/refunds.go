@@ -11,6 +11,8 @@ import (
 
 	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/dbx"
+	"github.com/dunningworks/billing/internal/idem"
 	"github.com/dunningworks/billing/internal/ids"
 	"github.com/dunningworks/billing/internal/page"
 	"github.com/dunningworks/billing/internal/store"
@@ -74,6 +76,9 @@ type RefundRequest struct {
 	To string `json:"to"`
 	// ExpectVersion is If-Match: the invoice's version the caller saw (0: any).
 	ExpectVersion int `json:"-"`
+	// Idempotency is the request's Idempotency-Key. When set it is recorded with the credit note, in the
+	// transaction that makes it, so a retry after a crash answers with that credit note (refundedBefore).
+	Idempotency idem.Request `json:"-"`
 }
 
 // CreditNote is API.md's credit note.
@@ -135,6 +140,9 @@ func (s *Service) CreateRefund(ctx context.Context, a Actor, invoiceID string, r
 	origin := OriginAPI
 	if a.Role == "support" || a.Role == "admin" {
 		origin = OriginSupport
+	}
+	if again, ok, err := s.refundedBefore(ctx, req.Idempotency); err != nil || ok {
+		return again, err
 	}
 	var cnID string
 	var refund store.Refund
@@ -212,6 +220,16 @@ func (s *Service) CreateRefund(ctx context.Context, a Actor, invoiceID string, r
 			return err
 		}
 		cnID = cn.ID
+		if req.Idempotency.Set() {
+			n, err := s.q(tx).RecordCreditNoteRequest(ctx, store.RecordCreditNoteRequestParams{IdemKey: req.Idempotency.Identity,
+				RequestHash: req.Idempotency.Hash, CreditNoteID: cn.ID, RetentionHours: idem.RetentionHours})
+			if err != nil {
+				return fmt.Errorf("record credit note request: %w", err)
+			}
+			if n == 0 {
+				return errRecordedMeanwhile
+			}
+		}
 		switch method {
 		case CreditNoteRefund:
 			id := ids.New("re")
@@ -248,6 +266,15 @@ func (s *Service) CreateRefund(ctx context.Context, a Actor, invoiceID string, r
 		}
 		return s.writeAudit(ctx, tx, a, ActionRefund, "invoice", inv.ID, req.Reason, invoiceSnapshot(inv), snap, now)
 	})
+	if errors.Is(err, errRecordedMeanwhile) || dbx.IsUniqueViolation(err, "credit_note_requests_pkey") {
+		// A concurrent run of the same request (its idempotency lock was taken over while it still lived)
+		// made the credit note first: answer with that one and make nothing.
+		again, ok, err := s.refundedBefore(ctx, req.Idempotency)
+		if err == nil && !ok {
+			err = fmt.Errorf("create refund: %w, and its record is gone", errRecordedMeanwhile)
+		}
+		return again, err
+	}
 	if err != nil {
 		return CreditNote{}, err
 	}
@@ -258,6 +285,42 @@ func (s *Service) CreateRefund(ctx context.Context, a Actor, invoiceID string, r
 		}
 	}
 	return s.GetCreditNote(ctx, cnID)
+}
+
+// refundedBefore answers a retry of a request that already made a credit note (ok=false when none did, or
+// when its key was recorded longer ago than the retention): that credit note as it is now. The same key
+// with another body is 422. A refund the first run left unsettled — it died after recording it, while the
+// gateway had it, or before recording the gateway's answer — is settled now, as its lookup job would:
+// looked up at the gateway and, if the gateway does not have it, sent again with the same key. So the
+// retry gives back money once and says how it went.
+func (s *Service) refundedBefore(ctx context.Context, req idem.Request) (CreditNote, bool, error) {
+	if !req.Set() {
+		return CreditNote{}, false, nil
+	}
+	row, err := s.q(s.pool).CreditNoteByRequest(ctx, store.CreditNoteByRequestParams{IdemKey: req.Identity,
+		RetentionHours: idem.RetentionHours})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return CreditNote{}, false, nil
+	}
+	if err != nil {
+		return CreditNote{}, false, err
+	}
+	if err := req.Check(row.RequestHash); err != nil {
+		return CreditNote{}, true, err
+	}
+	ref, err := s.q(s.pool).RefundForCreditNote(ctx, row.CreditNoteID)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows): // a credit to the balance or an open invoice: in effect at once
+	case err != nil:
+		return CreditNote{}, true, err
+	case ref.Status == RefundPending || ref.Status == RefundUnknown:
+		if err := s.resolveRefund(ctx, ref.ID, true); err != nil {
+			// Its lookup job settles it; the answer shows it pending.
+			s.log.Warn("retried refund not settled yet", "refund_id", ref.ID, "error", err)
+		}
+	}
+	cn, err := s.GetCreditNote(ctx, row.CreditNoteID)
+	return cn, true, err
 }
 
 // refundableAttempt finds the newest payment of the invoice at a gateway with at least amount still
@@ -413,7 +476,13 @@ func (s *Service) sendRefund(ctx context.Context, r store.Refund) error {
 			return err
 		}
 	}
-	return s.recordRefund(ctx, r.ID, ans)
+	if err := s.recordRefund(ctx, r.ID, ans); err != nil {
+		return err
+	}
+	if s.hooks.AfterRefundRecord != nil {
+		return s.hooks.AfterRefundRecord(r.ID)
+	}
+	return nil
 }
 
 func (s *Service) settleRefusal(ctx context.Context, r store.Refund, refused *gateway.RefundRefusedError) error {
@@ -597,6 +666,12 @@ func (s *Service) lookupRefund(ctx context.Context, r store.Refund) (gateway.Out
 // the gateway answers with the first outcome if there was one. Never guessed: an inconclusive lookup
 // schedules the next one.
 func (s *Service) ResolveRefund(ctx context.Context, refundID string) error {
+	return s.resolveRefund(ctx, refundID, false)
+}
+
+// resolveRefund is ResolveRefund; now settles the refund without waiting for its next lookup time (a
+// retried request wants its answer; a lookup and a resend with the same key are always safe).
+func (s *Service) resolveRefund(ctx context.Context, refundID string, now bool) error {
 	r, err := s.q(s.pool).GetRefund(ctx, refundID)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
@@ -607,8 +682,8 @@ func (s *Service) ResolveRefund(ctx context.Context, refundID string) error {
 	if r.Status != RefundPending && r.Status != RefundUnknown {
 		return nil
 	}
-	now := s.clock.Now()
-	if r.NextLookupAt != nil && r.NextLookupAt.After(now) {
+	at := s.clock.Now()
+	if !now && r.NextLookupAt != nil && r.NextLookupAt.After(at) {
 		return nil
 	}
 	out, found, conclusive, err := s.lookupRefund(ctx, r)
@@ -621,7 +696,7 @@ func (s *Service) ResolveRefund(ctx context.Context, refundID string) error {
 		return s.recordRefund(ctx, r.ID, refundAnswer{succeeded: true, gatewayID: found.ID})
 	case out.Kind != gateway.Succeeded && out.Kind != gateway.Canceled:
 		return s.bumpRefund(ctx, r, "lookup inconclusive: "+string(out.Kind)+" "+out.Reason)
-	case !conclusive && r.SentAt != nil && now.Sub(*r.SentAt) > resendWindow:
+	case !conclusive && r.SentAt != nil && at.Sub(*r.SentAt) > resendWindow:
 		// The gateway does not list refunds and its idempotency window is over: a resend could refund
 		// twice. Support reads the gateway and settles it (docs/refunds.md).
 		return s.bumpRefund(ctx, r, "the gateway does not list refunds and the resend window is over; needs support")

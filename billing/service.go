@@ -97,6 +97,8 @@ type Hooks struct {
 	BeforeRefund func(refundID string) error
 	// AfterRefund runs after the gateway answered a refund and before the answer is committed.
 	AfterRefund func(refundID string) error
+	// AfterRefundRecord runs after a refund's answer is committed and before the caller returns.
+	AfterRefundRecord func(refundID string) error
 }
 
 // Config is what a Service is built from.

@@ -305,6 +305,28 @@ func (q *Queries) CreateRefund(ctx context.Context, arg CreateRefundParams) (Ref
 	return i, err
 }
 
+const creditNoteByRequest = `-- name: CreditNoteByRequest :one
+SELECT r.request_hash, r.credit_note_id FROM credit_note_requests r
+WHERE r.idem_key = $1 AND r.created_at > now() - make_interval(hours => $2::int)
+`
+
+type CreditNoteByRequestParams struct {
+	IdemKey        []byte
+	RetentionHours int32
+}
+
+type CreditNoteByRequestRow struct {
+	RequestHash  []byte
+	CreditNoteID string
+}
+
+func (q *Queries) CreditNoteByRequest(ctx context.Context, arg CreditNoteByRequestParams) (CreditNoteByRequestRow, error) {
+	row := q.db.QueryRow(ctx, creditNoteByRequest, arg.IdemKey, arg.RetentionHours)
+	var i CreditNoteByRequestRow
+	err := row.Scan(&i.RequestHash, &i.CreditNoteID)
+	return i, err
+}
+
 const creditNoteLines = `-- name: CreditNoteLines :many
 SELECT id, credit_note_id, description, amount FROM credit_note_lines WHERE credit_note_id = $1 ORDER BY id
 `
@@ -599,6 +621,35 @@ type MarkRefundSentParams struct {
 func (q *Queries) MarkRefundSent(ctx context.Context, arg MarkRefundSentParams) error {
 	_, err := q.db.Exec(ctx, markRefundSent, arg.SentAt, arg.ID)
 	return err
+}
+
+const recordCreditNoteRequest = `-- name: RecordCreditNoteRequest :execrows
+INSERT INTO credit_note_requests (idem_key, request_hash, credit_note_id) VALUES ($1, $2, $3)
+ON CONFLICT (idem_key) DO UPDATE SET request_hash = EXCLUDED.request_hash, credit_note_id = EXCLUDED.credit_note_id,
+    created_at = now()
+WHERE credit_note_requests.created_at <= now() - make_interval(hours => $4::int)
+`
+
+type RecordCreditNoteRequestParams struct {
+	IdemKey        []byte
+	RequestHash    []byte
+	CreditNoteID   string
+	RetentionHours int32
+}
+
+// As RecordSubscriptionCreation: a forgotten (older than the retention) row is replaced, a live one kept (0
+// rows: the same key was recorded first by another run).
+func (q *Queries) RecordCreditNoteRequest(ctx context.Context, arg RecordCreditNoteRequestParams) (int64, error) {
+	result, err := q.db.Exec(ctx, recordCreditNoteRequest,
+		arg.IdemKey,
+		arg.RequestHash,
+		arg.CreditNoteID,
+		arg.RetentionHours,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const refundForCreditNote = `-- name: RefundForCreditNote :one

@@ -114,6 +114,13 @@ type CreditNoteLine struct {
 	Amount       decimal.Decimal
 }
 
+type CreditNoteRequest struct {
+	IdemKey      []byte
+	RequestHash  []byte
+	CreditNoteID string
+	CreatedAt    time.Time
+}
+
 type Customer struct {
 	ID         string
 	ExternalID string

@@ -94,3 +94,15 @@ ORDER BY next_lookup_at LIMIT @max;
 -- name: AttemptByPaymentKey :one
 SELECT * FROM payment_attempts WHERE gateway = @gateway AND gateway_payment_key = @payment_key
 ORDER BY created_at DESC LIMIT 1;
+
+-- name: RecordCreditNoteRequest :execrows
+-- As RecordSubscriptionCreation: a forgotten (older than the retention) row is replaced, a live one kept (0
+-- rows: the same key was recorded first by another run).
+INSERT INTO credit_note_requests (idem_key, request_hash, credit_note_id) VALUES (@idem_key, @request_hash, @credit_note_id)
+ON CONFLICT (idem_key) DO UPDATE SET request_hash = EXCLUDED.request_hash, credit_note_id = EXCLUDED.credit_note_id,
+    created_at = now()
+WHERE credit_note_requests.created_at <= now() - make_interval(hours => @retention_hours::int);
+
+-- name: CreditNoteByRequest :one
+SELECT r.request_hash, r.credit_note_id FROM credit_note_requests r
+WHERE r.idem_key = @idem_key AND r.created_at > now() - make_interval(hours => @retention_hours::int);

@@ -1,0 +1,15 @@
+package billing_test
+
+import (
+	"os"
+	"testing"
+)
+
+// TestMain runs the tests, or — when this binary was started by a crash test as a billingd to be killed —
+// the child (refund_kill_test.go).
+func TestMain(m *testing.M) {
+	if at := os.Getenv(killChildEnv); at != "" {
+		os.Exit(runKillChild(at))
+	}
+	os.Exit(m.Run())
+}
