@@ -157,6 +157,7 @@ func (s *Server) mountV1(r chi.Router) {
 	s.mountAudit(r)
 	s.mountReconciliation(r)
 	s.mountAPIKeys(r)
+	s.mountAnalytics(r)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
