@@ -158,6 +158,7 @@ func (s *Server) mountV1(r chi.Router) {
 	s.mountReconciliation(r)
 	s.mountAPIKeys(r)
 	s.mountAnalytics(r)
+	s.mountExports(r)
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
