@@ -113,6 +113,7 @@ func New(d Deps) *Console {
 		r.Post("/logout", c.logout)
 		r.Get("/", c.overview)
 		r.Get("/delinquent", c.delinquent)
+		r.Get("/analytics", c.analytics)
 		r.Get("/customers/{id}", c.customer)
 		r.Post("/invoices/{id}/{action}", c.invoiceAction)
 		r.Post("/subscriptions/{id}/{action}", c.subscriptionAction)

@@ -17,6 +17,7 @@ var funcs = template.FuncMap{
 	"day":      day,
 	"ago":      ago,
 	"pct":      pct,
+	"pctf":     pctf,
 	"label":    label,
 	"short":    short,
 	"summary":  summary,
@@ -158,4 +159,12 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// pctf shows a fraction (0.3333) as a percentage with one decimal ("33.3%").
+func pctf(v *float64) string {
+	if v == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f%%", 100**v)
 }
