@@ -71,3 +71,33 @@ func TestConsoleAnalyticsPage(t *testing.T) {
 	require.Contains(t, text(t, ctx, "#figures"), "recovery rate")
 	screenshot(t, ctx, "analytics")
 }
+
+// The policy comparison: a candidate pasted into the form is read like BILLING_DUNNING_POLICY and
+// compared by billing.SimulatePolicy with the record and the current policy (the known answers of
+// billingctl's test: flaky-2 recovers on its third charge, which a single retry never reaches).
+func TestConsolePolicySimulator(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t)
+	analyticsHistory(t, env)
+	v := newVisitor(t, env)
+	v.signIn(testenv.SupportToken)
+	form := v.get("/console/simulate")
+	require.Equal(t, 200, form.Status, form.Body)
+	require.Contains(t, form.Body, `href="/console/simulate"`)
+	csrf := csrfOf(t, form)
+
+	p := v.do("POST", "/console/simulate", url.Values{"csrf": {csrf}, "policy": {"max_retries: 1\n"}, "since": {"90d"}})
+	require.Equal(t, 200, p.Status, p.Body)
+	require.Contains(t, p.Body, "2 dunning episodes")
+	require.Regexp(t, `recovered revenue KRW</td><td class="num">9,900</td><td class="num">9,900</td><td class="num">0</td>`, p.Body)
+	require.Regexp(t, `recovery rate</td><td class="num">50.0%</td><td class="num">50.0%</td><td class="num">0.0%</td>`, p.Body)
+	require.Regexp(t, `customers canceled</td><td class="num">1</td><td class="num">1</td><td class="num">2</td>`, p.Body)
+	require.Contains(t, p.Body, `id="sim-rate"`)
+	require.Contains(t, p.Body, "healed halfway between its last decline")
+
+	bad := v.do("POST", "/console/simulate", url.Values{"csrf": {csrf}, "policy": {"max_retrys: 1\n"}})
+	require.Equal(t, 422, bad.Status)
+	require.Contains(t, bad.Body, `unknown key &#34;max_retrys&#34;`)
+	forged := v.do("POST", "/console/simulate", url.Values{"policy": {"max_retries: 1\n"}})
+	require.Equal(t, 403, forged.Status, "a form without the CSRF token")
+}

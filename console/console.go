@@ -114,6 +114,8 @@ func New(d Deps) *Console {
 		r.Get("/", c.overview)
 		r.Get("/delinquent", c.delinquent)
 		r.Get("/analytics", c.analytics)
+		r.Get("/simulate", c.simulateForm)
+		r.Post("/simulate", c.simulate)
 		r.Get("/customers/{id}", c.customer)
 		r.Post("/invoices/{id}/{action}", c.invoiceAction)
 		r.Post("/subscriptions/{id}/{action}", c.subscriptionAction)
