@@ -55,10 +55,10 @@ func TestOpenLoopChargesAStallToTheRequestsBehindIt(t *testing.T) {
 	require.Zero(t, res.Errors)
 	require.GreaterOrEqual(t, res.MaxMs, 290.0)
 	// About 30 of the 100 were scheduled during the stall, so about 20 waited 100 ms or more: the p90 is
-	// inside the stall (a closed loop would have sent them after it, each taking a millisecond), the p50
-	// is not.
+	// inside the stall (a closed loop would have sent them after it, each taking a millisecond). Nothing
+	// is asserted of the p50: on a loaded machine every request can take 100 ms, which says nothing about
+	// the loop (a timing bound would make this test fail on a busy CI host, not on a wrong loop).
 	require.GreaterOrEqual(t, res.P90Ms, 100.0)
-	require.Less(t, res.P50Ms, 100.0)
 }
 
 func TestPgbenchSummaryIsParsed(t *testing.T) {
