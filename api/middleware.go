@@ -98,15 +98,21 @@ func recoverer(next http.Handler) http.Handler {
 }
 
 // limitBody caps request bodies at API.md's 1 MiB.
-func limitBody(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > maxBody {
-			writeError(w, r, &http.MaxBytesError{Limit: maxBody})
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		next.ServeHTTP(w, r)
-	})
+func limitBody(next http.Handler) http.Handler { return limitBodyTo(maxBody)(next) }
+
+// limitBodyTo caps request bodies at n bytes: a declared Content-Length over it is refused before anything
+// is read, and a body that turns out longer stops at n+1 bytes (413 body_too_large either way).
+func limitBodyTo(n int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > n {
+				writeError(w, r, &http.MaxBytesError{Limit: n})
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, n)
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 type httpMetrics struct {

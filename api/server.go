@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -52,6 +53,12 @@ type Deps struct {
 	HealthOnly bool
 	// RateLimit is the requests per second allowed per API token (BILLING_API_RATE); 0 means no limit.
 	RateLimit float64
+	// WebhookRate is the webhooks per second allowed per sending address on POST /webhooks/{gateway}
+	// (BILLING_WEBHOOK_RATE); 0 means no limit.
+	WebhookRate float64
+	// TrustedProxies are the proxies whose X-Forwarded-For names a webhook's sender
+	// (BILLING_TRUSTED_PROXIES); without them the peer's address is the sender.
+	TrustedProxies []netip.Prefix
 	// Console builds the support console served at /console (nil: no console).
 	Console ConsoleFactory
 	// Portal serves the customer's page behind a signed link at /c (nil: none).
@@ -73,7 +80,9 @@ type Server struct {
 	metrics   httpMetrics
 	router    chi.Router
 	limiter   *rateLimiter
-	idemLock  time.Duration
+	// webhookLimiter keeps a bucket per webhook sender's address.
+	webhookLimiter *rateLimiter
+	idemLock       time.Duration
 	// tracksWrites: the pool tells which requests sent a write (dbx.WriteTracer), so a failed request
 	// that sent none keeps no answer under its Idempotency-Key.
 	tracksWrites bool
@@ -93,6 +102,7 @@ func New(d Deps) *Server {
 	}
 	s.metrics = newHTTPMetrics(s.Registry)
 	s.limiter = newRateLimiter(d.RateLimit, time.Now)
+	s.webhookLimiter = newRateLimiter(d.WebhookRate, time.Now)
 	s.idemLock = defaultIdempotencyLock
 	s.tracksWrites = dbx.Traces(d.Pool)
 

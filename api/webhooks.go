@@ -10,11 +10,12 @@ import (
 )
 
 // mountInboundWebhooks registers POST /webhooks/{gateway}: no bearer token (a gateway has none), so it is
-// mounted outside the authenticated group; the body limit still applies. What can be verified is verified
-// by the gateway's adapter (Stripe's signature); an unsigned Toss event is only a hint that the job
-// re-fetches before acting.
+// mounted outside the authenticated group. Anyone can post to it, so what a post may cost is bounded
+// before anything is read: a bucket per sending address (429), then a 64 KiB body (413). What can be
+// verified is verified by the gateway's adapter (Stripe's signature); an unsigned Toss event is only a
+// hint that the job re-fetches before acting.
 func (s *Server) mountInboundWebhooks(r chi.Router) {
-	r.With(limitBody).Post("/webhooks/{gateway}", s.receiveWebhook)
+	r.With(s.webhookRateLimit, limitBodyTo(maxWebhookBody)).Post("/webhooks/{gateway}", s.receiveWebhook)
 }
 
 type webhookReceipt struct {

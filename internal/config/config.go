@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -109,9 +110,16 @@ type Config struct {
 	BreakerCooldown time.Duration // how long an open circuit stays open before a probe
 	ShutdownTimeout time.Duration
 	APIRateLimit    float64 // requests per second per token
-	FetchCooldown   time.Duration
-	JobTimeout      time.Duration // a job running longer is canceled
-	JobRescueAfter  time.Duration // a job left running (its replica died) is retried after this
+	// WebhookRate is the inbound webhooks per second allowed per sending address (BILLING_WEBHOOK_RATE).
+	WebhookRate float64
+	// TrustedProxies are the proxies whose X-Forwarded-For names a webhook's sender
+	// (BILLING_TRUSTED_PROXIES: addresses or CIDR prefixes); none means the peer address is the sender.
+	TrustedProxies []netip.Prefix
+	// WebhookRetention is how long a processed inbox row is kept (BILLING_WEBHOOK_RETENTION).
+	WebhookRetention time.Duration
+	FetchCooldown    time.Duration
+	JobTimeout       time.Duration // a job running longer is canceled
+	JobRescueAfter   time.Duration // a job left running (its replica died) is retried after this
 	// ReconcileTimeout is the daily reconciliation's own job timeout: it pages through a day of the
 	// gateway's records, longer than a domain step. A run orphaned by a dead replica is retried after it.
 	ReconcileTimeout time.Duration
@@ -383,6 +391,11 @@ func Load(getenv func(string) string) (Config, error) {
 	c.GatewayLimit = intVar(getenv, "BILLING_GATEWAY_CONCURRENCY", 300, 1, 10000, bad)
 	c.GatewayRate = floatVar(getenv, "BILLING_GATEWAY_RATE", 5000, bad)
 	c.APIRateLimit = floatVar(getenv, "BILLING_API_RATE", 1000, bad)
+	// A gateway sends its webhooks from a few addresses, about one per charge: 100/s per address covers a
+	// billing day of 100 charges a second; a bigger merchant raises it (docs/webhooks.md).
+	c.WebhookRate = floatVar(getenv, "BILLING_WEBHOOK_RATE", 100, bad)
+	c.TrustedProxies = prefixesVar(getenv, "BILLING_TRUSTED_PROXIES", bad)
+	c.WebhookRetention = durationVar(getenv, "BILLING_WEBHOOK_RETENTION", 30*24*time.Hour, bad)
 	c.GatewayTimeout = durationVar(getenv, "BILLING_GATEWAY_TIMEOUT", 10*time.Second, bad)
 	c.BreakerCooldown = durationVar(getenv, "BILLING_BREAKER_COOLDOWN", 30*time.Second, bad)
 	c.ShutdownTimeout = durationVar(getenv, "BILLING_SHUTDOWN_TIMEOUT", 20*time.Second, bad)
@@ -459,6 +472,25 @@ func splitList(s string) []string {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
 		}
+	}
+	return out
+}
+
+// prefixesVar reads a list of addresses and CIDR prefixes (an address is its own /32 or /128).
+func prefixesVar(getenv func(string) string, name string, bad func(string, string, ...any)) []netip.Prefix {
+	var out []netip.Prefix
+	for _, item := range splitList(getenv(name)) {
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			bad(name, "must be a list of IP addresses or CIDR prefixes, got %q", item)
+			continue
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out
 }

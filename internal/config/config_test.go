@@ -3,7 +3,9 @@ package config_test
 import (
 	"encoding/base64"
 	"fmt"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -111,4 +113,33 @@ func TestEncryptionKeys(t *testing.T) {
 	require.NotContains(t, out, "48, 49, 50") // the key's bytes
 	require.NotContains(t, out, "0123456789abcdef")
 	require.Contains(t, out, "[REDACTED]")
+}
+
+func TestWebhookInboxSettings(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"DATABASE_URL": "postgres://localhost/billing", "BILLING_MODE": "dev"}
+	c, err := config.Load(env(base))
+	require.NoError(t, err)
+	require.Equal(t, 100.0, c.WebhookRate)
+	require.Empty(t, c.TrustedProxies, "X-Forwarded-For is believed from nobody unless configured")
+	require.Equal(t, 30*24*time.Hour, c.WebhookRetention)
+
+	base["BILLING_WEBHOOK_RATE"] = "2.5"
+	base["BILLING_TRUSTED_PROXIES"] = "10.0.0.0/8, 192.0.2.7,2001:db8::/32"
+	base["BILLING_WEBHOOK_RETENTION"] = "168h"
+	c, err = config.Load(env(base))
+	require.NoError(t, err)
+	require.Equal(t, 2.5, c.WebhookRate)
+	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("2001:db8::/32")}, c.TrustedProxies)
+	require.Equal(t, 168*time.Hour, c.WebhookRetention)
+
+	base["BILLING_WEBHOOK_RATE"] = "-1"
+	base["BILLING_TRUSTED_PROXIES"] = "10.0.0.0/8,proxy.local"
+	base["BILLING_WEBHOOK_RETENTION"] = "forever"
+	_, err = config.Load(env(base))
+	require.ErrorIs(t, err, config.ErrInvalid)
+	for _, name := range []string{"BILLING_WEBHOOK_RATE", "BILLING_TRUSTED_PROXIES", "BILLING_WEBHOOK_RETENTION"} {
+		require.Contains(t, err.Error(), name+":")
+	}
 }
