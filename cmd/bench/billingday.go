@@ -52,8 +52,11 @@ type DayResult struct {
 	// GetDuring is the API's GET load run while this day drained (the dayapi scenario), from billingd's
 	// start, measured from outside as in the api scenario.
 	GetDuring *LoadResult `json:"get_during_day,omitempty"`
-	// Replicas is how many billingd processes shared the day (-replicas); CPU "billingd" is the first's.
-	Replicas int `json:"replicas"`
+	// Replicas is how many billingd processes shared the day (-replicas: the first BILLING_ROLE=all, the
+	// others BILLING_ROLE=worker); CPU "billingd" is the first's. BatchRuns is how many renew_batch job
+	// runs each River client (one per process) made, most first: the share of the day each replica took.
+	Replicas  int   `json:"replicas"`
+	BatchRuns []int `json:"renew_batch_runs_per_replica,omitempty"`
 	// GatewayCharges are the simulator's successful charges during the day, and DoubleCharges the
 	// invoices among them charged more than once (must be 0).
 	GatewayCharges int            `json:"gateway_charges"`
@@ -124,7 +127,7 @@ func runBillingDay(ctx context.Context, e *env, name string, n, latencyMs int, w
 	chargesBefore := len(e.sim.Charges())
 	r.Replicas = 1
 	for i := 2; i <= e.replicas; i++ {
-		more, err := startBillingd(ctx, e.billingdBin, e.srv.url(db), e.sim.URL, e.encKeys, e.outDir, fmt.Sprintf("%s-replica%d", name, i))
+		more, err := startBillingdAs(ctx, e.billingdBin, e.srv.url(db), e.sim.URL, e.encKeys, e.outDir, fmt.Sprintf("%s-replica%d", name, i), "worker")
 		if err != nil {
 			return r, err
 		}
@@ -266,6 +269,16 @@ func runBillingDay(ctx context.Context, e *env, name string, n, latencyMs int, w
 	}
 	r.InvoiceStatus, _ = countBy(ctx, pool, `SELECT status, count(*) FROM invoices WHERE kind = 'renewal' GROUP BY 1`)
 	r.AttemptStatus, _ = countBy(ctx, pool, `SELECT status, count(*) FROM payment_attempts GROUP BY 1`)
+	if rows, err := pool.Query(ctx, `SELECT count(*) FROM river_job, unnest(attempted_by) AS c
+			WHERE kind = 'renew_batch' GROUP BY c ORDER BY 1 DESC`); err == nil {
+		for rows.Next() {
+			var k int
+			if rows.Scan(&k) == nil {
+				r.BatchRuns = append(r.BatchRuns, k)
+			}
+		}
+		rows.Close()
+	}
 	r.OtherJobWait = map[string]float64{}
 	if rows, err := pool.Query(ctx, `SELECT kind, max(extract(epoch FROM coalesce(attempted_at, now()) - greatest(scheduled_at, $1::timestamptz)))::float8
 			FROM river_job WHERE kind <> 'renew' AND scheduled_at <= $2 GROUP BY 1`, start, start.Add(time.Duration(r.DrainSeconds*float64(time.Second)))); err == nil {

@@ -169,8 +169,12 @@ func freeAddr() (string, error) {
 }
 
 // startBillingd runs the binary against dbURL with the sim gateway at simURL, on the wall clock, and waits
-// until /readyz answers.
+// until /readyz answers. It runs BILLING_ROLE=all; startBillingdAs chooses the role.
 func startBillingd(ctx context.Context, bin, dbURL, simURL, encKeys, logDir, name string) (*billingd, error) {
+	return startBillingdAs(ctx, bin, dbURL, simURL, encKeys, logDir, name, "all")
+}
+
+func startBillingdAs(ctx context.Context, bin, dbURL, simURL, encKeys, logDir, name, role string) (*billingd, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -188,7 +192,7 @@ func startBillingd(ctx context.Context, bin, dbURL, simURL, encKeys, logDir, nam
 	}
 	env = append(env, "DATABASE_URL="+dbURL, "BILLING_HTTP_ADDR="+addr, "BILLING_SIM_URL="+simURL,
 		"BILLING_SIM_SECRET="+simSecret, "BILLING_ENCRYPTION_KEYS="+encKeys, "BILLING_GATEWAYS=sim",
-		"BILLING_BOOTSTRAP_KEYS=service:"+tok+",admin:"+tok+"-admin", "BILLING_ROLE=all", "BILLING_MODE=dev",
+		"BILLING_BOOTSTRAP_KEYS=service:"+tok+",admin:"+tok+"-admin", "BILLING_ROLE="+role, "BILLING_MODE=dev",
 		"BILLING_LOG_LEVEL=warn")
 	if os.Getenv("BILLING_WEBHOOK_RATE") == "" {
 		// Every webhook of a run (the simulator's, one per charge, and the timed sender's) comes from

@@ -86,6 +86,7 @@ func run() error {
 	dayTimeout := flag.Duration("day-timeout", 0, "cap each billing day (default: 3m quick, 40m full); an undrained day reports what it paid")
 	latency := flag.Int("latency", 250, "the second billing day's added gateway latency, in ms")
 	logs := flag.String("logs", "", "keep billingd's logs in this directory (default: a temporary one, removed)")
+	dbSuffix := flag.String("db-suffix", "", "append this to the scratch databases' names (bench_day0<suffix>...), so a second run can share the server with one under way")
 	flag.Parse()
 	m, ok := modes[*modeName]
 	if !ok {
@@ -134,6 +135,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	for _, r := range *dbSuffix {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return fmt.Errorf("-db-suffix: only a-z, 0-9 and _")
+		}
+	}
+	srv.suffix = *dbSuffix
 	svc, err := loadServiceSettings(dbURL)
 	if err != nil {
 		return err

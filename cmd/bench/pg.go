@@ -20,7 +20,12 @@ import (
 // CREATE/DROP DATABASE for the scratch databases; nothing is ever written to it.
 type server struct {
 	base *url.URL
+	// suffix is appended to every scratch database's name (-db-suffix), so two runs can share a server.
+	suffix string
 }
+
+// dbName is a scratch database's name on the server.
+func (s *server) dbName(name string) string { return name + s.suffix }
 
 func newServer(raw string) (*server, error) {
 	u, err := url.Parse(raw)
@@ -33,7 +38,7 @@ func newServer(raw string) (*server, error) {
 // url is DATABASE_URL with the database replaced by name (query parameters such as sslmode kept).
 func (s *server) url(name string) string {
 	u := *s.base
-	u.Path = "/" + name
+	u.Path = "/" + s.dbName(name)
 	return u.String()
 }
 
@@ -46,6 +51,7 @@ func (s *server) recreate(ctx context.Context, name string) error {
 	if !strings.HasPrefix(name, "bench_") {
 		panic("bench: refusing to recreate a database not named bench_*: " + name)
 	}
+	name = s.dbName(name)
 	c, err := s.admin(ctx)
 	if err != nil {
 		return fmt.Errorf("connect to DATABASE_URL: %w", err)
@@ -64,6 +70,7 @@ func (s *server) drop(ctx context.Context, name string) {
 	if !strings.HasPrefix(name, "bench_") {
 		panic("bench: refusing to drop a database not named bench_*: " + name)
 	}
+	name = s.dbName(name)
 	c, err := s.admin(ctx)
 	if err != nil {
 		return

@@ -195,6 +195,9 @@ func (r *Report) Table() string {
 		fmt.Fprintf(w, "%s: renewals/s\t%.0f/s (steady %.0f/s)%s\t%s\t%s\n", head, d.RenewalsPerS, d.SteadyPerS, drained, pct(d.RenewalsPerS, tps), pct(d.RenewalsPerS, riv))
 		fmt.Fprintf(w, "  time to drain\t%s\t\t\n", fmtDur(d.DrainSeconds))
 		fmt.Fprintf(w, "  billingd replicas; charges at the gateway; invoices charged twice\t%d; %d; %d\t\t\n", d.Replicas, d.GatewayCharges, d.DoubleCharges)
+		if d.Replicas > 1 {
+			fmt.Fprintf(w, "  renew_batch job runs per replica\t%v\t\t\n", d.BatchRuns)
+		}
 		fmt.Fprintf(w, "  due -> paid p50 / p99\t%.2fs / %.2fs\t\t\n", d.P50DueToPaid, d.P99DueToPaid)
 		fmt.Fprintf(w, "  Postgres commits per renewal\t%.1f (%.0f commits/s)\t%s\t\n", d.CommitsPerRenew, d.CommitsPerRenew*d.RenewalsPerS, pct(d.CommitsPerRenew*d.RenewalsPerS, tps))
 		fmt.Fprintf(w, "  billingd peak RSS\t%.0f MiB\t\t\n", d.RSSMiB)
