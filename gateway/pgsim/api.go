@@ -131,6 +131,17 @@ func (s *Server) handleIssue(w http.ResponseWriter, r *http.Request) {
 	}
 	behavior, flaky := behaviorFromAuthKey(in.AuthKey)
 	s.mu.Lock()
+	reg := s.auths[in.AuthKey]
+	if reg != nil && reg.customerKey != in.CustomerKey {
+		// An authKey from the registration page belongs to the customerKey it was made for, as at Toss.
+		r, _ := issueRefusal("authkey-customer")
+		s.mu.Unlock()
+		s.finish(w, key, r.Status, errorBody(r.Code, r.Message))
+		return
+	}
+	if reg != nil {
+		behavior, flaky = reg.behavior, reg.flaky
+	}
 	ik := in.CustomerKey + "\x00" + in.AuthKey
 	bk := s.keys[s.issued[ik]]
 	if bk == nil {
@@ -143,6 +154,9 @@ func (s *Server) handleIssue(w http.ResponseWriter, r *http.Request) {
 			FlakyLeft:   flaky,
 			Issuer:      issuers[s.rng.IntN(len(issuers))],
 			Number:      "433012******" + strconv.Itoa(100+s.rng.IntN(900)) + "*",
+		}
+		if reg != nil {
+			bk.Number = reg.number
 		}
 		s.keys[bk.BillingKey] = bk
 		s.issued[ik] = bk.BillingKey

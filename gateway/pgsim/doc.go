@@ -17,6 +17,14 @@
 // else 400 INVALID_REQUEST. Idempotency-Key is honored on every POST: the same key and body replay the stored
 // answer (even one the client never received), a different body is 422, a still-running original is 409.
 //
+// Card registration (register.go), as Toss's billing-auth window: GET /js/v1/payment is a stand-in for
+// Toss's v1 SDK (TossPayments(clientKey).requestBillingAuth('카드', {customerKey, successUrl, failUrl})),
+// which sends the browser to GET /billing-auth, a page where a person or a test enters a test card
+// (TestCards: the number chooses the card's behavior, or a refusal that goes to failUrl with code and
+// message). pgsim then redirects to successUrl with customerKey and a new authKey appended, and issues a
+// billing key for that authKey only under its own customerKey (else NOT_MATCHES_CUSTOMER_KEY). The client
+// key is Options.ClientKey (default DefaultClientKey, "test_ck_sim").
+//
 // Control API (JSON, no auth), mirrored by Go methods for in-process tests:
 //
 //	GET    /__sim/charges                          every committed charge            Charges()

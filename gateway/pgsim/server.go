@@ -29,6 +29,8 @@ type Options struct {
 	Logger *slog.Logger
 	// WebhookClient posts webhooks. Nil is a client with a 2 s timeout.
 	WebhookClient *http.Client
+	// ClientKey is the only client key the card-registration SDK accepts (default DefaultClientKey).
+	ClientKey string
 }
 
 // Server is the simulator: an http.Handler serving the Toss v1 API and the /__sim/ control API.
@@ -44,7 +46,8 @@ type Server struct {
 	rng       *rand.Rand
 	gen       uint64 // bumped by Reset so late async commits of a previous generation are dropped
 	keys      map[string]*BillingKey
-	issued    map[string]string // customerKey + "\x00" + authKey -> billing key
+	issued    map[string]string        // customerKey + "\x00" + authKey -> billing key
+	auths     map[string]*registration // authKeys handed out by the registration page
 	byOrder   map[string]*charge
 	byPayment map[string]*charge
 	failed    map[string]*charge // orderId -> latest ABORTED attempt
@@ -85,6 +88,7 @@ func (s *Server) resetLocked() {
 	s.gen++
 	s.keys = map[string]*BillingKey{}
 	s.issued = map[string]string{}
+	s.auths = map[string]*registration{}
 	s.byOrder = map[string]*charge{}
 	s.byPayment = map[string]*charge{}
 	s.failed = map[string]*charge{}
@@ -108,6 +112,11 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/payments/{paymentKey}", s.api(s.handleLookupPayment))
 	m.HandleFunc("POST /v1/payments/{paymentKey}/cancel", s.api(s.handleCancel))
 	m.HandleFunc("GET /v1/transactions", s.api(s.handleTransactions))
+
+	// Card registration (register.go): the SDK stand-in and the billing-auth window.
+	m.HandleFunc("GET /js/v1/payment", s.handleSDK)
+	m.HandleFunc("GET /billing-auth", s.handleAuthPage)
+	m.HandleFunc("POST /billing-auth", s.handleAuthSubmit)
 
 	m.HandleFunc("GET /__sim/charges", s.ctlListCharges)
 	m.HandleFunc("GET /__sim/charges/{orderId}", s.ctlGetCharge)
