@@ -273,7 +273,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		HealthOnly:     cfg.Role == config.RoleWorker,
 		Console:        a.console,
 		Portal: web.New(web.Deps{Links: a.Links, Billing: a.Billing, Receipts: a.Receipts, Merchant: cfg.MerchantName,
-			Log: log.With("component", "portal"), RequestID: api.RequestIDFrom}),
+			Log: log.With("component", "portal"), RequestID: api.RequestIDFrom, Vault: a.Vault, Registrations: a.registrations()}),
 	})
 	return a, nil
 }

@@ -14,6 +14,9 @@ import (
 	"github.com/dunningworks/billing/clock"
 )
 
+// customerKeyPurpose derives the gateway customerKeys the customer page registers cards under.
+const customerKeyPurpose = "customer page gateway customer keys"
+
 // linkPurpose separates the link keys from every other use of the same key ring (keyring.Ring.MAC).
 const linkPurpose = "customer page links"
 
@@ -99,6 +102,8 @@ func (s *Signer) tokenUntil(customerID string, until time.Time) (string, error) 
 type Link struct {
 	CustomerID string
 	ExpiresAt  time.Time
+	// version is the key version the token was signed under (its gateway customerKey is derived under it).
+	version int
 }
 
 // Verify checks a token. A token we did not sign (or cannot check any more) is ErrLinkInvalid and names
@@ -132,9 +137,27 @@ func (s *Signer) Verify(token string) (Link, error) {
 	if len(id) == 0 || len(id) > maxCustomerID || bytes.ContainsAny(id, "\x00/") {
 		return Link{}, ErrLinkInvalid
 	}
-	l := Link{CustomerID: string(id), ExpiresAt: time.Unix(int64(exp), 0).UTC()}
+	l := Link{CustomerID: string(id), ExpiresAt: time.Unix(int64(exp), 0).UTC(), version: int(v)}
 	if !s.clock.Now().Before(l.ExpiresAt) {
 		return l, ErrLinkExpired
 	}
 	return l, nil
+}
+
+// CustomerKey is the gateway customerKey the customer page registers a card under for the link's customer:
+// "cpk_" and 32 characters of an HMAC of the customer id under the key version the link was signed with.
+// Toss binds the authKey of a registration to its customerKey, and the page's success URL issues a billing
+// key only when the customerKey the gateway sends back is this one, so a redirect forged with another
+// customer's customerKey (or an authKey made for one) cannot attach a card through this link. It fits
+// Toss's rule (2-50 characters of A-Z a-z 0-9 - _ = . @) and says nothing about the customer.
+func (s *Signer) CustomerKey(l Link) (string, error) {
+	v := l.version
+	if v == 0 {
+		v = s.keys.Current()
+	}
+	mac, err := s.keys.MAC(customerKeyPurpose, v, []byte(l.CustomerID))
+	if err != nil {
+		return "", err
+	}
+	return "cpk_" + base64.RawURLEncoding.EncodeToString(mac)[:32], nil
 }

@@ -141,3 +141,25 @@ func TestSignerKeysAreNotTheEncryptionKeys(t *testing.T) {
 		require.NotContains(t, out, "0707070707")
 	}
 }
+
+// The gateway customerKey of a link is its customer's alone: stable across that customer's links, another
+// for another customer, and within Toss's customerKey rule.
+func TestSignerCustomerKeyIsTheCustomers(t *testing.T) {
+	t.Parallel()
+	b := setupSigner(t)
+	key := func(id string) string {
+		tok, err := b.signer.Token(id)
+		require.NoError(t, err)
+		l, err := b.signer.Verify(tok)
+		require.NoError(t, err)
+		k, err := b.signer.CustomerKey(l)
+		require.NoError(t, err)
+		return k
+	}
+	alice := key("cus_alice")
+	b.clock.Advance(time.Hour)
+	require.Equal(t, alice, key("cus_alice"), "every link of a customer registers under the same customerKey")
+	require.NotEqual(t, alice, key("cus_bob"))
+	require.Regexp(t, `^cpk_[A-Za-z0-9_-]{32}$`, alice)
+	require.NotContains(t, alice, "alice")
+}

@@ -14,13 +14,16 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/dunningworks/billing/billing"
+	"github.com/dunningworks/billing/billingkey"
 	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/internal/idem"
 	"github.com/dunningworks/billing/internal/page"
 	"github.com/dunningworks/billing/portal"
 )
@@ -51,6 +54,28 @@ type Billing interface {
 	RetryInvoice(ctx context.Context, a billing.Actor, invoiceID string, expectVersion int, reason string) (billing.RetryResult, error)
 }
 
+// Vault is what the page does with cards: billingkey's issue and default, the API's new-card path.
+type Vault interface {
+	List(ctx context.Context, customerID string, p page.Request) (page.List[billingkey.Key], error)
+	Issue(ctx context.Context, customerID, gatewayName, authKey, customerKey string, req idem.Request) (billingkey.Key, error)
+	MakeDefault(ctx context.Context, customerID, keyID string) (billingkey.Key, error)
+}
+
+// Registration is a gateway whose own card-registration flow the page starts: a Toss-shaped one (toss, or
+// sim through pgsim's stand-in), whose SDK takes a client key and is handed customerKey, successUrl and
+// failUrl. app lists them in BILLING_GATEWAYS order.
+type Registration struct {
+	// Gateway is the gateway's name in BILLING_GATEWAYS (the billing key is issued there).
+	Gateway string
+	// ClientKey is the SDK's client key (TOSS_CLIENT_KEY; pgsim's test_ck_sim).
+	ClientKey string
+	// SDK is the script that defines TossPayments (https://js.tosspayments.com/v1/payment; pgsim's
+	// /js/v1/payment).
+	SDK string
+	// Origins are the origins the SDK's own frames and requests come from (the page's CSP allows them).
+	Origins []string
+}
+
 // Deps is what the page needs; app wires it.
 type Deps struct {
 	Links    *portal.Signer
@@ -60,6 +85,12 @@ type Deps struct {
 	Log      *slog.Logger
 	// RequestID names a request in logs (api.RequestIDFrom); nil: none.
 	RequestID func(ctx context.Context) string
+	// Vault and Registrations make "change card"; without either the page offers none.
+	Vault         Vault
+	Registrations []Registration
+	// SettleWait is how long the card's success URL waits for the open invoices' immediate retry to
+	// finish before showing the page (default 8s); past it the page says the payment is being confirmed.
+	SettleWait time.Duration
 }
 
 // Handler serves /c/{token} and its forms. Mount it at /c. It is a chi router, so the API's route walk
@@ -77,12 +108,17 @@ func New(d Deps) *Handler {
 	if d.RequestID == nil {
 		d.RequestID = func(context.Context) string { return "" }
 	}
+	if d.SettleWait <= 0 {
+		d.SettleWait = 8 * time.Second
+	}
 	h := &Handler{Deps: d}
 	r := chi.NewRouter()
 	r.Use(securityHeaders)
 	r.Get("/{token}", h.page)
 	r.Post("/{token}/invoices/{id}/pay", h.pay)
 	r.Get("/{token}/invoices/{id}/receipt.pdf", h.receiptPDF)
+	r.Get("/{token}/card/success", h.cardSuccess)
+	r.Get("/{token}/card/fail", h.cardFail)
 	h.Router = r
 	return h
 }
@@ -109,6 +145,7 @@ type view struct {
 	Heading     string
 	Message     string
 	Flash       string
+	Error       string
 	Customer    *billing.Customer
 	Subs        []billing.Subscription
 	Open        []billing.Invoice
@@ -116,6 +153,20 @@ type view struct {
 	Token       string
 	CSRF        string
 	LinkExpires time.Time
+	// Card is the customer's default card (nil: none); Change starts the gateway's registration (nil: the
+	// page offers no change of card).
+	Card   *billingkey.Key
+	Change *changeCard
+	// Nonce lets the page's one inline script run (CSP).
+	Nonce string
+	// Back links a message page back to the customer's page ("" for none).
+	Back string
+}
+
+// changeCard is what the page hands the gateway's SDK: requestBillingAuth('카드', {customerKey, successUrl,
+// failUrl}) under the client key.
+type changeCard struct {
+	Gateway, ClientKey, SDK, CustomerKey, SuccessURL, FailURL string
 }
 
 func (h *Handler) render(w http.ResponseWriter, status int, v view) {
@@ -183,6 +234,28 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	var flash string
+	switch r.URL.Query().Get("done") {
+	case "paid":
+		flash = "결제되었습니다. 감사합니다. / Paid. Thank you."
+	case "declined":
+		flash = "카드 결제가 거절되었습니다. 카드를 변경해 주세요. / The card was declined. Please change the card."
+	case "pending":
+		flash = "결제를 확인하고 있습니다. / We are confirming the payment."
+	case "card":
+		flash = "카드가 변경되었습니다. / Your card was changed."
+	case "card_paid":
+		flash = "카드가 변경되었고 미결제 청구서가 결제되었습니다. 감사합니다. / Your card was changed and the open invoice was paid. Thank you."
+	case "card_declined":
+		flash = "카드는 변경되었지만 결제가 거절되었습니다. 다른 카드를 등록해 주세요. / Your card was changed, but the payment was declined. Please register another card."
+	case "card_pending":
+		flash = "카드가 변경되었습니다. 새 카드로 결제하고 있습니다. / Your card was changed; we are charging it now."
+	}
+	h.show(w, r, l, http.StatusOK, flash, "")
+}
+
+// show renders the customer's page with a flash (good news) or an error.
+func (h *Handler) show(w http.ResponseWriter, r *http.Request, l portal.Link, status int, flash, problem string) {
 	ctx := r.Context()
 	cus, err := h.Billing.GetCustomer(ctx, l.CustomerID)
 	if err != nil {
@@ -194,7 +267,8 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	v := view{Customer: &cus, Subs: subs.Data, Token: chi.URLParam(r, "token"), CSRF: h.csrf(w, r), LinkExpires: l.ExpiresAt}
+	tok := chi.URLParam(r, "token")
+	v := view{Customer: &cus, Subs: subs.Data, Token: tok, CSRF: h.csrf(w, r), LinkExpires: l.ExpiresAt, Flash: flash, Error: problem}
 	for _, st := range []string{"open", "paid"} {
 		list, err := h.Billing.ListInvoices(ctx, billing.InvoiceFilter{CustomerID: l.CustomerID, Status: st}, page.Request{Limit: 100})
 		if err != nil {
@@ -207,15 +281,78 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 			v.Paid = list.Data
 		}
 	}
-	switch r.URL.Query().Get("done") {
-	case "paid":
-		v.Flash = "결제되었습니다. 감사합니다. / Paid. Thank you."
-	case "declined":
-		v.Flash = "카드 결제가 거절되었습니다. 카드를 변경해 주세요. / The card was declined. Please change the card."
-	case "pending":
-		v.Flash = "결제를 확인하고 있습니다. / We are confirming the payment."
+	if h.Vault != nil {
+		keys, err := h.Vault.List(ctx, l.CustomerID, page.Request{Limit: 100})
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		for i := range keys.Data {
+			if k := keys.Data[i]; k.IsDefault && k.Status == billingkey.StatusActive {
+				v.Card = &k
+			}
+		}
+		if reg, ok := h.registration(v.Card); ok {
+			ck, err := h.Links.CustomerKey(l)
+			if err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			base := h.Links.PageURL(tok) + "/card/"
+			v.Change = &changeCard{Gateway: reg.Gateway, ClientKey: reg.ClientKey, SDK: reg.SDK, CustomerKey: ck,
+				SuccessURL: base + "success?gateway=" + reg.Gateway, FailURL: base + "fail?gateway=" + reg.Gateway}
+			v.Nonce = nonce()
+			// The SDK and the page's one inline script (which hands it the registration) may run; nothing else.
+			src := " " + originOf(reg.SDK)
+			for _, o := range reg.Origins {
+				src += " " + o
+			}
+			w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "+
+				"script-src 'nonce-"+v.Nonce+"'"+src+"; connect-src"+src+"; frame-src"+src+"; form-action 'self'"+src+
+				"; frame-ancestors 'none'; base-uri 'none'")
+		}
 	}
-	h.render(w, http.StatusOK, v)
+	h.render(w, status, v)
+}
+
+// registration picks the gateway whose registration the page starts: the one of the customer's current
+// card when it has a flow, else the first in BILLING_GATEWAYS order.
+func (h *Handler) registration(card *billingkey.Key) (Registration, bool) {
+	if card != nil {
+		for _, reg := range h.Registrations {
+			if reg.Gateway == card.Gateway {
+				return reg, true
+			}
+		}
+	}
+	if len(h.Registrations) > 0 {
+		return h.Registrations[0], true
+	}
+	return Registration{}, false
+}
+
+func (h *Handler) registrationNamed(name string) (Registration, bool) {
+	for _, reg := range h.Registrations {
+		if reg.Gateway == name {
+			return reg, true
+		}
+	}
+	return Registration{}, false
+}
+
+func nonce() string {
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	return base64.RawStdEncoding.EncodeToString(b)
+}
+
+// originOf is scheme://host of a URL ("" when it has none).
+func originOf(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme == "" || p.Host == "" {
+		return ""
+	}
+	return p.Scheme + "://" + p.Host
 }
 
 // ownInvoice loads an invoice of the link's customer; another customer's is not found.
