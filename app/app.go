@@ -216,7 +216,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	a.Jobs, err = jobs.New(jobs.Config{Pool: a.WorkerPool, Billing: workerBilling, Notify: a.Notify, Mail: a.Mail, Clock: a.Clock, TestClock: cfg.TestClock,
 		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown, JobTimeout: cfg.JobTimeout, JobRescueAfter: cfg.JobRescueAfter,
-		ReconcileTimeout: cfg.ReconcileTimeout, NoReindex: !reindex,
+		ReconcileTimeout: cfg.ReconcileTimeout, NoReindex: !reindex, WebhookRetention: cfg.WebhookRetention,
 		Gateways: cfg.Gateways, Reconcile: a.Reconcile, Registry: a.Registry})
 	if err != nil {
 		a.Close()

@@ -210,6 +210,26 @@ func (s *Service) DueWebhooks(ctx context.Context, before time.Time, max int) ([
 	return out, nil
 }
 
+// webhookExpiryBatch is how many inbox rows one DELETE removes: short statements, short locks.
+const webhookExpiryBatch = 5000
+
+// ExpireWebhooks deletes inbox rows processed before `before` (domain time, like the rows' stamps), a
+// batch at a time, and returns how many went. Unprocessed rows stay whatever their age: until its job has
+// acted on it, a row is the event's only record.
+func (s *Service) ExpireWebhooks(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		n, err := s.q(s.pool).ExpireWebhooks(ctx, store.ExpireWebhooksParams{Before: before, Batch: webhookExpiryBatch})
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("expire inbox rows: %w", err)
+		}
+		if n < webhookExpiryBatch {
+			return total, nil
+		}
+	}
+}
+
 // WebhookHealth is whether a gateway's webhooks are arriving.
 type WebhookHealth struct {
 	Gateway string

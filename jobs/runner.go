@@ -53,6 +53,9 @@ type Config struct {
 	// rescuer leaves a running job alone for its own timeout, so a run orphaned by a dead replica holds
 	// the unique slot that long.
 	ReconcileTimeout time.Duration
+	// WebhookRetention is how long a processed inbox row is kept (BILLING_WEBHOOK_RETENTION; zero:
+	// DefaultWebhookRetention).
+	WebhookRetention time.Duration
 	// Registry receives the jobs' metrics (billing_webhooks_silent); nil registers none.
 	Registry prometheus.Registerer
 	// NoReindex turns River's nightly REINDEX of its job table off: the service's role does not own the

@@ -195,7 +195,43 @@ func (c *webhookSilenceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// addWebhookWorkers registers inbox processing and the watch, and returns the watch's periodic job.
+// WebhookExpiryInterval is how often processed inbox rows past their retention are deleted.
+const WebhookExpiryInterval = time.Hour
+
+// DefaultWebhookRetention is how long a processed inbox row is kept when Config.WebhookRetention is zero
+// (BILLING_WEBHOOK_RETENTION's default).
+const DefaultWebhookRetention = 30 * 24 * time.Hour
+
+// WebhookExpireArgs is the periodic job that deletes processed inbox rows older than the retention.
+type WebhookExpireArgs struct{}
+
+// Kind is River's job kind.
+func (WebhookExpireArgs) Kind() string { return "webhook_inbox_expire" }
+
+// InsertOpts keeps one expiry waiting at a time.
+func (WebhookExpireArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: uniqueness}
+}
+
+// webhookExpireWorker deletes inbox rows processed more than retention ago. It runs on the domain clock,
+// which stamped the rows: under the test clock, rows of months the clock moved through expire like rows
+// of real months would.
+type webhookExpireWorker struct {
+	river.WorkerDefaults[WebhookExpireArgs]
+	b         *billing.Service
+	retention time.Duration
+	log       *slog.Logger
+}
+
+func (w *webhookExpireWorker) Work(ctx context.Context, _ *river.Job[WebhookExpireArgs]) error {
+	n, err := w.b.ExpireWebhooks(ctx, w.b.Now().Add(-w.retention))
+	if n > 0 {
+		w.log.InfoContext(ctx, "expired processed webhook inbox rows", "rows", n, "retention", w.retention.String())
+	}
+	return err
+}
+
+// addWebhookWorkers registers inbox processing, the watch and the expiry, and returns their periodic jobs.
 func addWebhookWorkers(workers *river.Workers, r *Runner, log *slog.Logger) []*river.PeriodicJob {
 	cfg := r.cfg
 	river.AddWorker(workers, &processWebhookWorker{b: cfg.Billing})
@@ -204,9 +240,19 @@ func addWebhookWorkers(workers *river.Workers, r *Runner, log *slog.Logger) []*r
 		cfg.Registry.MustRegister(newWebhookSilenceCollector(cfg.Billing, cfg.Gateways, log),
 			newOperationsCollector(cfg.Billing, cfg.Pool, cfg.Gateways, log))
 	}
-	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(WebhookWatchInterval),
-		func() (river.JobArgs, *river.InsertOpts) { return WebhookWatchArgs{}, nil },
-		&river.PeriodicJobOpts{RunOnStart: true})}
+	retention := cfg.WebhookRetention
+	if retention <= 0 {
+		retention = DefaultWebhookRetention
+	}
+	river.AddWorker(workers, &webhookExpireWorker{b: cfg.Billing, retention: retention, log: log})
+	return []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(WebhookWatchInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return WebhookWatchArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(WebhookExpiryInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return WebhookExpireArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}),
+	}
 }
 
 func jobLogger(cfg Config) *slog.Logger {

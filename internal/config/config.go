@@ -396,6 +396,10 @@ func Load(getenv func(string) string) (Config, error) {
 	c.WebhookRate = floatVar(getenv, "BILLING_WEBHOOK_RATE", 100, bad)
 	c.TrustedProxies = prefixesVar(getenv, "BILLING_TRUSTED_PROXIES", bad)
 	c.WebhookRetention = durationVar(getenv, "BILLING_WEBHOOK_RETENTION", 30*24*time.Hour, bad)
+	if c.WebhookRetention < 24*time.Hour {
+		// The newest rows say whether a gateway's webhooks went silent, and support reads recent ones.
+		bad("BILLING_WEBHOOK_RETENTION", "must be at least 24h, got %s", c.WebhookRetention)
+	}
 	c.GatewayTimeout = durationVar(getenv, "BILLING_GATEWAY_TIMEOUT", 10*time.Second, bad)
 	c.BreakerCooldown = durationVar(getenv, "BILLING_BREAKER_COOLDOWN", 30*time.Second, bad)
 	c.ShutdownTimeout = durationVar(getenv, "BILLING_SHUTDOWN_TIMEOUT", 20*time.Second, bad)

@@ -136,7 +136,7 @@ func TestWebhookInboxSettings(t *testing.T) {
 
 	base["BILLING_WEBHOOK_RATE"] = "-1"
 	base["BILLING_TRUSTED_PROXIES"] = "10.0.0.0/8,proxy.local"
-	base["BILLING_WEBHOOK_RETENTION"] = "forever"
+	base["BILLING_WEBHOOK_RETENTION"] = "1h"
 	_, err = config.Load(env(base))
 	require.ErrorIs(t, err, config.ErrInvalid)
 	for _, name := range []string{"BILLING_WEBHOOK_RATE", "BILLING_TRUSTED_PROXIES", "BILLING_WEBHOOK_RETENTION"} {

@@ -106,6 +106,29 @@ func (q *Queries) CountGatewayCharges(ctx context.Context, arg CountGatewayCharg
 	return column_1, err
 }
 
+const expireWebhooks = `-- name: ExpireWebhooks :execrows
+DELETE FROM webhook_inbox w
+USING (SELECT o.gateway, o.event_id FROM webhook_inbox o
+       WHERE o.processed_at IS NOT NULL AND o.processed_at < $1::timestamptz
+       ORDER BY o.processed_at LIMIT $2::int) AS old
+WHERE w.gateway = old.gateway AND w.event_id = old.event_id
+`
+
+type ExpireWebhooksParams struct {
+	Before time.Time
+	Batch  int32
+}
+
+// A batch of processed inbox rows older than the retention. Unprocessed rows are never deleted: an
+// event nobody acted on yet is still the only record of it.
+func (q *Queries) ExpireWebhooks(ctx context.Context, arg ExpireWebhooksParams) (int64, error) {
+	result, err := q.db.Exec(ctx, expireWebhooks, arg.Before, arg.Batch)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const getWebhook = `-- name: GetWebhook :one
 SELECT gateway, event_id, event_kind, order_id, payload, received_at, processed_at, result, dispatched_at FROM webhook_inbox WHERE gateway = $1 AND event_id = $2
 `

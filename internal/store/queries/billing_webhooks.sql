@@ -37,3 +37,12 @@ SELECT received_at FROM webhook_inbox WHERE gateway = $1 ORDER BY received_at DE
 -- Charges that reached the card (so the gateway announces them) created in [from, to).
 SELECT count(*)::int FROM payment_attempts
 WHERE gateway = @gateway AND created_at >= @from_at AND created_at < @to_at AND status IN ('succeeded', 'declined');
+
+-- name: ExpireWebhooks :execrows
+-- A batch of processed inbox rows older than the retention. Unprocessed rows are never deleted: an
+-- event nobody acted on yet is still the only record of it.
+DELETE FROM webhook_inbox w
+USING (SELECT o.gateway, o.event_id FROM webhook_inbox o
+       WHERE o.processed_at IS NOT NULL AND o.processed_at < @before::timestamptz
+       ORDER BY o.processed_at LIMIT @batch::int) AS old
+WHERE w.gateway = old.gateway AND w.event_id = old.event_id;
