@@ -33,11 +33,14 @@ const (
 	PlanChanged Kind = "plan_changed"
 	// RenewalUpcoming: the subscription renews (or its trial converts to paid) in a few days.
 	RenewalUpcoming Kind = "renewal_upcoming"
+	// PortalLink: a fresh link to the customer's page, which the customer asked for on the page of an
+	// expired link (RequestLink); no billing event makes one.
+	PortalLink Kind = "portal_link"
 )
 
 // Kinds lists every kind, in the order docs and the console show them.
 var Kinds = []Kind{PaymentFailedSoft, PaymentFailedHard, PaymentSucceeded, SubscriptionPastDue, SubscriptionSuspended,
-	SubscriptionCanceled, PlanChanged, RenewalUpcoming}
+	SubscriptionCanceled, PlanChanged, RenewalUpcoming, PortalLink}
 
 // ParseKinds reads BILLING_MAIL_KINDS: empty or "all" is every kind; a list of kinds sends only those;
 // entries starting with "-" remove a kind (from every kind, when the list names none to add), so

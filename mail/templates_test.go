@@ -24,6 +24,7 @@ func TestEveryKindRendersInBothLocales(t *testing.T) {
 		SubscriptionCanceled:  {"ko": {"해지", "Pro"}, "en": {"canceled", "Pro"}},
 		PlanChanged:           {"ko": {"변경", "Basic", "Pro", "9,900원"}, "en": {"changed", "Basic", "Pro", "₩9,900"}},
 		RenewalUpcoming:       {"ko": {"갱신", "9,900원", "2027년 2월 6일"}, "en": {"renews", "₩9,900", "February 6, 2027"}},
+		PortalLink:            {"ko": {"새 링크"}, "en": {"new link"}},
 	}
 	require.Len(t, want, len(Kinds), "every kind has expectations")
 	for _, k := range Kinds {
