@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
 
 	"github.com/dunningworks/billing/dunning"
 	"github.com/dunningworks/billing/internal/apperr"
@@ -435,9 +436,25 @@ func (s *Service) ExpireIncomplete(ctx context.Context, subID string) error {
 	})
 }
 
-// voidInvoice voids an invoice nothing was collected on and reverses its receivable.
+// voidInvoice voids an invoice nothing was collected on and reverses its receivable. The customer's own
+// credit an open invoice spent is not money collected: it goes back to their balance. Credit notes that
+// lowered the invoice are undone with it (the invoice they lowered no longer stands).
 func (s *Service) voidInvoice(ctx context.Context, tx pgx.Tx, inv store.Invoice, now time.Time) error {
-	next, err := statemachine.FireInvoice(ctx, statemachine.InvoiceStatus(inv.Status), statemachine.InvoiceVoid, statemachine.InvoiceFacts{AmountPaidIsZero: inv.AmountPaid.IsZero()})
+	open := inv.Status == string(statemachine.InvoiceOpen)
+	applied := decimal.Zero
+	if open && inv.AmountPaid.IsPositive() {
+		legs, err := s.q(tx).LedgerTransactionEntries(ctx, store.LedgerTransactionEntriesParams{Kind: "credit_applied", Reference: inv.ID})
+		if err != nil {
+			return err
+		}
+		for _, l := range legs {
+			if l.Account == CreditAccount(inv.CustomerID) {
+				applied = applied.Add(l.Amount)
+			}
+		}
+	}
+	collected := inv.AmountPaid.Sub(applied)
+	next, err := statemachine.FireInvoice(ctx, statemachine.InvoiceStatus(inv.Status), statemachine.InvoiceVoid, statemachine.InvoiceFacts{AmountPaidIsZero: collected.IsZero()})
 	if err != nil {
 		return err
 	}
@@ -447,11 +464,11 @@ func (s *Service) voidInvoice(ctx context.Context, tx pgx.Tx, inv store.Invoice,
 		return err
 	}
 	p := invoiceParams(inv)
-	p.Status, p.VoidedAt, p.NextAttemptAt = string(next), &now, nil
+	p.Status, p.VoidedAt, p.NextAttemptAt, p.AmountPaid = string(next), &now, nil, collected
 	if _, err := s.q(tx).UpdateInvoice(ctx, p); err != nil {
 		return err
 	}
-	if inv.Status == string(statemachine.InvoiceOpen) && inv.Total.IsPositive() {
+	if open && inv.Total.IsPositive() {
 		// Reverse the finalization leg by leg: revenue, money off and tax owed all return to where they were.
 		legs, err := s.q(tx).LedgerTransactionEntries(ctx, store.LedgerTransactionEntriesParams{Kind: "invoice_finalized", Reference: inv.ID})
 		if err != nil {
@@ -461,7 +478,21 @@ func (s *Service) voidInvoice(ctx context.Context, tx pgx.Tx, inv store.Invoice,
 		for i, l := range legs {
 			entries[i] = Entry{Account: l.Account, Currency: l.Currency, Amount: l.Amount.Neg()}
 		}
+		if inv.AmountCredited.IsPositive() {
+			// The credit notes took this much off the receivable; the reversal above gives back the whole
+			// total, so they are reversed too, or the customer would be left owed their amount.
+			entries = append(entries,
+				Entry{Account: ReceivableAccount(inv.CustomerID), Currency: inv.Currency, Amount: inv.AmountCredited},
+				Entry{Account: AccountCreditNotes, Currency: inv.Currency, Amount: inv.AmountCredited.Neg()})
+		}
 		if err := s.post(ctx, tx, "invoice_voided", inv.ID, inv.CustomerID, "void "+inv.ID, now, entries...); err != nil {
+			return err
+		}
+	}
+	if applied.IsPositive() {
+		if err := s.post(ctx, tx, "credit_returned", inv.ID, inv.CustomerID, "credit returned by the void of "+inv.ID, now,
+			Entry{Account: ReceivableAccount(inv.CustomerID), Currency: inv.Currency, Amount: applied},
+			Entry{Account: CreditAccount(inv.CustomerID), Currency: inv.Currency, Amount: applied.Neg()}); err != nil {
 			return err
 		}
 	}
