@@ -143,6 +143,17 @@ func (s *Service) ChangePlan(ctx context.Context, subID string, in PlanChange) (
 				Message: fmt.Sprintf("plan %s bills every %d %s; the subscription every %d %s", next.ID, next.IntervalCount, next.Interval, old.IntervalCount, old.Interval),
 				Fields:  []apperr.FieldError{{Field: "plan_id", Message: fmt.Sprintf("must bill every %d %s", old.IntervalCount, old.Interval)}}}
 		}
+		// Plans of one subscription share a currency, so this refuses only a combination that predates
+		// the check at subscribe and default-key time; moving onto another plan still must not extend it.
+		if key, err := s.vault.ChargeableKey(ctx, tx, sub.CustomerID); err != nil && !errors.Is(err, ErrNoChargeableKey) {
+			return err
+		} else if err == nil && next.ID != sub.PlanID {
+			if err := s.keyTakesCurrency(key, next.Currency, "plan_id",
+				"plan %s is billed in %s, which the %s gateway of the customer's default billing key %s does not charge in; register a card at a gateway that does first",
+				next.ID, next.Currency, key.Gateway, key.ID); err != nil {
+				return err
+			}
+		}
 		qty := int32(in.Quantity)
 		if qty == 0 {
 			qty = sub.Quantity

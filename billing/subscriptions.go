@@ -136,6 +136,20 @@ func (s *Service) CreateSubscription(ctx context.Context, in NewSubscription) (C
 	var att store.PaymentAttempt
 	var invID string
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		// The customer lock orders this against a default-key change (billingkey checks the currencies of
+		// live subscriptions under it), so the key judged here is the one that will be charged.
+		if err := LockCustomer(ctx, tx, in.CustomerID); err != nil {
+			return err
+		}
+		if key, err := s.vault.ChargeableKey(ctx, tx, in.CustomerID); err == nil {
+			if err := s.keyTakesCurrency(key, plan.Currency, "plan_id",
+				"plan %s is billed in %s, which the %s gateway of the customer's default billing key %s does not charge in; register a card at a gateway that does first",
+				plan.ID, plan.Currency, key.Gateway, key.ID); err != nil {
+				return err
+			}
+		} else if !errors.Is(err, ErrNoChargeableKey) {
+			return err
+		}
 		now := s.clock.Now()
 		unit := Interval(plan.Interval)
 		params := store.CreateSubscriptionParams{ID: ids.New("sub"), CustomerID: in.CustomerID, PlanID: plan.ID,

@@ -67,6 +67,9 @@ func (v *Vault) MakeBackup(ctx context.Context, customerID, keyID string) (Key, 
 			out = row
 			return nil
 		}
+		if err := v.takesLiveCurrencies(ctx, tx, row.Gateway, customerID, "key_id"); err != nil {
+			return err
+		}
 		if err := v.q(tx).ClearBackup(ctx, customerID); err != nil {
 			return fmt.Errorf("clear backup key: %w", err)
 		}

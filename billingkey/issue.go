@@ -21,7 +21,9 @@ import (
 // Issue exchanges an auth key from the gateway's card-registration flow for a billing key and stores it
 // for the customer. The customer's first key (or any new key while they have no chargeable default: the
 // default was revoked or hard-declined) becomes the default, so a new card heals dunning without a second
-// call. OnKeyRegistered runs in the same transaction.
+// call. OnKeyRegistered runs in the same transaction. A key that would become the default must be able to
+// charge the currencies of the customer's live subscriptions: otherwise 422 currency_not_supported, before
+// the gateway is called.
 //
 // The gateway is called outside any transaction: a slow gateway must not hold a customer lock or a
 // connection. If storing fails after the gateway issued the key, the caller may retry with the same auth
@@ -61,6 +63,18 @@ func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, cus
 	if err := v.requireCustomer(ctx, customerID); err != nil {
 		return Key{}, err
 	}
+	// A key that will become the default must be able to pay the customer's subscriptions. Refused before
+	// the gateway call, so the auth key is not spent and nothing is left issued at the gateway.
+	err := v.inTx(ctx, func(tx pgx.Tx) error {
+		def, err := v.takesDefault(ctx, tx, customerID)
+		if err != nil || !def {
+			return err
+		}
+		return v.takesLiveCurrencies(ctx, tx, gatewayName, customerID, "gateway")
+	})
+	if err != nil {
+		return Key{}, err
+	}
 
 	gctx, cancel := context.WithTimeout(ctx, v.issueTimeout)
 	issued, err := gw.IssueBillingKey(gctx, customerKey, authKey)
@@ -81,6 +95,21 @@ func (v *Vault) Issue(ctx context.Context, customerID, gatewayName, authKey, cus
 		makeDefault, err := v.takesDefault(ctx, tx, customerID)
 		if err != nil {
 			return err
+		}
+		if makeDefault {
+			err := v.takesLiveCurrencies(ctx, tx, gatewayName, customerID, "gateway")
+			switch {
+			case apperr.IsKind(err, apperr.KindValidation):
+				// A subscription in a currency this gateway does not take started since the check above: the
+				// card is kept (the gateway issued it), but not as the key that pays.
+				makeDefault = false
+			case err != nil:
+				return err
+			default:
+				if err := v.q(tx).ClearDefault(ctx, customerID); err != nil {
+					return fmt.Errorf("clear default key: %w", err)
+				}
+			}
 		}
 		id := ids.New("bk")
 		ct, version, err := v.ring.Seal([]byte(issued.Token.Reveal()), binding(id, customerID)...)
@@ -151,8 +180,8 @@ func (v *Vault) issuedBefore(ctx context.Context, req idem.Request) (Key, bool, 
 
 // takesDefault reports whether a new key becomes the default: when the customer has none, the current
 // one is hard-declined (it can never be charged again, so leaving it default would block the heal), or the
-// customer is delinquent (a failed invoice is open).
-// The caller holds the customer lock.
+// customer is delinquent (a failed invoice is open). It changes nothing: the caller clears the current
+// default when it stores the new one, holding the customer lock.
 func (v *Vault) takesDefault(ctx context.Context, tx pgx.Tx, customerID string) (bool, error) {
 	cur, err := v.q(tx).DefaultKey(ctx, customerID)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -171,9 +200,6 @@ func (v *Vault) takesDefault(ctx context.Context, tx pgx.Tx, customerID string) 
 		if err != nil || !late {
 			return false, err
 		}
-	}
-	if err := v.q(tx).ClearDefault(ctx, customerID); err != nil {
-		return false, fmt.Errorf("clear default key: %w", err)
 	}
 	return true, nil
 }

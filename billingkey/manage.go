@@ -46,8 +46,9 @@ func (v *Vault) Get(ctx context.Context, customerID, keyID string) (Key, error) 
 }
 
 // MakeDefault makes an active key the customer's default and runs the heal hook, because a new default
-// is a new chance to collect. A revoked or hard-declined key cannot become default (409). Making the
-// current default default again changes nothing and runs no hook.
+// is a new chance to collect. A revoked or hard-declined key cannot become default (409), nor a key whose
+// gateway does not charge in the currency of one of the customer's live subscriptions (422
+// currency_not_supported). Making the current default default again changes nothing and runs no hook.
 func (v *Vault) MakeDefault(ctx context.Context, customerID, keyID string) (Key, error) {
 	var out store.BillingKey
 	changed := false
@@ -71,6 +72,9 @@ func (v *Vault) MakeDefault(ctx context.Context, customerID, keyID string) (Key,
 		case row.IsDefault:
 			out = row
 			return nil
+		}
+		if err := v.takesLiveCurrencies(ctx, tx, row.Gateway, customerID, "key_id"); err != nil {
+			return err
 		}
 		if err := v.q(tx).ClearDefault(ctx, customerID); err != nil {
 			return fmt.Errorf("clear default key: %w", err)

@@ -164,3 +164,18 @@ func (v *Vault) registered(ctx context.Context, tx pgx.Tx, customerID string) er
 	}
 	return nil
 }
+
+// takesLiveCurrencies refuses (422 currency_not_supported) letting a key of the named gateway pay the
+// customer's subscriptions when the gateway does not charge in one of their currencies: every charge of
+// it would be refused. A gateway that is not enabled is not judged (its keys fail for that reason). The
+// caller holds the customer lock, which subscribing takes too.
+func (v *Vault) takesLiveCurrencies(ctx context.Context, db dbx.DBTX, gatewayName, customerID, field string) error {
+	if v.gateways == nil {
+		return nil
+	}
+	gw, ok := v.gateways.Get(gatewayName)
+	if !ok {
+		return nil
+	}
+	return billing.TakesLiveCurrencies(ctx, db, gw, customerID, field)
+}

@@ -102,3 +102,22 @@ func IsKind(err error, k Kind) bool {
 	e, ok := As(err)
 	return ok && e.Kind == k
 }
+
+// CodeCurrencyNotSupported is the code of a request that would have a billing key's gateway charge in a
+// currency it does not take (a USD plan on a Toss key): such a combination could never be collected, so it
+// is refused where it is made (422) rather than discovered at the first charge.
+const CodeCurrencyNotSupported = "currency_not_supported"
+
+// CurrencyNotSupported says the gateway gw cannot charge in currency, which the request would have it do.
+// field names the input that made the combination (plan_id, key_id, gateway); subscriptionID, when not
+// empty, is a live subscription billed in that currency.
+func CurrencyNotSupported(field, gw, currency, subscriptionID, format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	extra := map[string]any{"gateway": gw, "currency": currency}
+	if subscriptionID != "" {
+		extra["subscription_id"] = subscriptionID
+	}
+	return &Error{Kind: KindValidation, Code: CodeCurrencyNotSupported, Message: msg,
+		Fields: []FieldError{{Field: field, Message: fmt.Sprintf("the %s gateway does not charge in %s", gw, currency)}},
+		Extra:  extra}
+}

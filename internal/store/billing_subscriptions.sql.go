@@ -335,6 +335,41 @@ func (q *Queries) ListCustomerSubscriptions(ctx context.Context, arg ListCustome
 	return items, nil
 }
 
+const liveSubscriptionCurrencies = `-- name: LiveSubscriptionCurrencies :many
+SELECT p.currency, min(s.id)::text AS subscription_id
+FROM subscriptions s JOIN plans p ON p.id = s.plan_id
+WHERE s.customer_id = $1 AND s.status NOT IN ('canceled', 'incomplete_expired')
+GROUP BY p.currency
+ORDER BY p.currency
+`
+
+type LiveSubscriptionCurrenciesRow struct {
+	Currency       string
+	SubscriptionID string
+}
+
+// The currencies a customer's live (not ended) subscriptions are billed in, each with one of those
+// subscriptions: the customer's default key must be able to charge every one of them.
+func (q *Queries) LiveSubscriptionCurrencies(ctx context.Context, customerID string) ([]LiveSubscriptionCurrenciesRow, error) {
+	rows, err := q.db.Query(ctx, liveSubscriptionCurrencies, customerID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []LiveSubscriptionCurrenciesRow
+	for rows.Next() {
+		var i LiveSubscriptionCurrenciesRow
+		if err := rows.Scan(&i.Currency, &i.SubscriptionID); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const lockSubscription = `-- name: LockSubscription :one
 SELECT id, customer_id, plan_id, quantity, status, billing_anchor, current_period_start, current_period_end, next_renewal_at, trial_end, cancel_at_period_end, canceled_at, cancel_reason, pending_plan_id, pending_quantity, paused_at, incomplete_expires_at, past_due_since, grace_ends_at, dunning_ends_at, dunning_paused, dunning_paused_until, version, created_at, updated_at, dunning_paused_at FROM subscriptions WHERE id = $1 FOR UPDATE
 `

@@ -91,3 +91,12 @@ WHERE subscription_creations.created_at <= now() - make_interval(hours => @reten
 -- name: SubscriptionByCreation :one
 SELECT c.request_hash, s.id AS subscription_id FROM subscription_creations c JOIN subscriptions s ON s.id = c.subscription_id
 WHERE c.idem_key = @idem_key AND c.created_at > now() - make_interval(hours => @retention_hours::int);
+
+-- name: LiveSubscriptionCurrencies :many
+-- The currencies a customer's live (not ended) subscriptions are billed in, each with one of those
+-- subscriptions: the customer's default key must be able to charge every one of them.
+SELECT p.currency, min(s.id)::text AS subscription_id
+FROM subscriptions s JOIN plans p ON p.id = s.plan_id
+WHERE s.customer_id = $1 AND s.status NOT IN ('canceled', 'incomplete_expired')
+GROUP BY p.currency
+ORDER BY p.currency;
