@@ -82,7 +82,7 @@ func (h *Handler) cardSuccess(w http.ResponseWriter, r *http.Request) {
 		// The customer chose this card: it is the default from now on (the vault made it so already when
 		// the customer had none or was in dunning).
 		if _, err := h.Vault.MakeDefault(ctx, l.CustomerID, k.ID); err != nil {
-			h.fail(w, r, err)
+			h.cardProblem(w, r, l, err)
 			return
 		}
 	}
@@ -132,6 +132,12 @@ func (h *Handler) cardProblem(w http.ResponseWriter, r *http.Request, l portal.L
 		if gwCode != "" {
 			said += " (" + gwCode + ")"
 		}
+	}
+	if ae.Code == apperr.CodeCurrencyNotSupported {
+		cur, _ := ae.Extra["currency"].(string)
+		h.show(w, r, l, http.StatusUnprocessableEntity, "", "이 카드로는 구독 통화("+cur+")로 결제할 수 없습니다. 다른 카드를 등록해 주세요. / "+
+			"This card cannot pay your subscription's currency ("+cur+"). Please register another card.")
+		return
 	}
 	switch ae.Kind {
 	case apperr.KindDeclined:
