@@ -31,7 +31,6 @@ import (
 	"github.com/dunningworks/billing/migrations"
 	"github.com/dunningworks/billing/notify"
 	"github.com/dunningworks/billing/portal"
-	"github.com/dunningworks/billing/portal/web"
 	"github.com/dunningworks/billing/reconcile"
 )
 
@@ -272,8 +271,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Reconcile:      a.Reconcile,
 		HealthOnly:     cfg.Role == config.RoleWorker,
 		Console:        a.console,
-		Portal: web.New(web.Deps{Links: a.Links, Billing: a.Billing, Receipts: a.Receipts, Merchant: cfg.MerchantName,
-			Log: log.With("component", "portal"), RequestID: api.RequestIDFrom, Vault: a.Vault, Registrations: a.registrations()}),
+		Portal:         a.portalPage(),
 	})
 	return a, nil
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/dunningworks/billing/api"
 	"github.com/dunningworks/billing/gateway/pgsim"
 	"github.com/dunningworks/billing/internal/keyring"
 	"github.com/dunningworks/billing/portal"
@@ -41,4 +42,16 @@ func (a *App) registrations() []web.Registration {
 		}
 	}
 	return out
+}
+
+// portalPage builds the customer page (GET /c/{token}) over the App's parts.
+func (a *App) portalPage() *web.Handler {
+	d := web.Deps{Links: a.Links, Billing: a.Billing, Receipts: a.Receipts, Merchant: a.Config.MerchantName,
+		Log: a.Log.With("component", "portal"), RequestID: api.RequestIDFrom, Vault: a.Vault, Registrations: a.registrations(),
+		Clock: a.Clock}
+	if a.Mail != nil {
+		// An expired link's page offers a fresh one by email only when emails are on.
+		d.Mailer = a.Mail
+	}
+	return web.New(d)
 }

@@ -76,6 +76,9 @@ type Options struct {
 	// DBProxy puts a TCP proxy (Env.DBProxy) between billingd and Postgres, so the test can cut the
 	// database off and restore it.
 	DBProxy bool
+	// PublicURL makes BILLING_PUBLIC_URL the Env's own address, so the links in emails and the URLs the
+	// customer page hands a gateway reach this billingd (a browser test follows them).
+	PublicURL bool
 }
 
 // New starts a billingd for t and stops it when t ends.
@@ -120,6 +123,11 @@ func New(t testing.TB, opts ...Options) *Env {
 	if o.SimURL != "" {
 		vars["BILLING_SIM_URL"] = o.SimURL
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	if o.PublicURL {
+		vars["BILLING_PUBLIC_URL"] = "http://" + ln.Addr().String()
+	}
 	for k, v := range o.Env {
 		vars[k] = v
 	}
@@ -133,8 +141,9 @@ func New(t testing.TB, opts ...Options) *Env {
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, log, o.App)
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		_ = ln.Close()
+	}
 	require.NoError(t, err)
 	e := &Env{T: t, App: a, URL: "http://" + ln.Addr().String(), DBURL: dbURL, OwnerURL: ownerURL, DBProxy: proxy, cancel: cancel, done: make(chan error, 1)}
 	go func() { e.done <- a.Serve(ctx, ln) }()

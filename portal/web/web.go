@@ -22,6 +22,7 @@ import (
 
 	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/billingkey"
+	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/internal/apperr"
 	"github.com/dunningworks/billing/internal/idem"
 	"github.com/dunningworks/billing/internal/page"
@@ -61,6 +62,12 @@ type Vault interface {
 	MakeDefault(ctx context.Context, customerID, keyID string) (billingkey.Key, error)
 }
 
+// LinkMailer queues an email with a fresh link to the customer's page (mail.Service.RequestLink): to the
+// address on file, rate-limited per customer; it returns the address masked.
+type LinkMailer interface {
+	RequestLink(ctx context.Context, customerID string, at time.Time) (string, error)
+}
+
 // Registration is a gateway whose own card-registration flow the page starts: a Toss-shaped one (toss, or
 // sim through pgsim's stand-in), whose SDK takes a client key and is handed customerKey, successUrl and
 // failUrl. app lists them in BILLING_GATEWAYS order.
@@ -88,6 +95,11 @@ type Deps struct {
 	// Vault and Registrations make "change card"; without either the page offers none.
 	Vault         Vault
 	Registrations []Registration
+	// Mailer emails a fresh link to the customer of an expired one (mail.Service); nil: the expired page
+	// offers none.
+	Mailer LinkMailer
+	// Clock is domain time (the fresh-link email's place in the timeline); nil: the system clock.
+	Clock clock.Clock
 	// SettleWait is how long the card's success URL waits for the open invoices' immediate retry to
 	// finish before showing the page (default 8s); past it the page says the payment is being confirmed.
 	SettleWait time.Duration
@@ -108,6 +120,9 @@ func New(d Deps) *Handler {
 	if d.RequestID == nil {
 		d.RequestID = func(context.Context) string { return "" }
 	}
+	if d.Clock == nil {
+		d.Clock = clock.System{}
+	}
 	if d.SettleWait <= 0 {
 		d.SettleWait = 8 * time.Second
 	}
@@ -119,6 +134,7 @@ func New(d Deps) *Handler {
 	r.Get("/{token}/invoices/{id}/receipt.pdf", h.receiptPDF)
 	r.Get("/{token}/card/success", h.cardSuccess)
 	r.Get("/{token}/card/fail", h.cardFail)
+	r.Post("/{token}/link", h.freshLink)
 	h.Router = r
 	return h
 }
@@ -161,6 +177,8 @@ type view struct {
 	Nonce string
 	// Back links a message page back to the customer's page ("" for none).
 	Back string
+	// Fresh offers an expired link's customer a new link by email (a form posting to /c/{token}/link).
+	Fresh bool
 }
 
 // changeCard is what the page hands the gateway's SDK: requestBillingAuth('카드', {customerKey, successUrl,
@@ -193,9 +211,7 @@ func (h *Handler) link(w http.ResponseWriter, r *http.Request) (portal.Link, boo
 	case err == nil:
 		return l, true
 	case errors.Is(err, portal.ErrLinkExpired):
-		h.message(w, http.StatusGone, "링크가 만료되었습니다 / This link has expired",
-			"이 링크는 "+l.ExpiresAt.In(kst).Format("2006-01-02")+"에 만료되었습니다. 최근 이메일의 링크를 사용해 주세요. / "+
-				"It expired on "+l.ExpiresAt.In(kst).Format("2006-01-02")+". Please use the link in our most recent email.")
+		h.expired(w, r, l)
 	default:
 		h.message(w, http.StatusNotFound, "유효하지 않은 링크 / This link is not valid",
 			"링크가 올바르지 않습니다. 이메일의 링크를 그대로 열어 주세요. / Please open the link exactly as it is in the email.")
