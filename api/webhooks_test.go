@@ -128,7 +128,9 @@ func TestInboundWebhooksSettleUnknownAttemptsExactlyOnce(t *testing.T) {
 // the paid invoice back either: it is booked as a refund (a credit note, the attempt reversed).
 func TestLateAndBackwardWebhooksAreStaleAndARefundIsBooked(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t, simWebhooks)
+	// Three events for one order in quick succession: each after the first waits for the end of the
+	// lookup window (made short here) and then looks the order up again.
+	env := testenv.New(t, testenv.Options{App: simWebhooks.App, Env: map[string]string{"BILLING_WEBHOOK_LOOKUP_WINDOW": "100ms"}})
 	plan := env.CreatePlan("9900", "KRW", "month", 1)
 	_, sub := subscribed(t, env, plan, "ok")
 	order := orderOf(t, env, sub.ID)

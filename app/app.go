@@ -196,7 +196,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 
 	a.Billing = billing.New(billing.Config{Pool: a.Pool, Clock: a.Clock, Gateways: a.Gateways, Log: log, Hooks: o.Hooks, Policies: policies,
-		Registry: a.Registry, InvoicePrefix: cfg.InvoicePrefix, InboxPool: inboxPool})
+		Registry: a.Registry, InvoicePrefix: cfg.InvoicePrefix, InboxPool: inboxPool, WebhookLookupWindow: cfg.WebhookLookupWindow})
 	// Webhook delivery keeps the wall clock even under the test clock: its retries are HTTP, not domain time.
 	a.Notify = notify.New(notify.Config{Pool: a.Pool, Registry: a.Registry, Log: log.With("component", "notify"), Tuning: o.Notify,
 		AllowPrivateNetworks: cfg.Mode != config.ModeProduction})

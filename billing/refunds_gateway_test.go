@@ -38,7 +38,10 @@ func dashboardCancel(t *testing.T, env *testenv.Env, order string, amount int64,
 // event (and so an outgoing webhook) each. Duplicate webhooks book nothing twice.
 func TestDashboardRefundsReachTheBooksByWebhook(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t, testenv.Options{App: app.Options{SimWebhooks: true}})
+	// Two cancels moments apart: the second's webhook waits for the end of the lookup window (made short
+	// here; docs/webhooks.md) and then looks the order up again.
+	env := testenv.New(t, testenv.Options{App: app.Options{SimWebhooks: true},
+		Env: map[string]string{"BILLING_WEBHOOK_LOOKUP_WINDOW": "100ms"}})
 	plan := env.CreatePlan("9900", "KRW", "month", 1)
 	copies := 2
 	env.Sim().SetFaults(pgsim.Faults{Webhooks: &pgsim.WebhookFaults{Copies: &copies}})

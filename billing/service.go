@@ -79,6 +79,8 @@ type Service struct {
 	// arrivals wakes the inbox dispatcher when an event was stored.
 	inbox    *pgxpool.Pool
 	arrivals chan struct{}
+	// lookupWindow: a webhook makes us look an order up at most once per window (webhooks.go).
+	lookupWindow time.Duration
 	// sink receives every event in its transaction (SetEventSink); shared by WithPool's copies.
 	sink *atomic.Pointer[EventSink]
 }
@@ -118,6 +120,9 @@ type Config struct {
 	// InboxPool is a small pool of its own for webhook receipt, so a gateway's POST never queues for a
 	// connection behind the job workers (nil: Pool).
 	InboxPool *pgxpool.Pool
+	// WebhookLookupWindow is how long after a webhook made us look an order up further webhooks for it
+	// wait for one shared lookup (BILLING_WEBHOOK_LOOKUP_WINDOW; zero: DefaultWebhookLookupWindow).
+	WebhookLookupWindow time.Duration
 }
 
 // New builds the billing service.
@@ -134,9 +139,12 @@ func New(c Config) *Service {
 	if c.InboxPool == nil {
 		c.InboxPool = c.Pool
 	}
+	if c.WebhookLookupWindow <= 0 {
+		c.WebhookLookupWindow = DefaultWebhookLookupWindow
+	}
 	return &Service{pool: c.Pool, clock: c.Clock, gateways: c.Gateways, vault: c.Vault, policies: c.Policies,
 		sched: c.Scheduler, log: c.Log, hooks: c.Hooks, metrics: newChargeMetrics(c.Registry), prefix: c.InvoicePrefix,
-		inbox: c.InboxPool, arrivals: make(chan struct{}, 1), sink: new(atomic.Pointer[EventSink])}
+		inbox: c.InboxPool, arrivals: make(chan struct{}, 1), lookupWindow: c.WebhookLookupWindow, sink: new(atomic.Pointer[EventSink])}
 }
 
 // WithPool is the same service on another connection pool: billingd gives the API and the workers pools

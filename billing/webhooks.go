@@ -32,7 +32,29 @@ const (
 	WebhookUnresolved = "unresolved"
 	// WebhookIgnored: an event kind the service does not act on; stored and acknowledged only.
 	WebhookIgnored = "ignored"
+	// WebhookCoalesced: another event of the same order prompted a lookup that started after this one
+	// was stored, so that lookup answered this event too; it cost no lookup of its own.
+	WebhookCoalesced = "coalesced"
 )
+
+// DefaultWebhookLookupWindow is how long after a webhook made us look an order up further webhooks for
+// the same order wait, to share one lookup at the end of the window (BILLING_WEBHOOK_LOOKUP_WINDOW).
+const DefaultWebhookLookupWindow = 10 * time.Second
+
+// coalesceBatch bounds how many waiting events of one order a lookup marks answered at once; the rest
+// are answered by later lookups.
+const coalesceBatch = 1000
+
+// WebhookDeferred is ProcessWebhook's error for an event whose order a webhook already had looked up
+// within the window: its job runs again after Wait, when one lookup answers every event that waited
+// (or finds the event answered already). Nothing failed; the job is to be snoozed, not retried.
+type WebhookDeferred struct {
+	Wait time.Duration
+}
+
+func (e *WebhookDeferred) Error() string {
+	return fmt.Sprintf("webhook deferred %s: its order was looked up on a webhook's account within the window", e.Wait)
+}
 
 // WebhookSilenceWindow is how long a gateway may send no webhook while charges are made there before it
 // counts as silent, and WebhookSilenceGrace how old a charge must be before its webhook is expected.
@@ -134,8 +156,15 @@ func (s *Service) ProcessWebhook(ctx context.Context, gw, eventID string) (strin
 	if row.ProcessedAt != nil {
 		return deref(row.Result), nil
 	}
-	result, err := s.applyWebhook(ctx, row)
+	result, covered, err := s.applyWebhook(ctx, row)
 	if err != nil {
+		var deferred *WebhookDeferred
+		if errors.As(err, &deferred) {
+			return "", err
+		}
+		if errors.Is(err, errAnswered) {
+			return WebhookCoalesced, nil
+		}
 		return "", fmt.Errorf("process webhook %s/%s: %w", gw, eventID, err)
 	}
 	now := s.clock.Now()
@@ -143,52 +172,107 @@ func (s *Service) ProcessWebhook(ctx context.Context, gw, eventID string) (strin
 		ProcessedAt: &now, Result: &result}); err != nil {
 		return "", fmt.Errorf("mark webhook %s/%s processed: %w", gw, eventID, err)
 	}
-	s.log.Debug("webhook processed", "gateway", gw, "event_id", eventID, "order_id", deref(row.OrderID), "result", result)
+	if len(covered) > 0 {
+		coalesced := WebhookCoalesced
+		if _, err := s.q(s.pool).MarkWebhooksProcessed(ctx, store.MarkWebhooksProcessedParams{Gateway: gw, EventIds: covered,
+			ProcessedAt: &now, Result: &coalesced}); err != nil {
+			return "", fmt.Errorf("mark events of order %s answered: %w", deref(row.OrderID), err)
+		}
+	}
+	s.log.Debug("webhook processed", "gateway", gw, "event_id", eventID, "order_id", deref(row.OrderID), "result", result,
+		"coalesced", len(covered))
 	return result, nil
 }
 
-func (s *Service) applyWebhook(ctx context.Context, row store.WebhookInbox) (string, error) {
+// claimWebhookLookup makes sure a webhook looks an attempt's order up at most once per window, and
+// returns the other events of the order the lookup about to start will answer as well. Forged events
+// for a real order therefore cost at most one lookup per window however many arrive: the first looks
+// up at once, the rest wait for the window's end, when one of them looks up for all (WebhookDeferred).
+// The window is on the wall clock: it protects the gateway from real load, as the breaker does.
+func (s *Service) claimWebhookLookup(ctx context.Context, row store.WebhookInbox, att store.PaymentAttempt) ([]string, error) {
+	now := time.Now()
+	n, err := s.q(s.pool).ClaimWebhookLookup(ctx, store.ClaimWebhookLookupParams{ID: att.ID, Now: now, Cutoff: now.Add(-s.lookupWindow)})
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		wait := s.lookupWindow
+		if att.WebhookLookupAt != nil {
+			wait = max(att.WebhookLookupAt.Add(s.lookupWindow).Sub(now), 10*time.Millisecond)
+		}
+		return nil, &WebhookDeferred{Wait: wait}
+	}
+	// Events stored before the lookup starts are answered by it: they are marked with this one's.
+	ids, err := s.q(s.pool).UnprocessedWebhooksOfOrder(ctx, store.UnprocessedWebhooksOfOrderParams{Gateway: row.Gateway,
+		OrderID: row.OrderID, Max: coalesceBatch})
+	if err != nil {
+		return nil, err
+	}
+	covered, self := ids[:0], false
+	for _, id := range ids {
+		if id == row.EventID {
+			self = true
+		} else {
+			covered = append(covered, id)
+		}
+	}
+	if !self {
+		// Another event's lookup answered this one after this job read it: nothing is left to do.
+		return nil, errAnswered
+	}
+	return covered, nil
+}
+
+// errAnswered: the event was marked answered by another event's lookup while its job ran.
+var errAnswered = errors.New("webhook answered by another event's lookup")
+
+func (s *Service) applyWebhook(ctx context.Context, row store.WebhookInbox) (result string, covered []string, err error) {
 	if row.EventKind != string(gateway.PaymentStatusChanged) || row.OrderID == nil {
-		return WebhookIgnored, nil
+		return WebhookIgnored, nil, nil
 	}
 	var att store.PaymentAttempt
-	var err error
 	if pk, ok := strings.CutPrefix(*row.OrderID, paymentKeyRef); ok {
 		att, err = s.q(s.pool).AttemptByPaymentKey(ctx, store.AttemptByPaymentKeyParams{Gateway: row.Gateway, PaymentKey: &pk})
 	} else {
 		att, err = s.q(s.pool).AttemptByOrderID(ctx, *row.OrderID)
 	}
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && att.Gateway != row.Gateway) {
-		return WebhookUnknownOrder, nil
+		// Nothing of ours: one indexed read, no lookup. Reconciliation reports charges we never made.
+		return WebhookUnknownOrder, nil, nil
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
+	}
+	if !attemptUnsettled(att.Status) && att.Status != string(statemachine.AttemptSucceeded) {
+		return WebhookStale, nil, nil // declined, failed or reversed: nothing at the gateway can change it
+	}
+	covered, err = s.claimWebhookLookup(ctx, row, att)
+	if err != nil {
+		return "", nil, err
 	}
 	if !attemptUnsettled(att.Status) {
 		// A settled payment can still change at the gateway: a refund made there (a dashboard cancel,
 		// Stripe's charge.refunded). The lookup books any the books do not have.
-		if att.Status == string(statemachine.AttemptSucceeded) {
-			n, err := s.SyncRefunds(ctx, att.ID)
-			if err != nil {
-				return "", err
-			}
-			if n > 0 {
-				return WebhookApplied, nil
-			}
+		n, err := s.SyncRefunds(ctx, att.ID)
+		if err != nil {
+			return "", nil, err
 		}
-		return WebhookStale, nil
+		if n > 0 {
+			return WebhookApplied, covered, nil
+		}
+		return WebhookStale, covered, nil
 	}
 	if _, err := s.ResolveAttempt(ctx, att.ID, ResolveOptions{Now: true}); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	after, err := s.q(s.pool).GetAttempt(ctx, att.ID)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if attemptUnsettled(after.Status) {
-		return WebhookUnresolved, nil
+		return WebhookUnresolved, covered, nil
 	}
-	return WebhookApplied, nil
+	return WebhookApplied, covered, nil
 }
 
 func attemptUnsettled(status string) bool {

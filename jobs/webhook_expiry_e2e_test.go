@@ -30,7 +30,7 @@ func TestWebhookInboxExpiry(t *testing.T) {
 	at := func(d time.Duration) *time.Time { v := start.Add(-d); return &v }
 	insert("evt-old", *at(40 * day), at(31*day))
 	insert("evt-old-2", *at(35 * day), at(30*day+time.Hour))
-	insert("evt-young", *at(20 * day), at(29*day))
+	insert("evt-young", *at(29*day + time.Hour), at(29*day))
 	insert("evt-recent", *at(time.Hour), at(time.Hour))
 
 	env := testenv.New(t, testenv.Options{DBURL: url, Env: map[string]string{"BILLING_WEBHOOK_RETENTION": "720h"}})

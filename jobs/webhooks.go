@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -76,6 +77,12 @@ func (w *processWebhookWorker) Work(ctx context.Context, j *river.Job[ProcessWeb
 		return river.JobCancel(errBadWebhookID(j.Args.ID))
 	}
 	_, err := w.b.ProcessWebhook(ctx, gw, eventID)
+	var deferred *billing.WebhookDeferred
+	if errors.As(err, &deferred) {
+		// Its order was looked up on another event's account moments ago: wait for the window's end,
+		// without counting an attempt, when one lookup answers every event that waited.
+		return river.JobSnooze(deferred.Wait)
+	}
 	return err
 }
 

@@ -407,6 +407,7 @@ func (s *Server) handleLookupOrder(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다.")
 		return
 	}
+	s.lookups[id]++
 	v := s.view(c)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, v)
@@ -420,6 +421,7 @@ func (s *Server) handleLookupPayment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND_PAYMENT", "존재하지 않는 결제 정보 입니다.")
 		return
 	}
+	s.lookups[c.OrderID]++
 	v := s.view(c)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, v)

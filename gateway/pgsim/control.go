@@ -27,6 +27,14 @@ func (s *Server) Charges() []Charge {
 	return out
 }
 
+// Lookups is how many times the payment of orderID was looked up (by order id or by payment key) and
+// found, so tests can count what a flood of webhooks cost the gateway.
+func (s *Server) Lookups(orderID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lookups[orderID]
+}
+
 // Charge returns the committed charge for orderID.
 func (s *Server) Charge(orderID string) (Charge, bool) {
 	s.mu.Lock()

@@ -51,6 +51,7 @@ type Server struct {
 	byOrder   map[string]*charge
 	byPayment map[string]*charge
 	failed    map[string]*charge // orderId -> latest ABORTED attempt
+	lookups   map[string]int     // orderId -> payment lookups answered (by order or by payment key)
 	ordered   []*charge          // committed charges in commit order
 	txns      []*txn
 	idem      map[string]*idemEntry
@@ -92,6 +93,7 @@ func (s *Server) resetLocked() {
 	s.byOrder = map[string]*charge{}
 	s.byPayment = map[string]*charge{}
 	s.failed = map[string]*charge{}
+	s.lookups = map[string]int{}
 	s.ordered = nil
 	s.txns = nil
 	s.idem = map[string]*idemEntry{}

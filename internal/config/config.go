@@ -117,9 +117,12 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// WebhookRetention is how long a processed inbox row is kept (BILLING_WEBHOOK_RETENTION).
 	WebhookRetention time.Duration
-	FetchCooldown    time.Duration
-	JobTimeout       time.Duration // a job running longer is canceled
-	JobRescueAfter   time.Duration // a job left running (its replica died) is retried after this
+	// WebhookLookupWindow: after a webhook made us look an order up, further webhooks for the order wait
+	// this long and share one lookup (BILLING_WEBHOOK_LOOKUP_WINDOW).
+	WebhookLookupWindow time.Duration
+	FetchCooldown       time.Duration
+	JobTimeout          time.Duration // a job running longer is canceled
+	JobRescueAfter      time.Duration // a job left running (its replica died) is retried after this
 	// ReconcileTimeout is the daily reconciliation's own job timeout: it pages through a day of the
 	// gateway's records, longer than a domain step. A run orphaned by a dead replica is retried after it.
 	ReconcileTimeout time.Duration
@@ -396,6 +399,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.WebhookRate = floatVar(getenv, "BILLING_WEBHOOK_RATE", 100, bad)
 	c.TrustedProxies = prefixesVar(getenv, "BILLING_TRUSTED_PROXIES", bad)
 	c.WebhookRetention = durationVar(getenv, "BILLING_WEBHOOK_RETENTION", 30*24*time.Hour, bad)
+	c.WebhookLookupWindow = durationVar(getenv, "BILLING_WEBHOOK_LOOKUP_WINDOW", 10*time.Second, bad)
 	if c.WebhookRetention < 24*time.Hour {
 		// The newest rows say whether a gateway's webhooks went silent, and support reads recent ones.
 		bad("BILLING_WEBHOOK_RETENTION", "must be at least 24h, got %s", c.WebhookRetention)

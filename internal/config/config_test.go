@@ -123,6 +123,7 @@ func TestWebhookInboxSettings(t *testing.T) {
 	require.Equal(t, 100.0, c.WebhookRate)
 	require.Empty(t, c.TrustedProxies, "X-Forwarded-For is believed from nobody unless configured")
 	require.Equal(t, 30*24*time.Hour, c.WebhookRetention)
+	require.Equal(t, 10*time.Second, c.WebhookLookupWindow)
 
 	base["BILLING_WEBHOOK_RATE"] = "2.5"
 	base["BILLING_TRUSTED_PROXIES"] = "10.0.0.0/8, 192.0.2.7,2001:db8::/32"

@@ -58,7 +58,7 @@ const createAttempt = `-- name: CreateAttempt :one
 INSERT INTO payment_attempts (id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key,
     amount, currency, status, next_lookup_at, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12)
-RETURNING id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded
+RETURNING id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded, webhook_lookup_at
 `
 
 type CreateAttemptParams struct {
@@ -117,6 +117,7 @@ func (q *Queries) CreateAttempt(ctx context.Context, arg CreateAttemptParams) (P
 		&i.ResolvedAt,
 		&i.Backup,
 		&i.AmountRefunded,
+		&i.WebhookLookupAt,
 	)
 	return i, err
 }
@@ -158,7 +159,7 @@ func (q *Queries) DueAttemptLookups(ctx context.Context, arg DueAttemptLookupsPa
 }
 
 const getAttempt = `-- name: GetAttempt :one
-SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded FROM payment_attempts WHERE id = $1
+SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded, webhook_lookup_at FROM payment_attempts WHERE id = $1
 `
 
 func (q *Queries) GetAttempt(ctx context.Context, id string) (PaymentAttempt, error) {
@@ -189,12 +190,13 @@ func (q *Queries) GetAttempt(ctx context.Context, id string) (PaymentAttempt, er
 		&i.ResolvedAt,
 		&i.Backup,
 		&i.AmountRefunded,
+		&i.WebhookLookupAt,
 	)
 	return i, err
 }
 
 const inFlightAttempt = `-- name: InFlightAttempt :one
-SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded FROM payment_attempts WHERE invoice_id = $1 AND status IN ('pending', 'unknown')
+SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded, webhook_lookup_at FROM payment_attempts WHERE invoice_id = $1 AND status IN ('pending', 'unknown')
 `
 
 func (q *Queries) InFlightAttempt(ctx context.Context, invoiceID string) (PaymentAttempt, error) {
@@ -225,12 +227,13 @@ func (q *Queries) InFlightAttempt(ctx context.Context, invoiceID string) (Paymen
 		&i.ResolvedAt,
 		&i.Backup,
 		&i.AmountRefunded,
+		&i.WebhookLookupAt,
 	)
 	return i, err
 }
 
 const invoiceAttempts = `-- name: InvoiceAttempts :many
-SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded FROM payment_attempts WHERE invoice_id = $1 ORDER BY seq
+SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded, webhook_lookup_at FROM payment_attempts WHERE invoice_id = $1 ORDER BY seq
 `
 
 func (q *Queries) InvoiceAttempts(ctx context.Context, invoiceID string) ([]PaymentAttempt, error) {
@@ -267,6 +270,7 @@ func (q *Queries) InvoiceAttempts(ctx context.Context, invoiceID string) ([]Paym
 			&i.ResolvedAt,
 			&i.Backup,
 			&i.AmountRefunded,
+			&i.WebhookLookupAt,
 		); err != nil {
 			return nil, err
 		}
@@ -279,7 +283,7 @@ func (q *Queries) InvoiceAttempts(ctx context.Context, invoiceID string) ([]Paym
 }
 
 const lockAttempt = `-- name: LockAttempt :one
-SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded FROM payment_attempts WHERE id = $1 FOR UPDATE
+SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded, webhook_lookup_at FROM payment_attempts WHERE id = $1 FOR UPDATE
 `
 
 func (q *Queries) LockAttempt(ctx context.Context, id string) (PaymentAttempt, error) {
@@ -310,6 +314,7 @@ func (q *Queries) LockAttempt(ctx context.Context, id string) (PaymentAttempt, e
 		&i.ResolvedAt,
 		&i.Backup,
 		&i.AmountRefunded,
+		&i.WebhookLookupAt,
 	)
 	return i, err
 }
@@ -368,7 +373,7 @@ UPDATE payment_attempts SET
     gateway_payment_key = $5, resolved_at = $6, next_lookup_at = $7,
     lookup_count = $8
 WHERE id = $9 AND status = $10
-RETURNING id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded
+RETURNING id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded, webhook_lookup_at
 `
 
 type ResolveAttemptParams struct {
@@ -423,12 +428,13 @@ func (q *Queries) ResolveAttempt(ctx context.Context, arg ResolveAttemptParams) 
 		&i.ResolvedAt,
 		&i.Backup,
 		&i.AmountRefunded,
+		&i.WebhookLookupAt,
 	)
 	return i, err
 }
 
 const unresolvedAttemptsForCustomer = `-- name: UnresolvedAttemptsForCustomer :many
-SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded FROM payment_attempts WHERE customer_id = $1 AND status IN ('pending', 'unknown')
+SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded, webhook_lookup_at FROM payment_attempts WHERE customer_id = $1 AND status IN ('pending', 'unknown')
 `
 
 func (q *Queries) UnresolvedAttemptsForCustomer(ctx context.Context, customerID string) ([]PaymentAttempt, error) {
@@ -465,6 +471,7 @@ func (q *Queries) UnresolvedAttemptsForCustomer(ctx context.Context, customerID 
 			&i.ResolvedAt,
 			&i.Backup,
 			&i.AmountRefunded,
+			&i.WebhookLookupAt,
 		); err != nil {
 			return nil, err
 		}
@@ -477,7 +484,7 @@ func (q *Queries) UnresolvedAttemptsForCustomer(ctx context.Context, customerID 
 }
 
 const unresolvedAttemptsForSubscription = `-- name: UnresolvedAttemptsForSubscription :many
-SELECT a.id, a.invoice_id, a.customer_id, a.billing_key_id, a.gateway, a.seq, a.order_id, a.idempotency_key, a.amount, a.currency, a.status, a.decline_code, a.decline_class, a.failure_reason, a.gateway_payment_key, a.offline_reference, a.send_count, a.lookup_count, a.next_lookup_at, a.created_at, a.sent_at, a.resolved_at, a.backup, a.amount_refunded FROM payment_attempts a JOIN invoices i ON i.id = a.invoice_id
+SELECT a.id, a.invoice_id, a.customer_id, a.billing_key_id, a.gateway, a.seq, a.order_id, a.idempotency_key, a.amount, a.currency, a.status, a.decline_code, a.decline_class, a.failure_reason, a.gateway_payment_key, a.offline_reference, a.send_count, a.lookup_count, a.next_lookup_at, a.created_at, a.sent_at, a.resolved_at, a.backup, a.amount_refunded, a.webhook_lookup_at FROM payment_attempts a JOIN invoices i ON i.id = a.invoice_id
 WHERE i.subscription_id = $1 AND a.status IN ('pending', 'unknown')
 `
 
@@ -515,6 +522,7 @@ func (q *Queries) UnresolvedAttemptsForSubscription(ctx context.Context, subscri
 			&i.ResolvedAt,
 			&i.Backup,
 			&i.AmountRefunded,
+			&i.WebhookLookupAt,
 		); err != nil {
 			return nil, err
 		}

@@ -32,7 +32,7 @@ func (q *Queries) HasBackupAttempt(ctx context.Context, invoiceID string) (bool,
 }
 
 const lastCardDecline = `-- name: LastCardDecline :one
-SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded FROM payment_attempts WHERE invoice_id = $1 AND status = 'declined' AND NOT backup
+SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded, webhook_lookup_at FROM payment_attempts WHERE invoice_id = $1 AND status = 'declined' AND NOT backup
 ORDER BY seq DESC LIMIT 1
 `
 
@@ -65,6 +65,7 @@ func (q *Queries) LastCardDecline(ctx context.Context, invoiceID string) (Paymen
 		&i.ResolvedAt,
 		&i.Backup,
 		&i.AmountRefunded,
+		&i.WebhookLookupAt,
 	)
 	return i, err
 }

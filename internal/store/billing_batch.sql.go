@@ -350,7 +350,7 @@ func (q *Queries) InsertPendingAttempts(ctx context.Context, arg InsertPendingAt
 }
 
 const lockAttemptsByID = `-- name: LockAttemptsByID :many
-SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded FROM payment_attempts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
+SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded, webhook_lookup_at FROM payment_attempts WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 `
 
 func (q *Queries) LockAttemptsByID(ctx context.Context, ids []string) ([]PaymentAttempt, error) {
@@ -387,6 +387,7 @@ func (q *Queries) LockAttemptsByID(ctx context.Context, ids []string) ([]Payment
 			&i.ResolvedAt,
 			&i.Backup,
 			&i.AmountRefunded,
+			&i.WebhookLookupAt,
 		); err != nil {
 			return nil, err
 		}

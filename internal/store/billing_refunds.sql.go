@@ -13,7 +13,7 @@ import (
 )
 
 const addAttemptRefunded = `-- name: AddAttemptRefunded :one
-UPDATE payment_attempts SET amount_refunded = amount_refunded + $1 WHERE id = $2 RETURNING id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded
+UPDATE payment_attempts SET amount_refunded = amount_refunded + $1 WHERE id = $2 RETURNING id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded, webhook_lookup_at
 `
 
 type AddAttemptRefundedParams struct {
@@ -49,6 +49,7 @@ func (q *Queries) AddAttemptRefunded(ctx context.Context, arg AddAttemptRefunded
 		&i.ResolvedAt,
 		&i.Backup,
 		&i.AmountRefunded,
+		&i.WebhookLookupAt,
 	)
 	return i, err
 }
@@ -115,7 +116,7 @@ func (q *Queries) AddInvoiceRefunded(ctx context.Context, arg AddInvoiceRefunded
 }
 
 const attemptByPaymentKey = `-- name: AttemptByPaymentKey :one
-SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded FROM payment_attempts WHERE gateway = $1 AND gateway_payment_key = $2
+SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded, webhook_lookup_at FROM payment_attempts WHERE gateway = $1 AND gateway_payment_key = $2
 ORDER BY created_at DESC LIMIT 1
 `
 
@@ -152,6 +153,7 @@ func (q *Queries) AttemptByPaymentKey(ctx context.Context, arg AttemptByPaymentK
 		&i.ResolvedAt,
 		&i.Backup,
 		&i.AmountRefunded,
+		&i.WebhookLookupAt,
 	)
 	return i, err
 }
@@ -687,7 +689,7 @@ func (q *Queries) RefundForCreditNote(ctx context.Context, creditNoteID string) 
 }
 
 const refundableAttempts = `-- name: RefundableAttempts :many
-SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded FROM payment_attempts
+SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded, webhook_lookup_at FROM payment_attempts
 WHERE invoice_id = $1 AND status = 'succeeded' AND gateway_payment_key IS NOT NULL AND amount_refunded < amount
 ORDER BY created_at DESC, seq DESC
 `
@@ -727,6 +729,7 @@ func (q *Queries) RefundableAttempts(ctx context.Context, invoiceID string) ([]P
 			&i.ResolvedAt,
 			&i.Backup,
 			&i.AmountRefunded,
+			&i.WebhookLookupAt,
 		); err != nil {
 			return nil, err
 		}

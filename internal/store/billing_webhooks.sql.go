@@ -11,7 +11,7 @@ import (
 )
 
 const attemptByOrderID = `-- name: AttemptByOrderID :one
-SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded FROM payment_attempts WHERE order_id = $1
+SELECT id, invoice_id, customer_id, billing_key_id, gateway, seq, order_id, idempotency_key, amount, currency, status, decline_code, decline_class, failure_reason, gateway_payment_key, offline_reference, send_count, lookup_count, next_lookup_at, created_at, sent_at, resolved_at, backup, amount_refunded, webhook_lookup_at FROM payment_attempts WHERE order_id = $1
 `
 
 func (q *Queries) AttemptByOrderID(ctx context.Context, orderID string) (PaymentAttempt, error) {
@@ -42,6 +42,7 @@ func (q *Queries) AttemptByOrderID(ctx context.Context, orderID string) (Payment
 		&i.ResolvedAt,
 		&i.Backup,
 		&i.AmountRefunded,
+		&i.WebhookLookupAt,
 	)
 	return i, err
 }
@@ -85,6 +86,27 @@ func (q *Queries) ClaimUndispatchedWebhooks(ctx context.Context, arg ClaimUndisp
 		return nil, err
 	}
 	return items, nil
+}
+
+const claimWebhookLookup = `-- name: ClaimWebhookLookup :execrows
+UPDATE payment_attempts SET webhook_lookup_at = $1::timestamptz
+WHERE id = $2 AND (webhook_lookup_at IS NULL OR webhook_lookup_at <= $3::timestamptz)
+`
+
+type ClaimWebhookLookupParams struct {
+	Now    time.Time
+	ID     string
+	Cutoff time.Time
+}
+
+// A webhook may make us look an attempt's order up once per window: the claim succeeds when no webhook
+// did since cutoff (wall clock).
+func (q *Queries) ClaimWebhookLookup(ctx context.Context, arg ClaimWebhookLookupParams) (int64, error) {
+	result, err := q.db.Exec(ctx, claimWebhookLookup, arg.Now, arg.ID, arg.Cutoff)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const countGatewayCharges = `-- name: CountGatewayCharges :one
@@ -222,6 +244,31 @@ func (q *Queries) MarkWebhookProcessed(ctx context.Context, arg MarkWebhookProce
 	return result.RowsAffected(), nil
 }
 
+const markWebhooksProcessed = `-- name: MarkWebhooksProcessed :execrows
+UPDATE webhook_inbox SET processed_at = $1, result = $2
+WHERE gateway = $3 AND event_id = ANY($4::text[]) AND processed_at IS NULL
+`
+
+type MarkWebhooksProcessedParams struct {
+	ProcessedAt *time.Time
+	Result      *string
+	Gateway     string
+	EventIds    []string
+}
+
+func (q *Queries) MarkWebhooksProcessed(ctx context.Context, arg MarkWebhooksProcessedParams) (int64, error) {
+	result, err := q.db.Exec(ctx, markWebhooksProcessed,
+		arg.ProcessedAt,
+		arg.Result,
+		arg.Gateway,
+		arg.EventIds,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const unprocessedWebhooks = `-- name: UnprocessedWebhooks :many
 SELECT gateway, event_id, received_at FROM webhook_inbox
 WHERE processed_at IS NULL AND dispatched_at IS NOT NULL AND received_at <= $1
@@ -253,6 +300,39 @@ func (q *Queries) UnprocessedWebhooks(ctx context.Context, arg UnprocessedWebhoo
 			return nil, err
 		}
 		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const unprocessedWebhooksOfOrder = `-- name: UnprocessedWebhooksOfOrder :many
+SELECT event_id FROM webhook_inbox
+WHERE gateway = $1 AND order_id = $2 AND processed_at IS NULL
+ORDER BY received_at LIMIT $3::int
+`
+
+type UnprocessedWebhooksOfOrderParams struct {
+	Gateway string
+	OrderID *string
+	Max     int32
+}
+
+// The events of one order still waiting, which the lookup about to start answers as well.
+func (q *Queries) UnprocessedWebhooksOfOrder(ctx context.Context, arg UnprocessedWebhooksOfOrderParams) ([]string, error) {
+	rows, err := q.db.Query(ctx, unprocessedWebhooksOfOrder, arg.Gateway, arg.OrderID, arg.Max)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var event_id string
+		if err := rows.Scan(&event_id); err != nil {
+			return nil, err
+		}
+		items = append(items, event_id)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

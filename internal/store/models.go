@@ -306,6 +306,7 @@ type PaymentAttempt struct {
 	ResolvedAt        *time.Time
 	Backup            bool
 	AmountRefunded    decimal.Decimal
+	WebhookLookupAt   *time.Time
 }
 
 type Plan struct {

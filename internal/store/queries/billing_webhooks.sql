@@ -46,3 +46,19 @@ USING (SELECT o.gateway, o.event_id FROM webhook_inbox o
        WHERE o.processed_at IS NOT NULL AND o.processed_at < @before::timestamptz
        ORDER BY o.processed_at LIMIT @batch::int) AS old
 WHERE w.gateway = old.gateway AND w.event_id = old.event_id;
+
+-- name: ClaimWebhookLookup :execrows
+-- A webhook may make us look an attempt's order up once per window: the claim succeeds when no webhook
+-- did since cutoff (wall clock).
+UPDATE payment_attempts SET webhook_lookup_at = @now::timestamptz
+WHERE id = @id AND (webhook_lookup_at IS NULL OR webhook_lookup_at <= @cutoff::timestamptz);
+
+-- name: UnprocessedWebhooksOfOrder :many
+-- The events of one order still waiting, which the lookup about to start answers as well.
+SELECT event_id FROM webhook_inbox
+WHERE gateway = @gateway AND order_id = @order_id AND processed_at IS NULL
+ORDER BY received_at LIMIT @max::int;
+
+-- name: MarkWebhooksProcessed :execrows
+UPDATE webhook_inbox SET processed_at = @processed_at, result = @result
+WHERE gateway = @gateway AND event_id = ANY(@event_ids::text[]) AND processed_at IS NULL;
