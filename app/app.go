@@ -213,10 +213,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		a.Billing.SetEventSink(a.Mail)
 		log.Info("customer emails on", "from", cfg.MailFrom, "smtp", cfg.SMTP.String())
 	}
+	// The vault before the jobs: its revocations enqueue the gateway deletion the jobs carry out.
+	if a.Vault, err = a.buildVault(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.Jobs, err = jobs.New(jobs.Config{Pool: a.WorkerPool, Billing: workerBilling, Notify: a.Notify, Mail: a.Mail, Clock: a.Clock, TestClock: cfg.TestClock,
 		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown, JobTimeout: cfg.JobTimeout, JobRescueAfter: cfg.JobRescueAfter,
 		ReconcileTimeout: cfg.ReconcileTimeout, NoReindex: !reindex, WebhookRetention: cfg.WebhookRetention,
-		Gateways: cfg.Gateways, Reconcile: a.Reconcile, Registry: a.Registry})
+		Gateways: cfg.Gateways, Reconcile: a.Reconcile, Registry: a.Registry, Vault: a.Vault})
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -225,10 +230,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	var advancer api.ClockAdvancer
 	if a.TestClock != nil {
 		advancer = &jobs.Advancer{Clock: a.TestClock, Billing: a.Billing, Sweeper: a.Jobs.Sweeper, Pool: a.Pool, Log: log, JobTimeout: cfg.JobTimeout}
-	}
-	if a.Vault, err = a.buildVault(); err != nil {
-		a.Close()
-		return nil, err
 	}
 	a.Billing.SetVault(a.Vault)
 	workerBilling.SetVault(a.Vault)

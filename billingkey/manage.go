@@ -97,6 +97,7 @@ func (v *Vault) MakeDefault(ctx context.Context, customerID, keyID string) (Key,
 // Revoke soft-deletes a key: it is never charged again and stays listed as revoked. Revoking the default
 // leaves the customer with no default on purpose: silently promoting another card would charge a card the
 // merchant did not choose; the next registered key becomes the default. Revoking a revoked key is a no-op.
+// The same transaction enqueues the key's deletion at the gateway (DeleteAtGateway, see delete.go).
 func (v *Vault) Revoke(ctx context.Context, customerID, keyID string) (Key, error) {
 	var out store.BillingKey
 	err := v.inTx(ctx, func(tx pgx.Tx) error {
@@ -116,6 +117,14 @@ func (v *Vault) Revoke(ctx context.Context, customerID, keyID string) (Key, erro
 			return fmt.Errorf("revoke billing key %s: %w", keyID, err)
 		}
 		v.log.InfoContext(ctx, "billing key revoked", "customer_id", customerID, "billing_key_id", keyID, "was_default", row.IsDefault)
+		if v.deletions == nil {
+			return nil
+		}
+		// In the revoking transaction: the deletion at the gateway is owed from the moment the revocation
+		// commits, and a crash right after the commit cannot lose it.
+		if err := v.deletions.EnqueueGatewayDeleteTx(ctx, tx, keyID); err != nil {
+			return fmt.Errorf("enqueue the gateway deletion of billing key %s: %w", keyID, err)
+		}
 		return nil
 	})
 	if err != nil {

@@ -56,6 +56,7 @@ type Vault struct {
 	onRegistered KeyRegisteredFunc
 	delinquent   func(ctx context.Context, tx pgx.Tx, customerID string) (bool, error)
 	issueTimeout time.Duration
+	deletions    DeletionQueue
 }
 
 // New builds a Vault. Pool, Clock and KeyRing are required.
@@ -86,6 +87,8 @@ const (
 )
 
 // Key is what may be shown about a billing key: never the token, never its ciphertext.
+// GatewayDeletedAt is set once the gateway confirmed the deletion of a revoked key (its ciphertext is then
+// destroyed); a revoked key without it is still to be deleted there.
 type Key struct {
 	ID         string `json:"id"`
 	CustomerID string `json:"customer_id"`
@@ -96,10 +99,11 @@ type Key struct {
 	IsBackup bool   `json:"is_backup"`
 	Status   string `json:"status"`
 	// HardDeclinedAt is set once a charge on the key was hard-declined: it is not charged again.
-	HardDeclinedAt  *time.Time `json:"hard_declined_at"`
-	HardDeclineCode *string    `json:"hard_decline_code"`
-	CreatedAt       time.Time  `json:"created_at"`
-	RevokedAt       *time.Time `json:"revoked_at"`
+	HardDeclinedAt   *time.Time `json:"hard_declined_at"`
+	HardDeclineCode  *string    `json:"hard_decline_code"`
+	CreatedAt        time.Time  `json:"created_at"`
+	RevokedAt        *time.Time `json:"revoked_at"`
+	GatewayDeletedAt *time.Time `json:"gateway_deleted_at"`
 }
 
 // Card is the card's display data, as the gateway reported it at issuance.
@@ -112,7 +116,8 @@ func keyView(r store.BillingKey) Key {
 	return Key{ID: r.ID, CustomerID: r.CustomerID, Gateway: r.Gateway,
 		Card:      Card{Brand: r.CardBrand, MaskedNumber: r.MaskedNumber},
 		IsDefault: r.IsDefault, IsBackup: r.IsBackup && r.Status == StatusActive, Status: r.Status, HardDeclinedAt: utcPtr(r.HardDeclinedAt),
-		HardDeclineCode: r.HardDeclineCode, CreatedAt: r.CreatedAt.UTC(), RevokedAt: utcPtr(r.RevokedAt)}
+		HardDeclineCode: r.HardDeclineCode, CreatedAt: r.CreatedAt.UTC(), RevokedAt: utcPtr(r.RevokedAt),
+		GatewayDeletedAt: utcPtr(r.GatewayDeletedAt)}
 }
 
 func utcPtr(t *time.Time) *time.Time {

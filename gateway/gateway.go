@@ -195,6 +195,12 @@ type Gateway interface {
 	// whether this refund happened. A *RefundRefusedError is a definite refusal (nothing was refunded by
 	// this request); ErrTryLater means it was not sent; any other error leaves the outcome unknown.
 	Cancel(ctx context.Context, paymentKey, reason string, amount decimal.Decimal, idempotencyKey string) error
+	// DeleteBillingKey deletes a billing key at the gateway (Toss: DELETE /v1/billing/{billingKey}; Stripe:
+	// detach the payment method), so that nobody, us included, can charge it again. nil means the key is
+	// gone: deleted now, or already unknown to the gateway (a 404 counts as done). ErrTryLater means it
+	// was not sent; a *MerchantError is a refusal of our credentials; any other error leaves it undone,
+	// to be retried.
+	DeleteBillingKey(ctx context.Context, key BillingKeyToken, customerKey string) error
 	// Transactions lists the gateway's transactions in [from, to), for daily reconciliation.
 	Transactions(ctx context.Context, from, to time.Time) ([]Transaction, error)
 	// ParseWebhook verifies (where the gateway signs) and parses an inbound webhook.

@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/dunningworks/billing/billing"
+	"github.com/dunningworks/billing/billingkey"
 	"github.com/dunningworks/billing/clock"
 	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/mail"
@@ -44,6 +45,9 @@ type Config struct {
 	Notify *notify.Service
 	// Mail sends customer emails (nil: customer emails are off, no mail workers).
 	Mail *mail.Service
+	// Vault deletes revoked billing keys at their gateways (nil: no deletion worker, keys are revoked
+	// locally only).
+	Vault *billingkey.Vault
 	// Gateways are the enabled gateways' names: the webhook-silence check and the daily reconciliation
 	// cover each of them.
 	Gateways []string
@@ -98,6 +102,9 @@ func New(cfg Config) (*Runner, error) {
 	addDomainWorkers(workers, b, c)
 	river.AddWorker(workers, &sweepWorker{s: r.Sweeper})
 	river.AddWorker(workers, newIdempotencyReapWorker(cfg.Pool))
+	if cfg.Vault != nil {
+		river.AddWorker(workers, &billingKeyDeleteWorker{v: cfg.Vault})
+	}
 	notifyJobs := append(addNotifyWorkers(workers, cfg.Notify), addMailWorkers(workers, cfg.Mail)...)
 	inboundJobs := append(addWebhookWorkers(workers, r, jobLogger(cfg)), addReconcileWorkers(workers, cfg)...)
 
@@ -133,6 +140,9 @@ func New(cfg Config) (*Runner, error) {
 	installNotify(client, cfg.Notify)
 	if cfg.Mail != nil {
 		cfg.Mail.SetEnqueuer(&mailEnqueuer{client: client})
+	}
+	if cfg.Vault != nil {
+		cfg.Vault.SetDeletionQueue(&keyDeletionQueue{client: client})
 	}
 	r.Sweeper.sched = r.Scheduler()
 	cfg.Billing.SetScheduler(r.Scheduler())

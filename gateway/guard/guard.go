@@ -179,6 +179,13 @@ func (g *Gateway) Cancel(ctx context.Context, paymentKey, reason string, amount 
 	})
 }
 
+// DeleteBillingKey is protected like IssueBillingKey.
+func (g *Gateway) DeleteBillingKey(ctx context.Context, key gateway.BillingKeyToken, customerKey string) error {
+	return g.plainCall(ctx, "delete_billing_key", func(ctx context.Context) error {
+		return g.inner.DeleteBillingKey(ctx, key, customerKey)
+	})
+}
+
 // Transactions is protected like IssueBillingKey.
 func (g *Gateway) Transactions(ctx context.Context, from, to time.Time) ([]gateway.Transaction, error) {
 	var out []gateway.Transaction

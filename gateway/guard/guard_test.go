@@ -81,6 +81,11 @@ func (f *fakeGateway) Cancel(ctx context.Context, _, _ string, _ decimal.Decimal
 	_, err := f.answer(ctx)
 	return err
 }
+
+func (f *fakeGateway) DeleteBillingKey(ctx context.Context, _ gateway.BillingKeyToken, _ string) error {
+	_, err := f.answer(ctx)
+	return err
+}
 func (f *fakeGateway) Transactions(ctx context.Context, _, _ time.Time) ([]gateway.Transaction, error) {
 	_, err := f.answer(ctx)
 	return nil, err

@@ -170,6 +170,34 @@ func (s *Server) handleIssue(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, body)
 }
 
+// --- delete billing key ------------------------------------------------------------------------------
+
+// handleDeleteKey deletes a billing key (DELETE /v1/billing/{billingKey}): later charges on it are refused
+// as for a key never issued (404 NOT_FOUND), and deleting it again is 404 too. A per-key
+// error_5xx_before_commit fault fails the deletion before it happens, as it fails a charge.
+func (s *Server) handleDeleteKey(w http.ResponseWriter, r *http.Request) {
+	bkID := r.PathValue("billingKey")
+	s.mu.Lock()
+	kf := s.faults.keyRules(bkID)
+	if kf.Error5xxBeforeCommit.fire(s.rng) {
+		s.mu.Unlock()
+		writeError(w, http.StatusInternalServerError, "FAILED_INTERNAL_SYSTEM_PROCESSING", "simulated error before commit")
+		return
+	}
+	bk := s.keys[bkID]
+	if bk == nil {
+		s.mu.Unlock()
+		writeError(w, http.StatusNotFound, "NOT_FOUND_BILLING_KEY", "존재하지 않는 빌링키 입니다.")
+		return
+	}
+	d := DeletedKey{BillingKey: bkID, CustomerKey: bk.CustomerKey, DeletedAt: s.now()}
+	delete(s.keys, bkID)
+	s.deleted[bkID] = d
+	s.mu.Unlock()
+	s.log.Debug("pgsim billing key deleted", "customer_key", d.CustomerKey)
+	writeJSON(w, http.StatusOK, map[string]string{"billingKey": bkID, "customerKey": d.CustomerKey, "deletedAt": fmtTime(d.DeletedAt)})
+}
+
 // --- charge ------------------------------------------------------------------------------------------
 
 type chargeIn struct {

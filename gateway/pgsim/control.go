@@ -58,6 +58,24 @@ func (s *Server) BillingKeys() []BillingKey {
 	return out
 }
 
+// DeletedBillingKeys returns the billing keys deleted through DELETE /v1/billing/{billingKey}, oldest
+// first. A deleted key is no longer in BillingKeys.
+func (s *Server) DeletedBillingKeys() []DeletedKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]DeletedKey, 0, len(s.deleted))
+	for _, d := range s.deleted {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b DeletedKey) int {
+		if c := a.DeletedAt.Compare(b.DeletedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.BillingKey, b.BillingKey)
+	})
+	return out
+}
+
 // SetBehavior changes how billingKey's card behaves from the next charge on. A flaky-N behavior restarts
 // its count.
 func (s *Server) SetBehavior(billingKey, behavior string) error {

@@ -11,6 +11,7 @@
 // reproducible. The ledger is indexed by order id and payment key, so the charge path stays O(1) under load.
 //
 // Toss API served: POST /v1/billing/authorizations/issue, POST /v1/billing/{billingKey},
+// DELETE /v1/billing/{billingKey} (a deleted key is refused like one never issued: 404),
 // GET /v1/payments/orders/{orderId}, GET /v1/payments/{paymentKey}, POST /v1/payments/{paymentKey}/cancel,
 // GET /v1/transactions. A wrong secret key is 401 UNAUTHORIZED_KEY. A charge may carry `currency`, an
 // extension Toss does not define (Toss billing is KRW only): KRW, USD, EUR or JPY (Currencies), anything
@@ -31,6 +32,7 @@
 //	GET    /__sim/charges/{orderId}                one charge                        Charge(orderID)
 //	POST   /__sim/charges/{orderId}/plant          {amount, currency?, ...}          Plant(orderID, Plant)
 //	GET    /__sim/billing-keys                     issued keys and behaviors         BillingKeys()
+//	(Go only)                                      keys deleted by the merchant      DeletedBillingKeys()
 //	POST   /__sim/billing-keys/{billingKey}/behavior {behavior}                      SetBehavior
 //	POST   /__sim/customers/{customerKey}/behavior   {behavior}                      SetCustomerBehavior
 //	POST   /__sim/billing-keys/{billingKey}/faults   ChargeFaults                    SetBillingKeyFaults

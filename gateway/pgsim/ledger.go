@@ -47,6 +47,13 @@ type BillingKey struct {
 	Issuer    string `json:"issuerCode"`
 }
 
+// DeletedKey is a billing key the merchant deleted.
+type DeletedKey struct {
+	BillingKey  string    `json:"billingKey"`
+	CustomerKey string    `json:"customerKey"`
+	DeletedAt   time.Time `json:"deletedAt"`
+}
+
 // Plant describes a charge to plant or an amount to alter, for reconciliation tests.
 type Plant struct {
 	Amount      decimal.Decimal `json:"amount"`

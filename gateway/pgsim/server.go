@@ -46,6 +46,7 @@ type Server struct {
 	rng       *rand.Rand
 	gen       uint64 // bumped by Reset so late async commits of a previous generation are dropped
 	keys      map[string]*BillingKey
+	deleted   map[string]DeletedKey    // billing key -> when and for whom it was deleted
 	issued    map[string]string        // customerKey + "\x00" + authKey -> billing key
 	auths     map[string]*registration // authKeys handed out by the registration page
 	byOrder   map[string]*charge
@@ -88,6 +89,7 @@ func (s *Server) resetLocked() {
 	s.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	s.gen++
 	s.keys = map[string]*BillingKey{}
+	s.deleted = map[string]DeletedKey{}
 	s.issued = map[string]string{}
 	s.auths = map[string]*registration{}
 	s.byOrder = map[string]*charge{}
@@ -110,6 +112,7 @@ func (s *Server) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/billing/authorizations/issue", s.api(s.handleIssue))
 	m.HandleFunc("POST /v1/billing/{billingKey}", s.api(s.handleCharge))
+	m.HandleFunc("DELETE /v1/billing/{billingKey}", s.api(s.handleDeleteKey))
 	m.HandleFunc("GET /v1/payments/orders/{orderId}", s.api(s.handleLookupOrder))
 	m.HandleFunc("GET /v1/payments/{paymentKey}", s.api(s.handleLookupPayment))
 	m.HandleFunc("POST /v1/payments/{paymentKey}/cancel", s.api(s.handleCancel))

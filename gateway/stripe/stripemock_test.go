@@ -10,6 +10,7 @@ import (
 
 	"github.com/dunningworks/billing/devtools/stripemock"
 	"github.com/dunningworks/billing/gateway"
+	"github.com/dunningworks/billing/gateway/stripe"
 )
 
 // These tests run against stripe-mock, which rejects any request that does not match Stripe's OpenAPI
@@ -150,4 +151,18 @@ func TestTransactionsAgainstStripeMock(t *testing.T) {
 	require.Equal(t, "/v1/charges", b.rec.sent()[0].Path)
 	require.Equal(t, "1748736000", q.Get("created[gte]"))
 	require.Equal(t, "1748822401", q.Get("created[lt]"), "a bound inside a second rounds up")
+}
+
+func TestDeleteBillingKeyDetachesThePaymentMethodAgainstStripeMock(t *testing.T) {
+	t.Parallel()
+	b := setup(t, stripemock.Start(t))
+
+	err := b.adapter.DeleteBillingKey(context.Background(), gateway.NewBillingKeyToken("cus_123|pm_card_visa"), "cust-42")
+	require.NoError(t, err)
+	sent := b.rec.sent()
+	require.Len(t, sent, 1)
+	require.Equal(t, "POST", sent[0].Method)
+	require.Equal(t, "/v1/payment_methods/pm_card_visa/detach", sent[0].Path)
+
+	require.ErrorIs(t, b.adapter.DeleteBillingKey(context.Background(), gateway.NewBillingKeyToken("not-a-key"), ""), stripe.ErrMalformedBillingKey)
 }

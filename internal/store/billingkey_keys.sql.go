@@ -110,7 +110,7 @@ func (q *Queries) ClearDefault(ctx context.Context, customerID string) error {
 }
 
 const customerKey = `-- name: CustomerKey :one
-SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup FROM billing_keys WHERE id = $1 AND customer_id = $2
+SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup, gateway_deleted_at FROM billing_keys WHERE id = $1 AND customer_id = $2
 `
 
 type CustomerKeyParams struct {
@@ -137,12 +137,13 @@ func (q *Queries) CustomerKey(ctx context.Context, arg CustomerKeyParams) (Billi
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.IsBackup,
+		&i.GatewayDeletedAt,
 	)
 	return i, err
 }
 
 const customerKeyForUpdate = `-- name: CustomerKeyForUpdate :one
-SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup FROM billing_keys WHERE id = $1 AND customer_id = $2 FOR UPDATE
+SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup, gateway_deleted_at FROM billing_keys WHERE id = $1 AND customer_id = $2 FOR UPDATE
 `
 
 type CustomerKeyForUpdateParams struct {
@@ -169,12 +170,13 @@ func (q *Queries) CustomerKeyForUpdate(ctx context.Context, arg CustomerKeyForUp
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.IsBackup,
+		&i.GatewayDeletedAt,
 	)
 	return i, err
 }
 
 const defaultKey = `-- name: DefaultKey :one
-SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup FROM billing_keys WHERE customer_id = $1 AND is_default
+SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup, gateway_deleted_at FROM billing_keys WHERE customer_id = $1 AND is_default
 `
 
 func (q *Queries) DefaultKey(ctx context.Context, customerID string) (BillingKey, error) {
@@ -196,8 +198,37 @@ func (q *Queries) DefaultKey(ctx context.Context, customerID string) (BillingKey
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.IsBackup,
+		&i.GatewayDeletedAt,
 	)
 	return i, err
+}
+
+const gatewayDeletesOwed = `-- name: GatewayDeletesOwed :many
+SELECT id FROM billing_keys
+WHERE status = 'revoked' AND gateway_deleted_at IS NULL
+ORDER BY revoked_at, id
+LIMIT $1
+`
+
+// Revoked keys the gateway has not confirmed deleted yet, oldest revocation first.
+func (q *Queries) GatewayDeletesOwed(ctx context.Context, lim int32) ([]string, error) {
+	rows, err := q.db.Query(ctx, gatewayDeletesOwed, lim)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const insertKey = `-- name: InsertKey :one
@@ -205,7 +236,7 @@ INSERT INTO billing_keys (id, customer_id, gateway, customer_key, ciphertext, ke
                           status, is_default, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
         'active', $9, $10)
-RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup
+RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup, gateway_deleted_at
 `
 
 type InsertKeyParams struct {
@@ -251,12 +282,13 @@ func (q *Queries) InsertKey(ctx context.Context, arg InsertKeyParams) (BillingKe
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.IsBackup,
+		&i.GatewayDeletedAt,
 	)
 	return i, err
 }
 
 const keyByID = `-- name: KeyByID :one
-SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup FROM billing_keys WHERE id = $1
+SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup, gateway_deleted_at FROM billing_keys WHERE id = $1
 `
 
 func (q *Queries) KeyByID(ctx context.Context, id string) (BillingKey, error) {
@@ -278,6 +310,7 @@ func (q *Queries) KeyByID(ctx context.Context, id string) (BillingKey, error) {
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.IsBackup,
+		&i.GatewayDeletedAt,
 	)
 	return i, err
 }
@@ -329,6 +362,38 @@ func (q *Queries) KeyExists(ctx context.Context, id string) (bool, error) {
 	var exists bool
 	err := row.Scan(&exists)
 	return exists, err
+}
+
+const keyForGatewayDelete = `-- name: KeyForGatewayDelete :one
+SELECT id, customer_id, gateway, customer_key, status, ciphertext, key_version, gateway_deleted_at
+FROM billing_keys WHERE id = $1
+`
+
+type KeyForGatewayDeleteRow struct {
+	ID               string
+	CustomerID       string
+	Gateway          string
+	CustomerKey      string
+	Status           string
+	Ciphertext       []byte
+	KeyVersion       int32
+	GatewayDeletedAt *time.Time
+}
+
+func (q *Queries) KeyForGatewayDelete(ctx context.Context, id string) (KeyForGatewayDeleteRow, error) {
+	row := q.db.QueryRow(ctx, keyForGatewayDelete, id)
+	var i KeyForGatewayDeleteRow
+	err := row.Scan(
+		&i.ID,
+		&i.CustomerID,
+		&i.Gateway,
+		&i.CustomerKey,
+		&i.Status,
+		&i.Ciphertext,
+		&i.KeyVersion,
+		&i.GatewayDeletedAt,
+	)
+	return i, err
 }
 
 const keySecret = `-- name: KeySecret :one
@@ -399,7 +464,7 @@ func (q *Queries) KeySecrets(ctx context.Context, ids []string) ([]KeySecretsRow
 }
 
 const listKeys = `-- name: ListKeys :many
-SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup FROM billing_keys
+SELECT id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup, gateway_deleted_at FROM billing_keys
 WHERE customer_id = $1
   AND (NOT $2::boolean OR (created_at, id) > ($3::timestamptz, $4::text))
 ORDER BY created_at, id
@@ -445,6 +510,7 @@ func (q *Queries) ListKeys(ctx context.Context, arg ListKeysParams) ([]BillingKe
 			&i.CreatedAt,
 			&i.RevokedAt,
 			&i.IsBackup,
+			&i.GatewayDeletedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -454,6 +520,25 @@ func (q *Queries) ListKeys(ctx context.Context, arg ListKeysParams) ([]BillingKe
 		return nil, err
 	}
 	return items, nil
+}
+
+const markGatewayDeleted = `-- name: MarkGatewayDeleted :execrows
+UPDATE billing_keys SET gateway_deleted_at = $1, ciphertext = NULL
+WHERE id = $2 AND status = 'revoked' AND gateway_deleted_at IS NULL
+`
+
+type MarkGatewayDeletedParams struct {
+	DeletedAt *time.Time
+	ID        string
+}
+
+// The gateway confirmed the deletion: the ciphertext is destroyed, nothing can decrypt the key again.
+func (q *Queries) MarkGatewayDeleted(ctx context.Context, arg MarkGatewayDeletedParams) (int64, error) {
+	result, err := q.db.Exec(ctx, markGatewayDeleted, arg.DeletedAt, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const markHardDeclined = `-- name: MarkHardDeclined :execrows
@@ -522,7 +607,7 @@ func (q *Queries) Reencrypt(ctx context.Context, arg ReencryptParams) error {
 const revokeKey = `-- name: RevokeKey :one
 UPDATE billing_keys SET status = 'revoked', is_default = false, revoked_at = $1
 WHERE id = $2
-RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup
+RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup, gateway_deleted_at
 `
 
 type RevokeKeyParams struct {
@@ -549,12 +634,13 @@ func (q *Queries) RevokeKey(ctx context.Context, arg RevokeKeyParams) (BillingKe
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.IsBackup,
+		&i.GatewayDeletedAt,
 	)
 	return i, err
 }
 
 const setBackup = `-- name: SetBackup :one
-UPDATE billing_keys SET is_backup = true WHERE id = $1 RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup
+UPDATE billing_keys SET is_backup = true WHERE id = $1 RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup, gateway_deleted_at
 `
 
 func (q *Queries) SetBackup(ctx context.Context, id string) (BillingKey, error) {
@@ -576,12 +662,13 @@ func (q *Queries) SetBackup(ctx context.Context, id string) (BillingKey, error) 
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.IsBackup,
+		&i.GatewayDeletedAt,
 	)
 	return i, err
 }
 
 const setDefault = `-- name: SetDefault :one
-UPDATE billing_keys SET is_default = true WHERE id = $1 RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup
+UPDATE billing_keys SET is_default = true WHERE id = $1 RETURNING id, customer_id, gateway, customer_key, ciphertext, key_version, card_brand, masked_number, status, is_default, hard_declined_at, hard_decline_code, created_at, revoked_at, is_backup, gateway_deleted_at
 `
 
 func (q *Queries) SetDefault(ctx context.Context, id string) (BillingKey, error) {
@@ -603,13 +690,14 @@ func (q *Queries) SetDefault(ctx context.Context, id string) (BillingKey, error)
 		&i.CreatedAt,
 		&i.RevokedAt,
 		&i.IsBackup,
+		&i.GatewayDeletedAt,
 	)
 	return i, err
 }
 
 const staleKeysForUpdate = `-- name: StaleKeysForUpdate :many
 SELECT id, customer_id, ciphertext, key_version FROM billing_keys
-WHERE key_version < $1
+WHERE key_version < $1 AND ciphertext IS NOT NULL
 ORDER BY id
 LIMIT $2
 FOR UPDATE SKIP LOCKED

@@ -37,21 +37,22 @@ type AuditLog struct {
 }
 
 type BillingKey struct {
-	ID              string
-	CustomerID      string
-	Gateway         string
-	CustomerKey     string
-	Ciphertext      []byte
-	KeyVersion      int32
-	CardBrand       string
-	MaskedNumber    string
-	Status          string
-	IsDefault       bool
-	HardDeclinedAt  *time.Time
-	HardDeclineCode *string
-	CreatedAt       time.Time
-	RevokedAt       *time.Time
-	IsBackup        bool
+	ID               string
+	CustomerID       string
+	Gateway          string
+	CustomerKey      string
+	Ciphertext       []byte
+	KeyVersion       int32
+	CardBrand        string
+	MaskedNumber     string
+	Status           string
+	IsDefault        bool
+	HardDeclinedAt   *time.Time
+	HardDeclineCode  *string
+	CreatedAt        time.Time
+	RevokedAt        *time.Time
+	IsBackup         bool
+	GatewayDeletedAt *time.Time
 }
 
 type BillingKeyIssue struct {

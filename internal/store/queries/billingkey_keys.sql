@@ -50,7 +50,7 @@ SELECT EXISTS (SELECT 1 FROM billing_keys WHERE id = $1);
 -- name: StaleKeysForUpdate :many
 -- SKIP LOCKED lets rotation run beside live traffic and beside a second rotator without waiting on either.
 SELECT id, customer_id, ciphertext, key_version FROM billing_keys
-WHERE key_version < @current_version
+WHERE key_version < @current_version AND ciphertext IS NOT NULL
 ORDER BY id
 LIMIT @lim
 FOR UPDATE SKIP LOCKED;
@@ -93,3 +93,19 @@ WHERE customer_id = ANY(@customer_ids::text[]) AND is_default AND status = 'acti
 
 -- name: KeySecrets :many
 SELECT id, customer_id, customer_key, status, ciphertext, key_version FROM billing_keys WHERE id = ANY(@ids::text[]);
+
+-- name: KeyForGatewayDelete :one
+SELECT id, customer_id, gateway, customer_key, status, ciphertext, key_version, gateway_deleted_at
+FROM billing_keys WHERE id = $1;
+
+-- name: MarkGatewayDeleted :execrows
+-- The gateway confirmed the deletion: the ciphertext is destroyed, nothing can decrypt the key again.
+UPDATE billing_keys SET gateway_deleted_at = @deleted_at, ciphertext = NULL
+WHERE id = @id AND status = 'revoked' AND gateway_deleted_at IS NULL;
+
+-- name: GatewayDeletesOwed :many
+-- Revoked keys the gateway has not confirmed deleted yet, oldest revocation first.
+SELECT id FROM billing_keys
+WHERE status = 'revoked' AND gateway_deleted_at IS NULL
+ORDER BY revoked_at, id
+LIMIT @lim;
