@@ -320,11 +320,15 @@ type WebhookHealth struct {
 	// LastReceivedAt is the domain time of the newest inbox row from the gateway (nil: none ever).
 	LastReceivedAt *time.Time
 	// Charges counts attempts that reached the card (succeeded or declined) in the last
-	// WebhookSilenceWindow, leaving out the last WebhookSilenceGrace, whose webhooks may be on their way.
+	// WebhookSilenceWindow, leaving out the last WebhookSilenceGrace, whose webhooks may be on their way,
+	// up to webhookHealthCountCap (a billing day's hour holds every renewal's attempt).
 	Charges int
 	// Silent: charges were made there and no webhook arrived for a whole WebhookSilenceWindow.
 	Silent bool
 }
+
+// webhookHealthCountCap is where WebhookHealth stops counting recent charges: silence needs only one.
+const webhookHealthCountCap = 1000
 
 // WebhookHealth reports, per gateway, whether its webhooks went silent while charges were made there.
 // Polling still settles every attempt; silence means the faster path is broken (a wrong endpoint URL, a
@@ -343,7 +347,7 @@ func (s *Service) WebhookHealth(ctx context.Context, gateways []string) ([]Webho
 			return nil, fmt.Errorf("last webhook of %s: %w", gw, err)
 		}
 		n, err := q.CountGatewayCharges(ctx, store.CountGatewayChargesParams{Gateway: gw,
-			FromAt: now.Add(-WebhookSilenceWindow), ToAt: now.Add(-WebhookSilenceGrace)})
+			FromAt: now.Add(-WebhookSilenceWindow), ToAt: now.Add(-WebhookSilenceGrace), MaxCount: webhookHealthCountCap})
 		if err != nil {
 			return nil, fmt.Errorf("recent charges of %s: %w", gw, err)
 		}

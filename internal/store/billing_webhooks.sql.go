@@ -110,19 +110,31 @@ func (q *Queries) ClaimWebhookLookup(ctx context.Context, arg ClaimWebhookLookup
 }
 
 const countGatewayCharges = `-- name: CountGatewayCharges :one
-SELECT count(*)::int FROM payment_attempts
-WHERE gateway = $1 AND created_at >= $2 AND created_at < $3 AND status IN ('succeeded', 'declined')
+SELECT count(*)::int FROM (
+    SELECT 1 FROM payment_attempts
+    WHERE gateway = $1 AND created_at >= $2 AND created_at < $3 AND status IN ('succeeded', 'declined')
+    LIMIT $4
+) AS recent
 `
 
 type CountGatewayChargesParams struct {
-	Gateway string
-	FromAt  time.Time
-	ToAt    time.Time
+	Gateway  string
+	FromAt   time.Time
+	ToAt     time.Time
+	MaxCount int32
 }
 
-// Charges that reached the card (so the gateway announces them) created in [from, to).
+// Charges that reached the card (so the gateway announces them) created in [from, to), counted up to
+// @max_count: the webhook watch only needs to know whether there were any. On a billing day the window
+// holds every renewal's attempt: counting them all took 29-43 s per run during a 1M day (cmd/bench),
+// longer than the watch's 30 s interval.
 func (q *Queries) CountGatewayCharges(ctx context.Context, arg CountGatewayChargesParams) (int32, error) {
-	row := q.db.QueryRow(ctx, countGatewayCharges, arg.Gateway, arg.FromAt, arg.ToAt)
+	row := q.db.QueryRow(ctx, countGatewayCharges,
+		arg.Gateway,
+		arg.FromAt,
+		arg.ToAt,
+		arg.MaxCount,
+	)
 	var column_1 int32
 	err := row.Scan(&column_1)
 	return column_1, err

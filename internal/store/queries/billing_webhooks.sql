@@ -34,9 +34,15 @@ SELECT * FROM payment_attempts WHERE order_id = $1;
 SELECT received_at FROM webhook_inbox WHERE gateway = $1 ORDER BY received_at DESC LIMIT 1;
 
 -- name: CountGatewayCharges :one
--- Charges that reached the card (so the gateway announces them) created in [from, to).
-SELECT count(*)::int FROM payment_attempts
-WHERE gateway = @gateway AND created_at >= @from_at AND created_at < @to_at AND status IN ('succeeded', 'declined');
+-- Charges that reached the card (so the gateway announces them) created in [from, to), counted up to
+-- @max_count: the webhook watch only needs to know whether there were any. On a billing day the window
+-- holds every renewal's attempt: counting them all took 29-43 s per run during a 1M day (cmd/bench),
+-- longer than the watch's 30 s interval.
+SELECT count(*)::int FROM (
+    SELECT 1 FROM payment_attempts
+    WHERE gateway = @gateway AND created_at >= @from_at AND created_at < @to_at AND status IN ('succeeded', 'declined')
+    LIMIT @max_count
+) AS recent;
 
 -- name: ExpireWebhooks :execrows
 -- A batch of processed inbox rows older than the retention. Unprocessed rows are never deleted: an
