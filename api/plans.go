@@ -20,6 +20,9 @@ type createPlanRequest struct {
 	TrialDays     int             `json:"trial_days"`
 	DunningPolicy json.RawMessage `json:"dunning_policy"`
 	TaxRateID     *string         `json:"tax_rate_id"`
+	// RenewalNoticeDays: absent or null, no notice before renewals; TrialEndNoticeDays: absent, 7.
+	RenewalNoticeDays  *int `json:"renewal_notice_days"`
+	TrialEndNoticeDays *int `json:"trial_end_notice_days"`
 }
 
 func (s *Server) mountPlans(r chi.Router) {
@@ -40,7 +43,8 @@ func (s *Server) createPlan(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.Billing.CreatePlan(r.Context(), billing.NewPlan{Code: req.Code, Name: req.Name, Amount: req.Amount,
 		Currency: req.Currency, Interval: req.Interval, IntervalCount: count, TrialDays: req.TrialDays,
-		DunningPolicy: req.DunningPolicy, TaxRateID: req.TaxRateID})
+		DunningPolicy: req.DunningPolicy, TaxRateID: req.TaxRateID,
+		RenewalNoticeDays: req.RenewalNoticeDays, TrialEndNoticeDays: req.TrialEndNoticeDays})
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -30,8 +30,12 @@ type Plan struct {
 	TrialDays     int             `json:"trial_days"`
 	DunningPolicy json.RawMessage `json:"dunning_policy,omitempty"`
 	// TaxRateID taxes the plan's invoices (a customer's own rate wins); nil: tax-free.
-	TaxRateID *string   `json:"tax_rate_id"`
-	CreatedAt time.Time `json:"created_at"`
+	TaxRateID *string `json:"tax_rate_id"`
+	// RenewalNoticeDays is how many days before a renewal the subscriber is told what will be charged
+	// (nil: not told); TrialEndNoticeDays the same before a free trial becomes paid (0: not told).
+	RenewalNoticeDays  *int      `json:"renewal_notice_days"`
+	TrialEndNoticeDays int       `json:"trial_end_notice_days"`
+	CreatedAt          time.Time `json:"created_at"`
 }
 
 // NewPlan is the input of CreatePlan.
@@ -45,6 +49,10 @@ type NewPlan struct {
 	TrialDays     int
 	DunningPolicy json.RawMessage
 	TaxRateID     *string
+	// RenewalNoticeDays: 1 to MaxNoticeDays, nil for no notice before ordinary renewals.
+	RenewalNoticeDays *int
+	// TrialEndNoticeDays: 0 (no notice) to MaxNoticeDays; nil is DefaultTrialEndNoticeDays.
+	TrialEndNoticeDays *int
 }
 
 var planCode = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -80,6 +88,16 @@ func (s *Service) CreatePlan(ctx context.Context, in NewPlan) (Plan, error) {
 			v.Add("dunning_policy", "%v", err)
 		}
 	}
+	if in.RenewalNoticeDays != nil && (*in.RenewalNoticeDays < 1 || *in.RenewalNoticeDays > MaxNoticeDays) {
+		v.Add("renewal_notice_days", "must be from 1 to %d, or null for no notice", MaxNoticeDays)
+	}
+	trialNotice := DefaultTrialEndNoticeDays
+	if in.TrialEndNoticeDays != nil {
+		trialNotice = *in.TrialEndNoticeDays
+		if trialNotice < 0 || trialNotice > MaxNoticeDays {
+			v.Add("trial_end_notice_days", "must be from 0 (no notice) to %d", MaxNoticeDays)
+		}
+	}
 	s.checkTaxRateID(ctx, s.pool, in.TaxRateID, &v)
 	if err := v.Err(); err != nil {
 		return Plan{}, err
@@ -88,6 +106,7 @@ func (s *Service) CreatePlan(ctx context.Context, in NewPlan) (Plan, error) {
 		ID: ids.New("plan"), Code: in.Code, Name: in.Name, Amount: amount, Currency: in.Currency,
 		Interval: in.Interval, IntervalCount: int32(in.IntervalCount), TrialDays: int32(in.TrialDays),
 		DunningPolicy: in.DunningPolicy, CreatedAt: s.clock.Now(), TaxRateID: in.TaxRateID,
+		RenewalNoticeDays: int32Ptr(in.RenewalNoticeDays), TrialEndNoticeDays: int32(trialNotice),
 	})
 	if dbx.IsUniqueViolation(err, "plans_code_key") {
 		conflict := apperr.Conflict("plan_code_taken", "a plan with code %q already exists", in.Code)
@@ -134,7 +153,18 @@ func (s *Service) ListPlans(ctx context.Context, p page.Request) (page.List[Plan
 }
 
 func planView(r store.Plan) Plan {
-	return Plan{ID: r.ID, Code: r.Code, Name: r.Name, Amount: money.String(r.Amount, r.Currency), Currency: r.Currency,
+	p := Plan{ID: r.ID, Code: r.Code, Name: r.Name, Amount: money.String(r.Amount, r.Currency), Currency: r.Currency,
 		Interval: Interval(r.Interval), IntervalCount: int(r.IntervalCount), TrialDays: int(r.TrialDays),
-		DunningPolicy: r.DunningPolicy, TaxRateID: r.TaxRateID, CreatedAt: r.CreatedAt}
+		DunningPolicy: r.DunningPolicy, TaxRateID: r.TaxRateID, CreatedAt: r.CreatedAt, TrialEndNoticeDays: int(r.TrialEndNoticeDays)}
+	if r.RenewalNoticeDays != nil {
+		p.RenewalNoticeDays = ptr(int(*r.RenewalNoticeDays))
+	}
+	return p
+}
+
+func int32Ptr(v *int) *int32 {
+	if v == nil {
+		return nil
+	}
+	return ptr(int32(*v))
 }

@@ -56,7 +56,7 @@ func (a *Advancer) Advance(ctx context.Context, target time.Time) (time.Time, er
 		if err := a.step(ctx, now); err != nil {
 			return now, err
 		}
-		next, ok, err := a.Billing.NextDue(ctx, now)
+		next, ok, err := a.nextDue(ctx, now)
 		if err != nil {
 			return now, err
 		}
@@ -78,10 +78,30 @@ func (a *Advancer) Advance(ctx context.Context, target time.Time) (time.Time, er
 	return now, nil
 }
 
+// nextDue is the earliest time after now at which domain work or an upcoming-renewal notice falls due.
+func (a *Advancer) nextDue(ctx context.Context, now time.Time) (time.Time, bool, error) {
+	next, ok, err := a.Billing.NextDue(ctx, now)
+	if err != nil {
+		return next, ok, err
+	}
+	notice, nok, err := a.Billing.NextRenewalNotice(ctx, now)
+	if err != nil {
+		return next, ok, err
+	}
+	if nok && (!ok || notice.Before(next)) {
+		return notice, true, nil
+	}
+	return next, ok, nil
+}
+
 // step enqueues what is due at now and waits until the workers have drained it. Work that stays due
 // after it ran (a bug, or a gateway refusing for now) is left to the sweeper after a few rounds, so one
 // stuck item cannot stall the clock.
 func (a *Advancer) step(ctx context.Context, now time.Time) error {
+	// The notices due at now, before the work due at now: a notice tells of a renewal days ahead.
+	if _, err := sendRenewalNotices(ctx, a.Billing); err != nil {
+		return err
+	}
 	for round := 0; ; round++ {
 		if round == 20 {
 			a.Log.Warn("test clock: work is still due after 20 rounds at this instant; moving on", "now", now)

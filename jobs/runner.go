@@ -41,6 +41,9 @@ type Config struct {
 	JobRescueAfter time.Duration
 	// SweepInterval is how often the leader sweeps for due work whose job is missing.
 	SweepInterval time.Duration
+	// RenewalNoticeInterval is how often the leader records due upcoming-renewal notices (default
+	// RenewalNoticeInterval).
+	RenewalNoticeInterval time.Duration
 	// Notify delivers outgoing webhooks (nil: no webhook workers).
 	Notify *notify.Service
 	// Mail sends customer emails (nil: customer emails are off, no mail workers).
@@ -105,6 +108,7 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Vault != nil {
 		river.AddWorker(workers, &billingKeyDeleteWorker{v: cfg.Vault})
 	}
+	river.AddWorker(workers, &renewalNoticeWorker{b: b})
 	notifyJobs := append(addNotifyWorkers(workers, cfg.Notify), addMailWorkers(workers, cfg.Mail)...)
 	inboundJobs := append(addWebhookWorkers(workers, r, jobLogger(cfg)), addReconcileWorkers(workers, cfg)...)
 
@@ -131,6 +135,7 @@ func New(cfg Config) (*Runner, error) {
 				func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 			idempotencyReapJob(),
+			renewalNoticeJob(cfg.RenewalNoticeInterval),
 		}, append(notifyJobs, inboundJobs...)...),
 	})
 	if err != nil {

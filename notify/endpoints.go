@@ -54,6 +54,7 @@ var EventTypes = []string{
 	"subscription.past_due",
 	"subscription.paused",
 	"subscription.recovered",
+	"subscription.renewal_upcoming",
 	"subscription.renewed",
 	"subscription.resumed",
 	"subscription.suspended",

@@ -543,7 +543,7 @@ func (q *Queries) PayOpenInvoices(ctx context.Context, arg PayOpenInvoicesParams
 }
 
 const plansByID = `-- name: PlansByID :many
-SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id FROM plans WHERE id = ANY($1::text[])
+SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id, renewal_notice_days, trial_end_notice_days FROM plans WHERE id = ANY($1::text[])
 `
 
 func (q *Queries) PlansByID(ctx context.Context, ids []string) ([]Plan, error) {
@@ -568,6 +568,8 @@ func (q *Queries) PlansByID(ctx context.Context, ids []string) ([]Plan, error) {
 			&i.DunningPolicy,
 			&i.CreatedAt,
 			&i.TaxRateID,
+			&i.RenewalNoticeDays,
+			&i.TrialEndNoticeDays,
 		); err != nil {
 			return nil, err
 		}

@@ -14,24 +14,27 @@ import (
 )
 
 const createPlan = `-- name: CreatePlan :one
-INSERT INTO plans (id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-RETURNING id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id
+INSERT INTO plans (id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id,
+                   renewal_notice_days, trial_end_notice_days)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+RETURNING id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id, renewal_notice_days, trial_end_notice_days
 `
 
 type CreatePlanParams struct {
-	ID            string
-	Code          string
-	Name          string
-	Amount        decimal.Decimal
-	Currency      string
-	Interval      string
-	IntervalCount int32
-	TrialDays     int32
-	Gateway       *string
-	DunningPolicy json.RawMessage
-	CreatedAt     time.Time
-	TaxRateID     *string
+	ID                 string
+	Code               string
+	Name               string
+	Amount             decimal.Decimal
+	Currency           string
+	Interval           string
+	IntervalCount      int32
+	TrialDays          int32
+	Gateway            *string
+	DunningPolicy      json.RawMessage
+	CreatedAt          time.Time
+	TaxRateID          *string
+	RenewalNoticeDays  *int32
+	TrialEndNoticeDays int32
 }
 
 func (q *Queries) CreatePlan(ctx context.Context, arg CreatePlanParams) (Plan, error) {
@@ -48,6 +51,8 @@ func (q *Queries) CreatePlan(ctx context.Context, arg CreatePlanParams) (Plan, e
 		arg.DunningPolicy,
 		arg.CreatedAt,
 		arg.TaxRateID,
+		arg.RenewalNoticeDays,
+		arg.TrialEndNoticeDays,
 	)
 	var i Plan
 	err := row.Scan(
@@ -63,12 +68,14 @@ func (q *Queries) CreatePlan(ctx context.Context, arg CreatePlanParams) (Plan, e
 		&i.DunningPolicy,
 		&i.CreatedAt,
 		&i.TaxRateID,
+		&i.RenewalNoticeDays,
+		&i.TrialEndNoticeDays,
 	)
 	return i, err
 }
 
 const getPlan = `-- name: GetPlan :one
-SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id FROM plans WHERE id = $1
+SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id, renewal_notice_days, trial_end_notice_days FROM plans WHERE id = $1
 `
 
 func (q *Queries) GetPlan(ctx context.Context, id string) (Plan, error) {
@@ -87,12 +94,14 @@ func (q *Queries) GetPlan(ctx context.Context, id string) (Plan, error) {
 		&i.DunningPolicy,
 		&i.CreatedAt,
 		&i.TaxRateID,
+		&i.RenewalNoticeDays,
+		&i.TrialEndNoticeDays,
 	)
 	return i, err
 }
 
 const getPlanByCode = `-- name: GetPlanByCode :one
-SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id FROM plans WHERE code = $1
+SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id, renewal_notice_days, trial_end_notice_days FROM plans WHERE code = $1
 `
 
 func (q *Queries) GetPlanByCode(ctx context.Context, code string) (Plan, error) {
@@ -111,12 +120,14 @@ func (q *Queries) GetPlanByCode(ctx context.Context, code string) (Plan, error) 
 		&i.DunningPolicy,
 		&i.CreatedAt,
 		&i.TaxRateID,
+		&i.RenewalNoticeDays,
+		&i.TrialEndNoticeDays,
 	)
 	return i, err
 }
 
 const listPlans = `-- name: ListPlans :many
-SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id FROM plans
+SELECT id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id, renewal_notice_days, trial_end_notice_days FROM plans
 WHERE (NOT $2::boolean OR (created_at, id) > ($3::timestamptz, $4::text))
 ORDER BY created_at, id
 LIMIT $1
@@ -156,6 +167,8 @@ func (q *Queries) ListPlans(ctx context.Context, arg ListPlansParams) ([]Plan, e
 			&i.DunningPolicy,
 			&i.CreatedAt,
 			&i.TaxRateID,
+			&i.RenewalNoticeDays,
+			&i.TrialEndNoticeDays,
 		); err != nil {
 			return nil, err
 		}

@@ -311,18 +311,20 @@ type PaymentAttempt struct {
 }
 
 type Plan struct {
-	ID            string
-	Code          string
-	Name          string
-	Amount        decimal.Decimal
-	Currency      string
-	Interval      string
-	IntervalCount int32
-	TrialDays     int32
-	Gateway       *string
-	DunningPolicy json.RawMessage
-	CreatedAt     time.Time
-	TaxRateID     *string
+	ID                 string
+	Code               string
+	Name               string
+	Amount             decimal.Decimal
+	Currency           string
+	Interval           string
+	IntervalCount      int32
+	TrialDays          int32
+	Gateway            *string
+	DunningPolicy      json.RawMessage
+	CreatedAt          time.Time
+	TaxRateID          *string
+	RenewalNoticeDays  *int32
+	TrialEndNoticeDays int32
 }
 
 type ReconciliationFinding struct {
@@ -380,6 +382,13 @@ type Refund struct {
 	NextLookupAt    *time.Time
 	CreatedAt       time.Time
 	ResolvedAt      *time.Time
+}
+
+type RenewalNotice struct {
+	SubscriptionID string
+	RenewsAt       time.Time
+	Trial          bool
+	CreatedAt      time.Time
 }
 
 type Subscription struct {

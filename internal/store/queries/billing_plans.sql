@@ -1,6 +1,7 @@
 -- name: CreatePlan :one
-INSERT INTO plans (id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+INSERT INTO plans (id, code, name, amount, currency, interval, interval_count, trial_days, gateway, dunning_policy, created_at, tax_rate_id,
+                   renewal_notice_days, trial_end_notice_days)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 RETURNING *;
 
 -- name: GetPlan :one
