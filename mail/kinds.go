@@ -84,7 +84,7 @@ func ParseKinds(s string) (map[Kind]bool, error) {
 func kindsFor(typ string, raw json.RawMessage) []Kind {
 	switch typ {
 	case billing.EvtInvoicePaymentFailed, billing.EvtInvoicePaid, billing.EvtSubscriptionPastDue, billing.EvtSubscriptionSuspended,
-		billing.EvtSubscriptionCanceled, billing.EvtSubscriptionUnpaid, billing.EvtSubscriptionUpdated:
+		billing.EvtSubscriptionCanceled, billing.EvtSubscriptionUnpaid, billing.EvtSubscriptionUpdated, billing.EvtSubscriptionRenewalUpcoming:
 	default:
 		return nil // the common case decodes nothing
 	}
@@ -117,6 +117,8 @@ func kindsFor(typ string, raw json.RawMessage) []Kind {
 		}
 	case billing.EvtSubscriptionUnpaid:
 		return []Kind{SubscriptionCanceled}
+	case billing.EvtSubscriptionRenewalUpcoming:
+		return []Kind{RenewalUpcoming}
 	case billing.EvtSubscriptionUpdated:
 		if d.Why == "plan changed" || d.Why == "pending change applied at renewal" {
 			return []Kind{PlanChanged}

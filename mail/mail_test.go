@@ -26,6 +26,8 @@ func (links) CustomerPage(_ context.Context, id string) (string, error) {
 type mailBundle struct {
 	env     *testenv.Env
 	catcher *mailcatcher.Catcher
+	// app are the seams the env was started with (replicas take the same).
+	app app.Options
 }
 
 // setupMail is a whole billingd whose customer emails go to an in-process catcher over real SMTP,
@@ -40,10 +42,12 @@ func setupMail(t *testing.T, o testenv.Options) *mailBundle {
 	}
 	o.Env["BILLING_SMTP_URL"] = c.URL()
 	o.Env["BILLING_MAIL_FROM"] = "Dunning Works <billing@shop.example>"
-	o.App.Mail = mail.Tuning{Interval: 20 * time.Millisecond, BackoffBase: 50 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
-		Timeout: 5 * time.Second, Lease: 5 * time.Second, MaxAttempts: 5}
+	if o.App.Mail == (mail.Tuning{}) {
+		o.App.Mail = mail.Tuning{Interval: 20 * time.Millisecond, BackoffBase: 50 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
+			Timeout: 5 * time.Second, Lease: 5 * time.Second, MaxAttempts: 5}
+	}
 	o.App.MailLinks = links{}
-	return &mailBundle{env: testenv.New(t, o), catcher: c}
+	return &mailBundle{env: testenv.New(t, o), catcher: c, app: o.App}
 }
 
 // waitSettled waits until no email is queued or sending.

@@ -234,6 +234,14 @@ type eventData struct {
 	PreviousQuantity int        `json:"previous_quantity"`
 	RenewsAt         *time.Time `json:"renews_at"`
 	Trial            bool       `json:"trial"`
+	// an upcoming renewal's charge
+	PlanID        string `json:"plan_id"`
+	Quantity      int    `json:"quantity"`
+	Currency      string `json:"currency"`
+	Amount        string `json:"amount"`
+	Tax           string `json:"tax"`
+	CreditApplied string `json:"credit_applied"`
+	AmountDue     string `json:"amount_due"`
 }
 
 // data gathers what the templates show, from the event and the current state of what it is about.
@@ -276,6 +284,22 @@ func (s *Service) data(ctx context.Context, kind Kind, row store.MailOutbox, cus
 				d.PreviousPlan, d.PreviousQuantity = prev.Name, ev.PreviousQuantity
 			}
 		}
+	}
+	if kind == RenewalUpcoming && ev.Amount != "" {
+		r := &RenewalData{Quantity: ev.Quantity, Currency: ev.Currency, Amount: ev.Amount, Tax: ev.Tax, CreditApplied: ev.CreditApplied,
+			AmountDue: ev.AmountDue, HasTax: nonZero(ev.Tax), HasCredit: nonZero(ev.CreditApplied)}
+		if r.AmountDue == "" {
+			r.AmountDue = r.Amount
+		}
+		if d.Subscription != nil {
+			r.Plan = d.Subscription.Plan
+		}
+		if ev.PlanID != "" {
+			if p, err := s.billing.GetPlan(ctx, ev.PlanID); err == nil {
+				r.Plan = p.Name
+			}
+		}
+		d.Renewal = r
 	}
 	if row.InvoiceID != nil {
 		inv, err := s.billing.GetInvoice(ctx, *row.InvoiceID)
@@ -351,6 +375,9 @@ func clean(s string) string {
 	}
 	return s
 }
+
+// nonZero says whether a decimal string is other than zero ("" is zero).
+func nonZero(s string) bool { return strings.Trim(s, "0.-") != "" }
 
 func deref(s *string) string {
 	if s == nil {

@@ -52,6 +52,9 @@ type Data struct {
 	// RenewsAt is when an upcoming renewal charges; Trial says it is a free trial converting to paid.
 	RenewsAt *time.Time
 	Trial    bool
+	// Renewal is what an upcoming renewal charges, priced when the notice was recorded (nil in other
+	// kinds' emails).
+	Renewal *RenewalData
 	// Receipt: a PDF receipt is attached.
 	Receipt bool
 }
@@ -78,6 +81,17 @@ type InvoiceData struct {
 type LineData struct {
 	Description string
 	Amount      string
+}
+
+// RenewalData is an upcoming renewal's charge: Amount is the invoice's total, tax included (Tax of it,
+// HasTax when there is any); AmountDue is what the card is charged after the customer's credit
+// (CreditApplied, HasCredit when any is spent).
+type RenewalData struct {
+	Plan                                  string
+	Quantity                              int
+	Currency                              string
+	Amount, Tax, CreditApplied, AmountDue string
+	HasTax, HasCredit                     bool
 }
 
 // SubscriptionData is the subscription an email is about.
@@ -302,7 +316,8 @@ func SampleData(locale string, k Kind) Data {
 		Subscription: &SubscriptionData{ID: "sub_sample", Status: "past_due", Plan: "Pro", Quantity: 1, Amount: "9900", Currency: "KRW",
 			PeriodEnd: at.AddDate(0, 1, 0), NextRenewalAt: &later},
 		DeclineCode: "insufficient_funds", NextRetryAt: &later, GraceEndsAt: &later, DunningEndsAt: &end,
-		PreviousPlan: "Basic", PreviousQuantity: 1, RenewsAt: &later}
+		PreviousPlan: "Basic", PreviousQuantity: 1, RenewsAt: &later,
+		Renewal: &RenewalData{Plan: "Pro", Quantity: 1, Currency: "KRW", Amount: "9900", Tax: "900", CreditApplied: "0", AmountDue: "9900", HasTax: true}}
 	if k == PaymentSucceeded {
 		d.Invoice.AmountDue, d.Invoice.AmountPaid, d.Invoice.PaidAt, d.Receipt = "0", "9900", &at, true
 	}

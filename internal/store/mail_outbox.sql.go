@@ -68,7 +68,7 @@ const customerMail = `-- name: CustomerMail :many
 SELECT id, event_id, kind, subscription_id, invoice_id, status, attempts, next_attempt_at, message_id,
        recipient, subject, last_code, last_error, occurred_at, created_at, sent_at
 FROM mail_outbox WHERE customer_id = $1
-ORDER BY occurred_at, id
+ORDER BY occurred_at DESC, id DESC
 LIMIT $2
 `
 
@@ -96,7 +96,8 @@ type CustomerMailRow struct {
 	SentAt         *time.Time
 }
 
-// A customer's emails, oldest first (the console's timeline).
+// A customer's most recent emails, newest first (the console's timeline): a backward scan of
+// mail_outbox_customer.
 func (q *Queries) CustomerMail(ctx context.Context, arg CustomerMailParams) ([]CustomerMailRow, error) {
 	rows, err := q.db.Query(ctx, customerMail, arg.CustomerID, arg.Max)
 	if err != nil {

@@ -41,11 +41,12 @@ SET status = @status, next_attempt_at = sqlc.narg(next_attempt_at), last_code = 
 WHERE id = @id AND status = 'sending' AND attempts = @attempts;
 
 -- name: CustomerMail :many
--- A customer's emails, oldest first (the console's timeline).
+-- A customer's most recent emails, newest first (the console's timeline): a backward scan of
+-- mail_outbox_customer.
 SELECT id, event_id, kind, subscription_id, invoice_id, status, attempts, next_attempt_at, message_id,
        recipient, subject, last_code, last_error, occurred_at, created_at, sent_at
 FROM mail_outbox WHERE customer_id = @customer_id
-ORDER BY occurred_at, id
+ORDER BY occurred_at DESC, id DESC
 LIMIT @max;
 
 -- name: EventMail :many
