@@ -17,6 +17,7 @@ import (
 	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/billingkey"
 	"github.com/dunningworks/billing/internal/page"
+	"github.com/dunningworks/billing/mail"
 	"github.com/dunningworks/billing/statemachine"
 )
 
@@ -63,11 +64,13 @@ const paidShown = 12
 
 type timelineEntry struct {
 	At           time.Time
-	Kind         string // attempt, event or support
+	Kind         string // attempt, event, email or support
 	Title        string
 	Detail       string
 	Subject      string
 	DeclineClass string
+	// MailStatus is an email's delivery status: queued, sending, sent, failed or skipped.
+	MailStatus string
 }
 
 type accountView struct {
@@ -168,7 +171,7 @@ func (c *Console) customer(w http.ResponseWriter, r *http.Request) {
 	for i := len(notes.Data) - 1; i >= 0; i-- {
 		v.CreditNotes = append(v.CreditNotes, notes.Data[i])
 	}
-	if v.Timeline, err = c.timeline(ctx, subs.Data, invoices); err != nil {
+	if v.Timeline, err = c.timeline(ctx, id, subs.Data, invoices); err != nil {
 		c.fail(w, r, err)
 		return
 	}
@@ -210,9 +213,19 @@ func (c *Console) allInvoices(ctx context.Context, customerID string) ([]billing
 }
 
 // timeline merges, newest first, the charge attempts (with their decline codes), the subscriptions'
-// events (state transitions and what was notified) and the support actions of the audit log.
-func (c *Console) timeline(ctx context.Context, subs []billing.Subscription, invoices []billing.Invoice) ([]timelineEntry, error) {
+// events (state transitions and what was notified), the emails the customer was sent (and how each
+// delivery went) and the support actions of the audit log.
+func (c *Console) timeline(ctx context.Context, customerID string, subs []billing.Subscription, invoices []billing.Invoice) ([]timelineEntry, error) {
 	var out []timelineEntry
+	if c.Pool != nil {
+		emails, err := mail.CustomerEmails(ctx, c.Pool, customerID, timelineShown)
+		if err != nil {
+			return nil, err
+		}
+		for i := len(emails) - 1; i >= 0; i-- { // oldest first, like the rest: at one instant, in the order queued
+			out = append(out, emailEntry(emails[i]))
+		}
+	}
 	for _, inv := range invoices {
 		for _, a := range inv.Attempts {
 			e := timelineEntry{At: a.CreatedAt, Kind: "attempt", Subject: inv.ID,
@@ -263,7 +276,7 @@ func (c *Console) timeline(ctx context.Context, subs []billing.Subscription, inv
 	}
 	// Oldest first, then reversed: at one instant a support action comes before the charge it asked for,
 	// and the charge before the events it caused, so the newest-first list reads bottom-up as it happened.
-	rank := map[string]int{"support": 0, "attempt": 1, "event": 2}
+	rank := map[string]int{"support": 0, "attempt": 1, "event": 2, "email": 3}
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].At.Equal(out[j].At) {
 			return out[i].At.Before(out[j].At)
@@ -272,6 +285,45 @@ func (c *Console) timeline(ctx context.Context, subs []billing.Subscription, inv
 	})
 	slices.Reverse(out)
 	return out, nil
+}
+
+// emailEntry is a customer email on the timeline, at its event's time: its kind and status in the title,
+// then to whom, the attempts, when it was sent or is tried next, and the last failure.
+func emailEntry(m mail.Email) timelineEntry {
+	e := timelineEntry{At: m.OccurredAt, Kind: "email", Subject: m.SubscriptionID, MailStatus: m.Status,
+		Title: fmt.Sprintf("Email %s: %s", m.Kind, m.Status)}
+	if m.InvoiceID != "" {
+		e.Subject = m.InvoiceID
+	}
+	var parts []string
+	if m.To != "" {
+		parts = append(parts, "to "+m.To)
+	}
+	parts = append(parts, fmt.Sprintf("%d attempt%s", m.Attempts, plural(m.Attempts)))
+	if m.SentAt != nil {
+		parts = append(parts, "sent at "+when(*m.SentAt))
+	} else if m.Status == mail.StatusQueued && m.NextAttemptAt != nil {
+		parts = append(parts, "next try "+when(*m.NextAttemptAt))
+	}
+	if m.LastError != "" {
+		last := "last error: " + m.LastError
+		if m.LastCode != 0 && !strings.Contains(m.LastError, fmt.Sprint(m.LastCode)) {
+			last = fmt.Sprintf("last error: %d %s", m.LastCode, m.LastError)
+		}
+		parts = append(parts, last)
+	}
+	if m.Subject != "" {
+		parts = append(parts, "“"+m.Subject+"”")
+	}
+	e.Detail = strings.Join(parts, " · ")
+	return e
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // events reads a subscription's events, keeping the most recent eventsRead.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -63,4 +64,46 @@ func ptr(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// Email is one customer email as support sees it: what it was, to whom, and how its delivery went.
+type Email struct {
+	ID             int64
+	EventID        string
+	Kind           Kind
+	SubscriptionID string
+	InvoiceID      string
+	// Status is queued, sending, sent, failed or skipped; Attempts how many sends were tried.
+	Status   string
+	Attempts int
+	// NextAttemptAt is the next try of a queued email (the lease's end while sending).
+	NextAttemptAt *time.Time
+	To, Subject   string
+	// LastCode and LastError are the last failure's SMTP reply code (0: none, or no reply) and error; they
+	// stay after a later success.
+	LastCode  int
+	LastError string
+	// OccurredAt is its event's domain time; SentAt when the server accepted it (wall clock).
+	OccurredAt time.Time
+	SentAt     *time.Time
+}
+
+// CustomerEmails lists a customer's most recent emails, newest first, at most max (the console's timeline). It reads
+// the outbox whether or not sending is on, so the emails of an earlier configuration still show.
+func CustomerEmails(ctx context.Context, db dbx.DBTX, customerID string, max int) ([]Email, error) {
+	rows, err := store.New(db).CustomerMail(ctx, store.CustomerMailParams{CustomerID: &customerID, Max: int32(max)})
+	if err != nil {
+		return nil, fmt.Errorf("customer emails: %w", err)
+	}
+	out := make([]Email, len(rows))
+	for i, r := range rows {
+		e := Email{ID: r.ID, EventID: r.EventID, Kind: Kind(r.Kind), SubscriptionID: deref(r.SubscriptionID), InvoiceID: deref(r.InvoiceID),
+			Status: r.Status, Attempts: int(r.Attempts), NextAttemptAt: r.NextAttemptAt, To: deref(r.Recipient), Subject: deref(r.Subject),
+			LastError: deref(r.LastError), OccurredAt: r.OccurredAt, SentAt: r.SentAt}
+		if r.LastCode != nil {
+			e.LastCode = int(*r.LastCode)
+		}
+		out[i] = e
+	}
+	return out, nil
 }
