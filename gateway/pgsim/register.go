@@ -1,6 +1,7 @@
 package pgsim
 
 import (
+	"encoding/json"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -74,12 +75,14 @@ func (s *Server) handleSDK(w http.ResponseWriter, r *http.Request) {
 	if r.TLS != nil {
 		base = "https://" + r.Host
 	}
-	_ = sdkJS.Execute(w, base)
+	// html/template would escape the address as HTML text, not as a JavaScript string: quote it ourselves.
+	b, _ := json.Marshal(base)
+	_, _ = w.Write([]byte(strings.Replace(sdkJS, "BASE", string(b), 1)))
 }
 
-var sdkJS = template.Must(template.New("sdk").Parse(`// pgsim: a stand-in for Toss Payments' v1 SDK (billing auth only).
+const sdkJS = `// pgsim: a stand-in for Toss Payments' v1 SDK (billing auth only).
 (function () {
-  var base = {{.}};
+  var base = BASE;
   window.TossPayments = function (clientKey) {
     return {
       requestBillingAuth: function (method, p) {
@@ -93,7 +96,7 @@ var sdkJS = template.Must(template.New("sdk").Parse(`// pgsim: a stand-in for To
     };
   };
 })();
-`))
+`
 
 // authRequest is what the registration page carries from the SDK to the form and back.
 type authRequest struct {
