@@ -78,12 +78,12 @@ db-reset: ## drop and recreate the development database (as its owner role), the
 	@$(DB); roles=$$($(GO) run ./cmd/devpg roles) || exit 1; eval "$$roles"; $(GO) run ./cmd/billingctl db-reset
 
 .PHONY: browser
-browser: ## install Debian's chromium for the console's browser tests when missing (needs root)
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+browser: ## install Debian's chromium (browser tests) and poppler-utils (pdftotext, the receipt PDF test) when missing (needs root)
+	@{ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } && command -v pdftotext >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei; \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei poppler-utils; \
 	  else \
-	    echo "chromium is missing and only root can install it: sudo apt-get install -y chromium (the console's browser tests will fail without it)"; \
+	    echo "chromium or pdftotext is missing and only root can install them: sudo apt-get install -y chromium poppler-utils (the browser and receipt PDF tests will fail without them)"; \
 	  fi; }
 
 .PHONY: alerts
