@@ -15,13 +15,16 @@ import (
 
 // DayResult is one billing day: N subscriptions all due when billingd starts.
 type DayResult struct {
-	Name          string  `json:"name"`
-	Subscriptions int     `json:"subscriptions"`
-	LatencyMs     int     `json:"gateway_latency_ms"`
-	Drained       bool    `json:"drained"`
-	Paid          int     `json:"paid"`
-	StartupMs     float64 `json:"billingd_startup_ms"`
-	DrainSeconds  float64 `json:"drain_seconds"`
+	Name          string `json:"name"`
+	Subscriptions int    `json:"subscriptions"`
+	// Book is how many subscriptions the database held when more than the day's (the daybook scenario):
+	// the others renew over the coming month, so the day's statements run against a book that size.
+	Book         int     `json:"book,omitempty"`
+	LatencyMs    int     `json:"gateway_latency_ms"`
+	Drained      bool    `json:"drained"`
+	Paid         int     `json:"paid"`
+	StartupMs    float64 `json:"billingd_startup_ms"`
+	DrainSeconds float64 `json:"drain_seconds"`
 	// RenewalsPerS is N over the time to drain; SteadyPerS the rate between 10% and 90% paid (no ramp-up
 	// or tail).
 	RenewalsPerS float64 `json:"renewals_per_second"`
@@ -68,8 +71,15 @@ type DayResult struct {
 // runBillingDay seeds N subscriptions due a second ago, starts billingd, and watches until every renewal
 // invoice is paid (or the timeout). Due-to-paid is measured from billingd's start: everything was already
 // due then, so the figure is the service's own delay, with nothing of the seeding in it.
-func runBillingDay(ctx context.Context, e *env, name string, n, latencyMs int, withGets bool) (DayResult, error) {
+// book, when more than n, is how many subscriptions to seed in all (n of them due).
+func runBillingDay(ctx context.Context, e *env, name string, n, book, latencyMs int, withGets bool) (DayResult, error) {
 	r := DayResult{Name: name, Subscriptions: n, LatencyMs: latencyMs, Settings: e.svc}
+	if book > n {
+		r.Book = book
+		if e.jobsSeeded {
+			return r, fmt.Errorf("-legacy-renew-jobs seeds a job per subscription, so every one must be due: not with a book of %d", book)
+		}
+	}
 	db := "bench_" + name
 	pool, err := e.srv.migrated(ctx, db)
 	if err != nil {
@@ -79,7 +89,7 @@ func runBillingDay(ctx context.Context, e *env, name string, n, latencyMs int, w
 	// Postgres keeps microseconds: the jobs' due time must equal the column's for their uniqueness to
 	// match what the sweeper would insert.
 	due := time.Now().Add(-time.Second).Truncate(time.Microsecond)
-	if err := seed(ctx, pool, seedSpec{N: n, Due: n, DueAt: due, Token: e.token,
+	if err := seed(ctx, pool, seedSpec{N: max(n, book), Due: n, DueAt: due, Token: e.token,
 		CustomerKey: e.customerKey, Ring: e.ring}, e.logf); err != nil {
 		return r, err
 	}

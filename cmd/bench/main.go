@@ -22,6 +22,7 @@ import (
 type mode struct {
 	Name           string `json:"name"`
 	DaySubs        int    `json:"billing_day_subscriptions"`
+	BookSubs       int    `json:"daybook_book_subscriptions"`
 	SweepSubs      int    `json:"sweep_subscriptions"`
 	SweepDue       int    `json:"sweep_due"`
 	APISubs        int    `json:"api_subscriptions"`
@@ -39,11 +40,11 @@ type mode struct {
 }
 
 var modes = map[string]mode{
-	"quick": {Name: "quick", DaySubs: 10_000, SweepSubs: 100_000, SweepDue: 1_000, APISubs: 10_000,
+	"quick": {Name: "quick", DaySubs: 10_000, BookSubs: 1_000_000, SweepSubs: 100_000, SweepDue: 1_000, APISubs: 10_000,
 		pgbenchSeconds: 15, riverJobs: 10_000, riverTimeout: 2 * time.Minute, dayTimeout: 3 * time.Minute,
 		getRate: 500, changeRate: 50, apiDuration: 15 * time.Second,
 		WebhookSubs: 5_000, webhookRate: 20, webhookDuration: 15 * time.Second},
-	"full": {Name: "full", DaySubs: 1_000_000, SweepSubs: 1_000_000, SweepDue: 1_000, APISubs: 100_000,
+	"full": {Name: "full", DaySubs: 1_000_000, BookSubs: 1_000_000, SweepSubs: 1_000_000, SweepDue: 1_000, APISubs: 100_000,
 		pgbenchSeconds: 60, riverJobs: 100_000, riverTimeout: 10 * time.Minute, dayTimeout: 40 * time.Minute,
 		getRate: 500, changeRate: 50, apiDuration: 30 * time.Second,
 		WebhookSubs: 20_000, webhookRate: 20, webhookDuration: 30 * time.Second},
@@ -77,9 +78,10 @@ func main() {
 
 func run() error {
 	modeName := flag.String("mode", "quick", "quick (10k billing day) or full (1M billing day)")
-	only := flag.String("only", "", "comma-separated scenarios to run (pgbench,river,day0,day250,dayapi,sweep,api,webhooks); default all")
+	only := flag.String("only", "", "comma-separated scenarios to run (pgbench,river,day0,day250,dayapi,daybook,sweep,api,webhooks); default all but daybook")
 	outDir := flag.String("out", "bench/out", "where the JSON results go")
 	n := flag.Int("n", 0, "override the billing day's subscription count")
+	book := flag.Int("book", 0, "the daybook scenario's book: the billing day's subscriptions due among this many (default 1M)")
 	cpuProfile := flag.String("cpuprofile", "", "diagnostic: run billingd in this process for the billing days and write CPU profiles to <file>.<day>")
 	replicas := flag.Int("replicas", 1, "billingd processes sharing each billing day (docs/scaling.md)")
 	legacyJobs := flag.Bool("legacy-renew-jobs", false, "seed a River renew job per due subscription, as billingd scheduled before batch renewals (each runs the single-renewal path): an A/B against the batches")
@@ -95,12 +97,16 @@ func run() error {
 	if *n > 0 {
 		m.DaySubs = *n
 	}
+	if *book > 0 {
+		m.BookSubs = *book
+	}
 	if *dayTimeout > 0 {
 		m.dayTimeout = *dayTimeout
 	}
 	want := func(s string) bool {
 		if *only == "" {
-			return true
+			// daybook seeds a 1M book for one more day: only when asked for.
+			return s != "daybook"
 		}
 		for _, x := range strings.Split(*only, ",") {
 			if strings.TrimSpace(x) == s {
@@ -204,23 +210,32 @@ func run() error {
 		}
 	}
 	if want("day0") {
-		res, err := runBillingDay(ctx, e, "day0", m.DaySubs, 0, false)
+		res, err := runBillingDay(ctx, e, "day0", m.DaySubs, 0, 0, false)
 		if err != nil {
 			return fmt.Errorf("billing day (0 ms): %w", err)
 		}
 		rep.Day0 = &res
 	}
 	if want("day250") {
-		res, err := runBillingDay(ctx, e, "day250", m.DaySubs, *latency, false)
+		res, err := runBillingDay(ctx, e, "day250", m.DaySubs, 0, *latency, false)
 		if err != nil {
 			return fmt.Errorf("billing day (%d ms): %w", *latency, err)
 		}
 		rep.Day250 = &res
 	}
+	if want("daybook") {
+		// The same 0 ms day due among a book of BookSubs: what a renewal costs when the tables and
+		// their indexes are a big book's (issue 15: within 15% of the day0 figure).
+		res, err := runBillingDay(ctx, e, "daybook", m.DaySubs, m.BookSubs, 0, false)
+		if err != nil {
+			return fmt.Errorf("billing day among %d: %w", m.BookSubs, err)
+		}
+		rep.DayBook = &res
+	}
 	if want("dayapi") {
 		// The API while a day drains: the same 0 ms day with GETs at the API's rate alongside, a run of
 		// its own so the GETs' CPU does not change the day's figures above.
-		res, err := runBillingDay(ctx, e, "dayapi", m.DaySubs, 0, true)
+		res, err := runBillingDay(ctx, e, "dayapi", m.DaySubs, 0, 0, true)
 		if err != nil {
 			return fmt.Errorf("billing day with API load: %w", err)
 		}

@@ -20,6 +20,7 @@ type Report struct {
 	Day0     *DayResult      `json:"billing_day_0ms,omitempty"`
 	Day250   *DayResult      `json:"billing_day_250ms,omitempty"`
 	DayAPI   *DayResult      `json:"billing_day_with_api_load,omitempty"`
+	DayBook  *DayResult      `json:"billing_day_among_book,omitempty"`
 	Sweep    *SweepResult    `json:"sweep,omitempty"`
 	API      *APIResult      `json:"api,omitempty"`
 	Webhooks *WebhookResult  `json:"webhooks,omitempty"`
@@ -53,7 +54,7 @@ func (r *Report) evaluate() {
 			add("billing day 0 ms vs pgbench TPS", ">= 40%", fmt.Sprintf("%.0f%%", pct), yesNo(d.Drained && pct >= 40), "")
 		}
 	}
-	for _, d := range []*DayResult{r.Day0, r.Day250, r.DayAPI} {
+	for _, d := range []*DayResult{r.Day0, r.Day250, r.DayAPI, r.DayBook} {
 		if d != nil && d.DoubleCharges > 0 {
 			add(d.Name+": no invoice charged twice", "0", fmt.Sprint(d.DoubleCharges), "NO", "")
 		}
@@ -110,6 +111,11 @@ func (r *Report) evaluate() {
 		}
 		add(fmt.Sprintf("sweep %s due among %s", kfmt(s.Due), kfmt(s.Subscriptions)), "< 50 ms", fmt.Sprintf("%.1f ms", s.FirstMs), yesNo(s.FirstMs < 50), note)
 		add("DueRenewals plan", "index range scan, no seq scan", s.PlanSummary, yesNo(s.RangeScan), "")
+	}
+	if b, z := r.DayBook, r.Day0; b != nil && z != nil && z.PostgresMsPerRenewal > 0 {
+		pct := 100 * b.PostgresMsPerRenewal / z.PostgresMsPerRenewal
+		add(fmt.Sprintf("Postgres CPU per renewal, %s due among %s vs the %s day", kfmt(b.Subscriptions), kfmt(b.Book), kfmt(z.Subscriptions)),
+			"<= 115%", fmt.Sprintf("%.0f%% (%.2f vs %.2f ms)", pct, b.PostgresMsPerRenewal, z.PostgresMsPerRenewal), yesNo(b.Drained && z.Drained && pct <= 115), "")
 	}
 	if d := r.DayAPI; d != nil && d.GetDuring != nil {
 		g := d.GetDuring
@@ -180,11 +186,14 @@ func (r *Report) Table() string {
 	if v := r.River; v != nil {
 		fmt.Fprintf(w, "River no-op jobs (%d workers, %s cooldown)\t%.0f jobs/s (%.2f commits/job)\t%s\t100%%\n", v.Workers, v.FetchCooldown, v.JobsPerSecond, v.CommitsPerJob, pct(v.JobsPerSecond, tps))
 	}
-	for _, d := range []*DayResult{r.Day0, r.Day250, r.DayAPI} {
+	for _, d := range []*DayResult{r.Day0, r.Day250, r.DayAPI, r.DayBook} {
 		if d == nil {
 			continue
 		}
 		head := fmt.Sprintf("billing day %s, %d ms gateway", kfmt(d.Subscriptions), d.LatencyMs)
+		if d.Book > 0 {
+			head = fmt.Sprintf("billing day %s due among %s, %d ms gateway", kfmt(d.Subscriptions), kfmt(d.Book), d.LatencyMs)
+		}
 		if d.GetDuring != nil {
 			head += " + API load"
 		}
