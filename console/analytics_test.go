@@ -100,4 +100,19 @@ func TestConsolePolicySimulator(t *testing.T) {
 	require.Contains(t, bad.Body, `unknown key &#34;max_retrys&#34;`)
 	forged := v.do("POST", "/console/simulate", url.Values{"policy": {"max_retries: 1\n"}})
 	require.Equal(t, 403, forged.Status, "a form without the CSRF token")
+
+	// In the browser: the form posts, the charts draw, and a screenshot for docs/screenshots
+	// (UPDATE_SCREENSHOTS=1).
+	ctx := tab(t)
+	signIn(t, ctx, env, testenv.AdminToken)
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(env.URL+"/console/simulate"),
+		chromedp.WaitVisible(chromedp.CSS(`#policy`)),
+		chromedp.SendKeys(chromedp.CSS(`#policy`), "max_retries: 1\n"),
+		chromedp.Click(chromedp.CSS(`#run`)),
+		chromedp.WaitVisible(chromedp.CSS(`#sim-canceled svg`)),
+	))
+	require.Contains(t, text(t, ctx, "#comparison"), "2 dunning episodes")
+	require.Contains(t, text(t, ctx, "#figures-table"), "recovery rate")
+	screenshot(t, ctx, "simulator")
 }
