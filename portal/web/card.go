@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -65,7 +64,7 @@ func (h *Handler) cardSuccess(w http.ResponseWriter, r *http.Request) {
 			"결제대행사의 응답에 인증 키가 없습니다. 카드 변경을 다시 시작해 주세요. / The gateway's answer carried no auth key. Please start the change of card again.")
 		return
 	}
-	before, err := h.openAttempts(ctx, l.CustomerID)
+	before, err := h.openInvoices(ctx, l.CustomerID)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -90,7 +89,7 @@ func (h *Handler) cardSuccess(w http.ResponseWriter, r *http.Request) {
 		"gateway", reg.Gateway, "open_invoices", len(before), "request_id", h.RequestID(ctx))
 	done := "card"
 	if len(before) > 0 {
-		done = h.settle(ctx, before)
+		done = h.settle(ctx, before, k.ID)
 	}
 	http.Redirect(w, r, h.Links.PageURL(chi.URLParam(r, "token"))+"?done="+done, http.StatusSeeOther)
 }
@@ -151,46 +150,41 @@ func (h *Handler) cardProblem(w http.ResponseWriter, r *http.Request, l portal.L
 	}
 }
 
-// openAttempts is the customer's open invoices, each with how many attempts it has had.
-func (h *Handler) openAttempts(ctx context.Context, customerID string) (map[string]int, error) {
+// openInvoices is the customer's open invoices.
+func (h *Handler) openInvoices(ctx context.Context, customerID string) ([]string, error) {
 	list, err := h.Billing.ListInvoices(ctx, billing.InvoiceFilter{CustomerID: customerID, Status: "open"}, page.Request{Limit: 100})
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]int{}
+	out := make([]string, 0, len(list.Data))
 	for _, inv := range list.Data {
-		full, err := h.Billing.GetInvoice(ctx, inv.ID)
-		if err != nil {
-			return nil, fmt.Errorf("invoice %s: %w", inv.ID, err)
-		}
-		out[inv.ID] = len(full.Attempts)
+		out = append(out, inv.ID)
 	}
 	return out, nil
 }
 
-// settle waits (at most SettleWait) for the immediate retry of each open invoice to end, and says how it
-// went: card_paid when every one is paid, card_declined when a new attempt was refused, else card_pending
-// (the page then says the payment is being confirmed; the receipt email follows when it is paid).
-func (h *Handler) settle(ctx context.Context, before map[string]int) string {
+// settle waits (at most SettleWait) for the immediate retry of each open invoice with the new card (keyID)
+// to end, and says how it went: card_paid when every one is paid, card_declined when the new card was
+// refused, else card_pending (the page then says the payment is being confirmed; the receipt email follows
+// when it is paid). Only the new card's attempts count: they are the retry this change of card made (the
+// key is new, so none came before it). Ordering all attempts by time cannot tell the retry from the
+// decline that brought the customer here: under the test clock they share an instant, and attempt ids are
+// random, so the old card's decline could pass for the new card's answer while the retry was in flight.
+func (h *Handler) settle(ctx context.Context, invoices []string, keyID string) string {
 	deadline := time.Now().Add(h.SettleWait)
 	for {
 		paid, declined := 0, false
-		for id, n := range before {
+		for _, id := range invoices {
 			inv, err := h.Billing.GetInvoice(ctx, id)
 			if err != nil {
 				return "card_pending"
 			}
-			switch {
-			case inv.Status != "open":
+			if inv.Status != "open" {
 				paid++
-			case len(inv.Attempts) > n:
-				last := inv.Attempts[len(inv.Attempts)-1]
-				for _, a := range inv.Attempts {
-					if a.CreatedAt.After(last.CreatedAt) || a.CreatedAt.Equal(last.CreatedAt) && a.ID > last.ID {
-						last = a
-					}
-				}
-				if last.ResolvedAt != nil && last.Status != "succeeded" {
+				continue
+			}
+			for _, a := range inv.Attempts {
+				if a.BillingKeyID != nil && *a.BillingKeyID == keyID && a.ResolvedAt != nil && a.Status != "succeeded" {
 					declined = true
 				}
 			}
@@ -198,7 +192,7 @@ func (h *Handler) settle(ctx context.Context, before map[string]int) string {
 		switch {
 		case declined:
 			return "card_declined"
-		case paid == len(before):
+		case paid == len(invoices):
 			return "card_paid"
 		case !time.Now().Before(deadline):
 			return "card_pending"

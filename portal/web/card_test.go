@@ -6,12 +6,16 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dunningworks/billing/app"
 	"github.com/dunningworks/billing/app/testenv"
+	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/gateway/pgsim"
 )
 
@@ -132,6 +136,44 @@ func TestChangeCardIssuesTheKeyAndPaysTheOpenInvoice(t *testing.T) {
 	require.Contains(t, body, "Your card was changed and the open invoice was paid")
 	require.Contains(t, body, `id="paid-`+b.invoice+`"`)
 	require.Contains(t, body, "424242*******242", "the new card is shown")
+}
+
+// The success URL waits for the new card's retry; when the retry is still in flight at the end of the
+// wait, the page says the card is being charged (card_pending), never that it was declined. The decline
+// that brought the customer to the page is not the new card's answer: under the test clock both attempts
+// share an instant, so telling them apart by time (as the wait once did, breaking the tie by the random
+// attempt id) said card_declined about half the time the retry was slower than the first look.
+func TestChangeCardWhileTheRetryIsInFlightSaysPending(t *testing.T) {
+	t.Parallel()
+	var hold atomic.Bool
+	release := make(chan struct{})
+	var once sync.Once
+	b := setupPage(t, testenv.Options{App: app.Options{Hooks: billing.Hooks{BeforeCharge: func(string) error {
+		if hold.Load() {
+			<-release
+		}
+		return nil
+	}}}})
+	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before the Env stops: a held charge would block it
+	_, body := b.get(t, b.link)
+	reg := registrationOf(t, body)
+	loc := b.registerAt(t, reg, reg.CustomerKey, "4242424242424242")
+
+	hold.Store(true) // the new card's charge waits, committed, until the page has answered
+	res, err := b.client.Get(b.local(loc.String()))
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusSeeOther, res.StatusCode)
+	require.True(t, strings.HasSuffix(res.Header.Get("Location"), "?done=card_pending"), res.Header.Get("Location"))
+	require.Equal(t, "open", b.env.Do("GET", "/v1/invoices/"+b.invoice, testenv.ServiceToken, nil).JSON(t)["status"])
+	_, page := b.get(t, b.link+"?done=card_pending")
+	require.Contains(t, page, "we are charging it now")
+
+	once.Do(func() { close(release) })
+	require.Eventually(t, func() bool {
+		return b.env.Do("GET", "/v1/invoices/"+b.invoice, testenv.ServiceToken, nil).JSON(t)["status"] == "paid"
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, 1, b.chargesOf(b.invoice))
 }
 
 func indexOfCustomerKey(keys []pgsim.BillingKey, ck string) int {

@@ -25,9 +25,9 @@ type pageBundle struct {
 }
 
 // setupPage leaves a customer with an open invoice: their card declined the first charge (incomplete).
-func setupPage(t *testing.T) pageBundle {
+func setupPage(t *testing.T, opts ...testenv.Options) pageBundle {
 	t.Helper()
-	env := testenv.New(t)
+	env := testenv.New(t, opts...)
 	adm, svc := testenv.AdminToken, testenv.ServiceToken
 	res := env.Do("POST", "/v1/plans", adm, map[string]any{"code": "basic", "name": "Basic", "amount": "9900", "currency": "KRW", "interval": "month", "interval_count": 1})
 	require.Equal(t, 201, res.Status, string(res.Body))
