@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -151,9 +152,32 @@ func (s *Server) renderAuth(w http.ResponseWriter, status int, p authPage) {
 	p.Cards = TestCards
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"+returnOrigins(p.authRequest)+
+		"; frame-ancestors 'none'; base-uri 'none'")
 	w.WriteHeader(status)
 	_ = authTmpl.Execute(w, p)
+}
+
+// returnOrigins are the origins of successUrl and failUrl for the page's form-action. The form posts to
+// pgsim and pgsim answers with a redirect to one of them, and browsers hold a form's redirects to the
+// page's form-action too (Chromium refuses to follow a 302 to another origin under form-action 'self':
+// the customer would be stuck on pgsim's page, never back at the merchant's).
+func returnOrigins(a authRequest) string {
+	var out []string
+	for _, raw := range []string{a.SuccessURL, a.FailURL} {
+		u, err := url.Parse(raw)
+		if err != nil || !absoluteURL(raw) || strings.ContainsAny(u.Host, " ;,'\"\\") {
+			continue
+		}
+		o := u.Scheme + "://" + u.Host
+		if !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " " + strings.Join(out, " ")
 }
 
 // handleAuthPage is the billing-auth window: a card form for the customer.

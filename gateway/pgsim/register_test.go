@@ -40,6 +40,9 @@ func TestRegistrationPageIssuesAnAuthKeyBoundToItsCustomer(t *testing.T) {
 	_ = res.Body.Close()
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	require.Contains(t, string(page), `name="cardNumber"`)
+	// The form's answer is a redirect to the merchant: a browser follows it only when form-action allows
+	// the merchant's origin (Chromium holds a form's redirects to form-action too).
+	require.Contains(t, res.Header.Get("Content-Security-Policy"), "form-action 'self' https://shop.example;")
 	require.Contains(t, string(page), "4242424242424242")
 
 	res, _ = b.register(t, "cpk_abc", "4000 0000 0000 9995")
