@@ -19,6 +19,8 @@ ADMIN=$(cat .data/admin-token); SERVICE=$(cat .data/service-token); SUPPORT=$(ca
 # the simulator and development keys.
 export BILLING_MODE="${BILLING_MODE:-dev}"
 export BILLING_HTTP_ADDR="${BILLING_HTTP_ADDR:-127.0.0.1:8080}"
+# Links in customer emails (and the change-card return URLs) reach this billingd, on whatever port it listens.
+export BILLING_PUBLIC_URL="${BILLING_PUBLIC_URL:-http://$BILLING_HTTP_ADDR}"
 export BILLING_BOOTSTRAP_KEYS="${BILLING_BOOTSTRAP_KEYS:-admin:$ADMIN,service:$SERVICE,support:$SUPPORT}"
 export BILLING_ENCRYPTION_KEYS="${BILLING_ENCRYPTION_KEYS:-1:$(cat .data/encryption-key)}"
 export BILLING_TEST_CLOCK="${BILLING_TEST_CLOCK:-1}"

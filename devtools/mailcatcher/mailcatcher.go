@@ -7,6 +7,7 @@ package mailcatcher
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -214,7 +215,7 @@ func (s *session) Data(r io.Reader) error {
 }
 
 // Handler serves the list of caught messages at / and each message at /m/{seq} (its text parts shown,
-// the raw .eml at /m/{seq}.eml).
+// the raw .eml at /m/{seq}.eml); /messages.json lists them for scripts.
 func (c *Catcher) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
@@ -222,6 +223,15 @@ func (c *Catcher) Handler() http.Handler {
 		sort.Slice(msgs, func(i, j int) bool { return msgs[i].Seq > msgs[j].Seq })
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = listPage.Execute(w, msgs)
+	})
+	mux.HandleFunc("GET /messages.json", func(w http.ResponseWriter, _ *http.Request) {
+		msgs := c.Messages()
+		out := make([]jsonMessage, 0, len(msgs))
+		for _, m := range msgs {
+			out = append(out, m.json())
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
 	})
 	mux.HandleFunc("GET /m/{seq}", func(w http.ResponseWriter, r *http.Request) {
 		seq, raw := strings.CutSuffix(r.PathValue("seq"), ".eml")
@@ -242,10 +252,48 @@ func (c *Catcher) Handler() http.Handler {
 			return
 		}
 		text, html := Parts(m.Raw)
+		if html != "" {
+			// The email's links (the customer page's button) open in a tab of their own, outside the sandbox:
+			// inside the frame the page could neither run its script nor be framed (frame-ancestors 'none').
+			html = `<base target="_blank">` + html
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = messagePage.Execute(w, map[string]any{"M": m, "Text": text, "HTML": template.HTML(html)}) // #nosec: our own messages, shown to the developer
+		// A string, not template.HTML: in the srcdoc attribute html/template then escapes the whole document
+		// as the attribute's value, which is what srcdoc takes (as template.HTML its tags were stripped and
+		// the frame showed the email's bare text). The frame is sandboxed: no script of the email runs.
+		_ = messagePage.Execute(w, map[string]any{"M": m, "Text": text, "HTML": html})
 	})
 	return mux
+}
+
+// jsonMessage is a message as GET /messages.json lists it (oldest first), for scripts: the README's
+// walk-through reads the customer-page link of the newest payment-failed email from it.
+type jsonMessage struct {
+	Seq         int       `json:"seq"`
+	ReceivedAt  time.Time `json:"received_at"`
+	From        string    `json:"from"`
+	To          []string  `json:"to"`
+	Subject     string    `json:"subject"`
+	Kind        string    `json:"kind,omitempty"` // billingd's X-Billing-Email-Kind
+	MessageID   string    `json:"message_id"`
+	File        string    `json:"file,omitempty"`
+	Text        string    `json:"text"`
+	Attachments []string  `json:"attachments"`
+}
+
+func (m Message) json() jsonMessage {
+	j := jsonMessage{Seq: m.Seq, ReceivedAt: m.ReceivedAt, From: m.From, To: m.To, Subject: m.Subject, MessageID: m.MessageID,
+		File: m.File, Attachments: []string{}}
+	if h, err := m.Header(); err == nil {
+		j.Kind = h.Get("X-Billing-Email-Kind")
+	}
+	j.Text, _ = Parts(m.Raw)
+	for _, p := range Leaves(m.Raw) {
+		if p.Filename != "" {
+			j.Attachments = append(j.Attachments, p.Filename)
+		}
+	}
+	return j
 }
 
 var messageIDPattern = regexp.MustCompile(`^<[^<>@\s]+@[^<>@\s]+>$`)
@@ -258,7 +306,7 @@ var listPage = template.Must(template.New("list").Parse(`<!doctype html>
 <meta http-equiv="refresh" content="5">
 <style>body{font-family:system-ui,sans-serif;margin:2rem}table{border-collapse:collapse}td,th{padding:.3rem .8rem;border-bottom:1px solid #ddd;text-align:left}</style>
 </head><body><h1>Mail catcher</h1>
-<p>Every message billingd sent, newest first ({{len .}}). Each is also an .eml file.</p>
+<p>Every message billingd sent, newest first ({{len .}}). Each is also an .eml file; <a href="/messages.json">messages.json</a> lists them for scripts.</p>
 <table><tr><th>#</th><th>received</th><th>to</th><th>subject</th><th>file</th></tr>
 {{range .}}<tr><td>{{.Seq}}</td><td>{{.ReceivedAt.Format "2006-01-02 15:04:05Z"}}</td><td>{{range .To}}{{.}} {{end}}</td>
 <td><a href="/m/{{.Seq}}">{{.Subject}}</a></td><td><a href="/m/{{.Seq}}.eml">{{if .File}}{{.File}}{{else}}.eml{{end}}</a></td></tr>
@@ -271,6 +319,6 @@ var messagePage = template.Must(template.New("msg").Parse(`<!doctype html>
 </head><body><p><a href="/">all messages</a> · <a href="/m/{{.M.Seq}}.eml">raw .eml</a></p>
 <h1>{{.M.Subject}}</h1>
 <p>From {{.M.From}} to {{range .M.To}}{{.}} {{end}} · Message-ID {{.M.MessageID}}</p>
-{{if .HTML}}<h2>HTML</h2><iframe sandbox srcdoc="{{.HTML}}"></iframe>{{end}}
+{{if .HTML}}<h2>HTML</h2><iframe sandbox="allow-popups allow-popups-to-escape-sandbox" srcdoc="{{.HTML}}"></iframe>{{end}}
 <h2>Text</h2><pre>{{.Text}}</pre>
 </body></html>`))
