@@ -425,6 +425,9 @@ func (s *Service) writeBatch(ctx context.Context, tx pgx.Tx, plain []plainRenewa
 	if err := q.InsertEvents(ctx, events.p); err != nil {
 		return nil, fmt.Errorf("insert events: %w", err)
 	}
+	if err := s.sinkBatch(ctx, tx, events.p); err != nil {
+		return nil, fmt.Errorf("event sink: %w", err)
+	}
 	// The invoices' numbers, taken as finalizeInvoice takes one: from the counter row, whose lock every
 	// finalizer shares until its commit. A batch takes it once, as late as it can: the rows
 	// without a foreign key to the invoice (lines, ledger, events) are written before it.
@@ -712,6 +715,9 @@ func (s *Service) recordSuccesses(ctx context.Context, tx pgx.Tx, group []sentCh
 	events.p.OccurredAt = now
 	if err := q.InsertEvents(ctx, events.p); err != nil {
 		return fmt.Errorf("insert events: %w", err)
+	}
+	if err := s.sinkBatch(ctx, tx, events.p); err != nil {
+		return fmt.Errorf("event sink: %w", err)
 	}
 	return nil
 }

@@ -70,6 +70,15 @@ type EventSink interface {
 	EventRecorded(ctx context.Context, db dbx.DBTX, e RecordedEvent) error
 }
 
+// EventBatchSink is an EventSink that also takes many events at once. The batch engine (RenewBatch)
+// writes its events with one statement; a sink implementing this gets them in one call, in the same
+// transaction, and can write what it owes with one statement too. Other sinks get one EventRecorded per
+// event.
+type EventBatchSink interface {
+	EventSink
+	EventsRecorded(ctx context.Context, db dbx.DBTX, es []RecordedEvent) error
+}
+
 // SetEventSink installs the sink (nil: none). It is shared by every WithPool copy of the service.
 func (s *Service) SetEventSink(sink EventSink) {
 	if sink == nil {
@@ -97,6 +106,30 @@ func (s *Service) emit(ctx context.Context, db dbx.DBTX, typ string, refs Refs, 
 	}
 	if sink := s.sink.Load(); sink != nil {
 		return (*sink).EventRecorded(ctx, db, RecordedEvent{ID: id, Type: typ, Refs: refs, At: at, Data: raw})
+	}
+	return nil
+}
+
+// sinkBatch hands the events a batch inserted (InsertEvents) to the sink, in the batch's transaction: the
+// single path's emit does it per event, and a batch must owe what the same events owe one by one (a
+// renewal the batch paid gets its receipt email).
+func (s *Service) sinkBatch(ctx context.Context, db dbx.DBTX, p store.InsertEventsParams) error {
+	sink := s.sink.Load()
+	if sink == nil || len(p.Ids) == 0 {
+		return nil
+	}
+	es := make([]RecordedEvent, len(p.Ids))
+	for i := range p.Ids {
+		es[i] = RecordedEvent{ID: p.Ids[i], Type: p.Types[i], At: p.OccurredAt, Data: json.RawMessage(p.Datas[i]),
+			Refs: Refs{CustomerID: p.CustomerIds[i], SubscriptionID: p.SubscriptionIds[i], InvoiceID: p.InvoiceIds[i], AttemptID: p.AttemptIds[i]}}
+	}
+	if b, ok := (*sink).(EventBatchSink); ok {
+		return b.EventsRecorded(ctx, db, es)
+	}
+	for _, e := range es {
+		if err := (*sink).EventRecorded(ctx, db, e); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -5,8 +5,9 @@
 // override any template from a directory and turn each kind off.
 //
 // Delivery mirrors the outgoing webhooks (package notify): billing hands every event to EventRecorded in
-// the event's own transaction, which inserts one outbox row per (event, kind) — unique, so exactly one
-// row exists when and only when the event committed. A leader-only periodic dispatcher enqueues a River
+// the event's own transaction (a batch of renewals' events to EventsRecorded, one insert for the batch),
+// which inserts one outbox row per (event, kind) — unique, so exactly one row exists when and only when
+// the event committed. A leader-only periodic dispatcher enqueues a River
 // ticket for every row that is due, and a sender claims the row (compare-and-set on its attempt count),
 // fixes its Message-ID (derived from the row's id, before the SMTP transaction starts), sends it over
 // SMTP and records the outcome: sent; a 4xx or a lost connection is retried on backoff; a 5xx marks it

@@ -13,7 +13,7 @@ import (
 	"github.com/dunningworks/billing/internal/store"
 )
 
-var _ billing.EventSink = (*Service)(nil)
+var _ billing.EventBatchSink = (*Service)(nil)
 
 // EventRecorded queues the emails an event owes, in the event's transaction (billing calls it from
 // every emit). A kind that is turned off queues nothing; a second call for the same event and kind
@@ -32,6 +32,34 @@ func (s *Service) EventRecorded(ctx context.Context, db dbx.DBTX, e billing.Reco
 			SubscriptionID: ptr(e.Refs.SubscriptionID), InvoiceID: ptr(e.Refs.InvoiceID), Data: e.Data, Now: now, OccurredAt: e.At}); err != nil {
 			return fmt.Errorf("queue %s email for %s: %w", k, e.ID, err)
 		}
+	}
+	return nil
+}
+
+// EventsRecorded is EventRecorded for the events of a batch (billing.RenewBatch), with one insert for all
+// the emails they owe: a batch of renewals paid is a batch of receipts.
+func (s *Service) EventsRecorded(ctx context.Context, db dbx.DBTX, es []billing.RecordedEvent) error {
+	var p store.InsertMailsParams
+	for _, e := range es {
+		for _, k := range kindsFor(e.Type, e.Data) {
+			if !s.kinds[k] {
+				continue
+			}
+			p.EventIds = append(p.EventIds, e.ID)
+			p.Kinds = append(p.Kinds, string(k))
+			p.CustomerIds = append(p.CustomerIds, e.Refs.CustomerID)
+			p.SubscriptionIds = append(p.SubscriptionIds, e.Refs.SubscriptionID)
+			p.InvoiceIds = append(p.InvoiceIds, e.Refs.InvoiceID)
+			p.Datas = append(p.Datas, string(e.Data))
+			p.OccurredAts = append(p.OccurredAts, e.At)
+		}
+	}
+	if len(p.EventIds) == 0 {
+		return nil
+	}
+	p.Now = s.wall.Now()
+	if err := s.q(db).InsertMails(ctx, p); err != nil {
+		return fmt.Errorf("queue %d emails of a batch: %w", len(p.EventIds), err)
 	}
 	return nil
 }

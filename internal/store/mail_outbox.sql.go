@@ -284,6 +284,44 @@ func (q *Queries) InsertMail(ctx context.Context, arg InsertMailParams) error {
 	return err
 }
 
+const insertMails = `-- name: InsertMails :exec
+INSERT INTO mail_outbox (event_id, kind, customer_id, subscription_id, invoice_id, data, status, attempts,
+                         next_attempt_at, occurred_at, created_at, updated_at)
+SELECT u.event_id, u.kind, nullif(u.customer_id, ''), nullif(u.subscription_id, ''), nullif(u.invoice_id, ''), u.data::jsonb,
+       'queued', 0, $1::timestamptz, u.occurred_at, $1::timestamptz, $1::timestamptz
+FROM (SELECT unnest($2::text[]) AS event_id, unnest($3::text[]) AS kind, unnest($4::text[]) AS customer_id,
+             unnest($5::text[]) AS subscription_id, unnest($6::text[]) AS invoice_id,
+             unnest($7::text[]) AS data, unnest($8::timestamptz[]) AS occurred_at) AS u
+ON CONFLICT (event_id, kind) DO NOTHING
+`
+
+type InsertMailsParams struct {
+	Now             time.Time
+	EventIds        []string
+	Kinds           []string
+	CustomerIds     []string
+	SubscriptionIds []string
+	InvoiceIds      []string
+	Datas           []string
+	OccurredAts     []time.Time
+}
+
+// InsertMail for many emails in one statement: the emails a batch of renewals owes, inserted in the
+// batch's transaction. An empty reference is no reference.
+func (q *Queries) InsertMails(ctx context.Context, arg InsertMailsParams) error {
+	_, err := q.db.Exec(ctx, insertMails,
+		arg.Now,
+		arg.EventIds,
+		arg.Kinds,
+		arg.CustomerIds,
+		arg.SubscriptionIds,
+		arg.InvoiceIds,
+		arg.Datas,
+		arg.OccurredAts,
+	)
+	return err
+}
+
 const recordMail = `-- name: RecordMail :execrows
 UPDATE mail_outbox
 SET status = $1, next_attempt_at = $2, last_code = coalesce($3, last_code),

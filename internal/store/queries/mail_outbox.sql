@@ -7,6 +7,18 @@ VALUES (@event_id, @kind, sqlc.narg(customer_id), sqlc.narg(subscription_id), sq
         'queued', 0, @now::timestamptz, @occurred_at, @now::timestamptz, @now::timestamptz)
 ON CONFLICT (event_id, kind) DO NOTHING;
 
+-- name: InsertMails :exec
+-- InsertMail for many emails in one statement: the emails a batch of renewals owes, inserted in the
+-- batch's transaction. An empty reference is no reference.
+INSERT INTO mail_outbox (event_id, kind, customer_id, subscription_id, invoice_id, data, status, attempts,
+                         next_attempt_at, occurred_at, created_at, updated_at)
+SELECT u.event_id, u.kind, nullif(u.customer_id, ''), nullif(u.subscription_id, ''), nullif(u.invoice_id, ''), u.data::jsonb,
+       'queued', 0, @now::timestamptz, u.occurred_at, @now::timestamptz, @now::timestamptz
+FROM (SELECT unnest(@event_ids::text[]) AS event_id, unnest(@kinds::text[]) AS kind, unnest(@customer_ids::text[]) AS customer_id,
+             unnest(@subscription_ids::text[]) AS subscription_id, unnest(@invoice_ids::text[]) AS invoice_id,
+             unnest(@datas::text[]) AS data, unnest(@occurred_ats::timestamptz[]) AS occurred_at) AS u
+ON CONFLICT (event_id, kind) DO NOTHING;
+
 -- name: DueMail :many
 -- Rows owed an attempt: queued and due, or left 'sending' past their lease (the sender died).
 SELECT id, attempts FROM mail_outbox
