@@ -238,7 +238,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		a.Close()
 		return nil, err
 	}
-	a.Receipts = portal.NewReceipts(a.Billing, a.Vault, a.Pool, cfg.MerchantName)
+	a.Receipts = portal.NewReceipts(a.Billing, cfg.MerchantName)
 	// Emails link to the customer page and attach receipts (tests may stand in their own).
 	if a.Mail != nil {
 		if o.MailLinks == nil && a.Links != nil {

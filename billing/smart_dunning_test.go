@@ -128,6 +128,27 @@ func TestBackupCardPaysAfterAHardDecline(t *testing.T) {
 	require.NoError(t, env.App.Pool.QueryRow(context.Background(), `SELECT data->'card'->>'masked_number' FROM events WHERE type = 'payment.backup_card_charged' AND invoice_id = $1`, b.invoice).Scan(&card))
 	require.NotEmpty(t, card)
 
+	// What the receipt names (billing.InvoicePayment): the backup card paid, after the default's decline.
+	ctx := context.Background()
+	paid, ok, err := env.App.Billing.InvoicePayment(ctx, b.invoice)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.True(t, paid.Backup)
+	require.Equal(t, b.backupKey, paid.BillingKeyID)
+	require.Equal(t, card, paid.Card.MaskedNumber)
+	require.NotNil(t, paid.Declined, "the default card's decline is named")
+	require.Equal(t, "hard", paid.Declined.Class)
+	var defaultCard string
+	require.NoError(t, env.App.Pool.QueryRow(ctx, `SELECT masked_number FROM billing_keys WHERE id = $1`, b.defaultKey).Scan(&defaultCard))
+	require.Equal(t, defaultCard, paid.Declined.Card.MaskedNumber)
+	first := subInvoices(t, env, b.sub)[0]["id"].(string)
+	paid, ok, err = env.App.Billing.InvoicePayment(ctx, first)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.False(t, paid.Backup, "the first invoice was paid by the default card")
+	require.Equal(t, b.defaultKey, paid.BillingKeyID)
+	require.Nil(t, paid.Declined)
+
 	// The stolen card is never charged again: the next renewal finds no chargeable default card and goes
 	// to the backup, once.
 	advanceTo(t, env, env.RenewalAt(b.sub).Add(12*time.Hour))
@@ -136,6 +157,11 @@ func TestBackupCardPaysAfterAHardDecline(t *testing.T) {
 	require.Equal(t, []string{"succeeded"}, statuses)
 	require.Equal(t, []string{b.backupKey}, keys)
 	require.Equal(t, 1, backups)
+	paid, ok, err = env.App.Billing.InvoicePayment(ctx, invs[len(invs)-1]["id"].(string))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.True(t, paid.Backup)
+	require.Nil(t, paid.Declined, "no default card was declined on this invoice: there was none to charge")
 	env.RequireBalanced()
 }
 

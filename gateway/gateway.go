@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -57,6 +58,30 @@ func (t BillingKeyToken) MarshalText() ([]byte, error) { return []byte("[REDACTE
 type Card struct {
 	Brand        string // issuer or brand, e.g. "VISA", "신한"
 	MaskedNumber string // e.g. "4330-12**-****-123*"
+}
+
+// Label is how a customer recognizes the card: the brand and the number's last four characters,
+// "VISA •••• 4242". Gateways mask differently (Stripe shows the last four digits, Toss hides the last
+// one: "4330-12**-****-123*" is "•••• 123•"), so the last four are shown as the gateway gave them, a
+// hidden digit as "•". No number: the brand alone.
+func (c Card) Label() string {
+	var last []rune
+	for _, r := range c.MaskedNumber {
+		switch {
+		case r >= '0' && r <= '9':
+			last = append(last, r)
+		case r == '*' || r == '•' || r == 'x' || r == 'X':
+			last = append(last, '•')
+		}
+	}
+	if len(last) > 4 {
+		last = last[len(last)-4:]
+	}
+	brand := strings.TrimSpace(c.Brand)
+	if len(last) == 0 {
+		return brand
+	}
+	return strings.TrimSpace(brand + " •••• " + string(last))
 }
 
 // IssuedKey is the result of issuing a billing key.

@@ -314,6 +314,21 @@ func (s *Service) data(ctx context.Context, kind Kind, row store.MailOutbox, cus
 		if kind == PaymentFailedSoft && inv.Status == "open" {
 			d.NextRetryAt = inv.NextAttemptAt
 		}
+		if kind == PaymentSucceeded {
+			// The receipt names the card charged, and says so plainly when it was the backup card: one
+			// email per payment, so payment.backup_card_charged has no email of its own
+			// (docs/customer-emails.md).
+			p, ok, err := s.billing.InvoicePayment(ctx, inv.ID)
+			if err != nil {
+				return Data{}, err
+			}
+			if ok {
+				d.Payment = &PaymentData{Card: p.Card.Label(), Backup: p.Backup}
+				if p.Declined != nil {
+					d.Payment.DeclinedCard = p.Declined.Card.Label()
+				}
+			}
+		}
 	}
 	if s.links != nil {
 		link, err := s.links.CustomerPage(ctx, cus.ID)

@@ -45,6 +45,8 @@ type Billing interface {
 	GetSubscription(ctx context.Context, id string) (billing.Subscription, error)
 	GetInvoice(ctx context.Context, id string) (billing.Invoice, error)
 	GetPlan(ctx context.Context, id string) (billing.Plan, error)
+	// InvoicePayment is the card charge that paid an invoice (ok false: no card paid it).
+	InvoicePayment(ctx context.Context, invoiceID string) (p billing.CardPayment, ok bool, err error)
 }
 
 // Tuning are the knobs of dispatch and delivery. Zero fields take the defaults; tests shrink them.

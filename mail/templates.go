@@ -57,6 +57,19 @@ type Data struct {
 	Renewal *RenewalData
 	// Receipt: a PDF receipt is attached.
 	Receipt bool
+	// Payment is the card charge that paid a receipt's invoice (nil in other kinds' emails, and when no
+	// card paid it: credit, a credit note, an offline payment).
+	Payment *PaymentData
+}
+
+// PaymentData names the card a receipt's invoice was charged to. Card is its brand and last four,
+// "VISA •••• 4242". Backup says the customer's backup card was charged because the default card could
+// not be; DeclinedCard then names the default card that was declined ("" when there was no default card
+// that could be charged at all).
+type PaymentData struct {
+	Card         string
+	Backup       bool
+	DeclinedCard string
 }
 
 // CustomerData is the customer an email is for.
@@ -320,6 +333,7 @@ func SampleData(locale string, k Kind) Data {
 		Renewal: &RenewalData{Plan: "Pro", Quantity: 1, Currency: "KRW", Amount: "9900", Tax: "900", CreditApplied: "0", AmountDue: "9900", HasTax: true}}
 	if k == PaymentSucceeded {
 		d.Invoice.AmountDue, d.Invoice.AmountPaid, d.Invoice.PaidAt, d.Receipt = "0", "9900", &at, true
+		d.Payment = &PaymentData{Card: "VISA •••• 4242"}
 	}
 	return d
 }

@@ -133,3 +133,59 @@ func TestMoney(t *testing.T) {
 	}
 	require.True(t, strings.HasSuffix(Money("ko", "0", "KRW"), "0원"))
 }
+
+// The receipt names the card charged; when it was the backup card it says plainly that the default card
+// was declined (naming it) and the backup was charged, with the way to change card.
+func TestReceiptNamesTheCardCharged(t *testing.T) {
+	t.Parallel()
+	tpl, err := LoadTemplates("")
+	require.NoError(t, err)
+	want := map[string]struct{ normal, backup, noDefault []string }{
+		"en": {
+			normal:    []string{"Charged to: VISA •••• 4242\n"},
+			backup:    []string{"Your default card, 신한 •••• 123•, was declined, so we charged your backup card, VISA •••• 4242.", "To change the card you pay with: http://127.0.0.1:8080/c/sample-token", "Charged to: VISA •••• 4242 (your backup card)"},
+			noDefault: []string{"Your default card could not be charged, so we charged your backup card, VISA •••• 4242."},
+		},
+		"ko": {
+			normal:    []string{"결제 카드: VISA •••• 4242\n"},
+			backup:    []string{"기본 카드(신한 •••• 123•)가 거절되어 예비 카드(VISA •••• 4242)로 결제했습니다.", "결제 카드 변경하기: http://127.0.0.1:8080/c/sample-token", "결제 카드: VISA •••• 4242 (예비 카드)"},
+			noDefault: []string{"기본 카드로 결제할 수 없어 예비 카드(VISA •••• 4242)로 결제했습니다."},
+		},
+	}
+	htmlWant := map[string][]string{
+		"en": {"Your default card, <b>신한 •••• 123•</b>, was declined, so we charged your <b>backup card, VISA •••• 4242</b>.", `<a href="http://127.0.0.1:8080/c/sample-token">Change the card you pay with</a>`, "<td>Charged to</td><td align=\"right\">VISA •••• 4242 (your backup card)</td>"},
+		"ko": {"기본 카드(<b>신한 •••• 123•</b>)가 거절되어 <b>예비 카드(VISA •••• 4242)</b>로 결제했습니다.", `<a href="http://127.0.0.1:8080/c/sample-token">결제 카드 변경하기</a>`, "<td>결제 카드</td><td align=\"right\">VISA •••• 4242 (예비 카드)</td>"},
+	}
+	for _, loc := range Locales {
+		d := SampleData(loc, PaymentSucceeded)
+		r, err := tpl.Render(loc, PaymentSucceeded, d)
+		require.NoError(t, err)
+		for _, s := range want[loc].normal {
+			require.Contains(t, r.Text, s, loc)
+		}
+		require.NotContains(t, r.Text+r.HTML, "예비", "a default-card receipt says nothing of a backup")
+		require.NotContains(t, r.Text+r.HTML, "backup", "a default-card receipt says nothing of a backup")
+
+		d.Payment = &PaymentData{Card: "VISA •••• 4242", Backup: true, DeclinedCard: "신한 •••• 123•"}
+		r, err = tpl.Render(loc, PaymentSucceeded, d)
+		require.NoError(t, err)
+		for _, s := range want[loc].backup {
+			require.Contains(t, r.Text, s, "%s text:\n%s", loc, r.Text)
+		}
+		for _, s := range htmlWant[loc] {
+			require.Contains(t, r.HTML, s, "%s HTML:\n%s", loc, r.HTML)
+		}
+
+		d.Payment.DeclinedCard = ""
+		r, err = tpl.Render(loc, PaymentSucceeded, d)
+		require.NoError(t, err)
+		for _, s := range want[loc].noDefault {
+			require.Contains(t, r.Text, s, "%s text:\n%s", loc, r.Text)
+		}
+
+		d.Payment = nil // credit or an offline payment: no card to name
+		r, err = tpl.Render(loc, PaymentSucceeded, d)
+		require.NoError(t, err)
+		require.NotContains(t, r.Text, "•", loc)
+	}
+}

@@ -11,9 +11,7 @@ import (
 	"github.com/go-pdf/fpdf"
 
 	"github.com/dunningworks/billing/billing"
-	"github.com/dunningworks/billing/gateway"
 	"github.com/dunningworks/billing/internal/apperr"
-	"github.com/dunningworks/billing/internal/dbx"
 	"github.com/dunningworks/billing/statemachine"
 )
 
@@ -27,31 +25,27 @@ var nanumGothic []byte
 type Invoices interface {
 	GetInvoice(ctx context.Context, id string) (billing.Invoice, error)
 	GetCustomer(ctx context.Context, id string) (billing.Customer, error)
-}
-
-// Cards gives a billing key's display data (billingkey.Vault implements it).
-type Cards interface {
-	Card(ctx context.Context, db dbx.DBTX, keyID string) (gateway.Card, error)
+	// InvoicePayment is the card charge that paid the invoice (ok false: no card paid it); the receipt
+	// email names the same one.
+	InvoicePayment(ctx context.Context, invoiceID string) (p billing.CardPayment, ok bool, err error)
 }
 
 // Receipts renders a paid invoice as a receipt: data for the HTML page, and a PDF for the page's download
 // and the receipt email's attachment.
 type Receipts struct {
 	invoices Invoices
-	cards    Cards
-	db       dbx.DBTX
 	merchant string
 	zone     *time.Location
 }
 
-// NewReceipts builds receipts over billing's invoices and the vault's cards; merchant is
-// BILLING_MERCHANT_NAME. Times are shown in Korea's zone (KST), as the invoices' customers expect.
-func NewReceipts(invoices Invoices, cards Cards, db dbx.DBTX, merchant string) *Receipts {
+// NewReceipts builds receipts over billing's invoices and payments; merchant is BILLING_MERCHANT_NAME.
+// Times are shown in Korea's zone (KST), as the invoices' customers expect.
+func NewReceipts(invoices Invoices, merchant string) *Receipts {
 	zone, err := time.LoadLocation("Asia/Seoul")
 	if err != nil {
 		zone = time.FixedZone("KST", 9*3600)
 	}
-	return &Receipts{invoices: invoices, cards: cards, db: db, merchant: merchant, zone: zone}
+	return &Receipts{invoices: invoices, merchant: merchant, zone: zone}
 }
 
 // Receipt is a paid invoice as a document shows it. Amounts are formatted for people ("KRW 9,900").
@@ -89,8 +83,10 @@ type ReceiptPayment struct {
 	Gateway      string
 	CardBrand    string
 	MaskedNumber string
-	OrderID      string
-	PaidAt       time.Time
+	// Backup: the customer's backup card paid, after the default card could not be charged.
+	Backup  bool
+	OrderID string
+	PaidAt  time.Time
 }
 
 // ErrNoReceipt is the answer for an invoice that has not been paid: it has no receipt yet.
@@ -129,22 +125,13 @@ func (r *Receipts) Receipt(ctx context.Context, invoiceID string) (Receipt, erro
 	for _, l := range inv.Lines {
 		out.Lines = append(out.Lines, ReceiptLine{Description: l.Description, Quantity: l.Quantity, Amount: Amount(l.Total, cur)})
 	}
-	for _, a := range inv.Attempts {
-		if a.Status != "succeeded" {
-			continue
-		}
-		p := &ReceiptPayment{Gateway: a.Gateway, OrderID: a.OrderID, PaidAt: out.PaidAt}
-		if a.ResolvedAt != nil {
-			p.PaidAt = a.ResolvedAt.In(r.zone)
-		}
-		if a.BillingKeyID != nil {
-			card, err := r.cards.Card(ctx, r.db, *a.BillingKeyID)
-			if err != nil {
-				return Receipt{}, fmt.Errorf("receipt %s: card: %w", invoiceID, err)
-			}
-			p.CardBrand, p.MaskedNumber = card.Brand, card.MaskedNumber
-		}
-		out.Payment = p
+	p, ok, err := r.invoices.InvoicePayment(ctx, invoiceID)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("receipt %s: payment: %w", invoiceID, err)
+	}
+	if ok {
+		out.Payment = &ReceiptPayment{Gateway: p.Gateway, CardBrand: p.Card.Brand, MaskedNumber: p.Card.MaskedNumber, Backup: p.Backup,
+			OrderID: p.OrderID, PaidAt: p.PaidAt.In(r.zone)}
 	}
 	return out, nil
 }
@@ -222,7 +209,11 @@ func (rc Receipt) PDF() ([]byte, error) {
 
 	if p := rc.Payment; p != nil {
 		pdf.CellFormat(0, 7, "결제 수단 / Payment", "B", 1, "L", false, 0, "")
-		row("카드 / Card", strings.TrimSpace(p.CardBrand+" "+p.MaskedNumber))
+		card := strings.TrimSpace(p.CardBrand + " " + p.MaskedNumber)
+		if p.Backup {
+			card += " (예비 카드 / backup card)"
+		}
+		row("카드 / Card", card)
 		row("주문 번호 / Order id", p.OrderID)
 		row("승인 시각 / Approved at", p.PaidAt.Format("2006-01-02 15:04 MST"))
 	}

@@ -8,11 +8,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/internal/apperr"
+	"github.com/dunningworks/billing/portal"
 )
 
 type receiptBundle struct {
@@ -85,6 +87,22 @@ func TestReceiptPDFReadsRight(t *testing.T) {
 		require.Contains(t, text, want, "the receipt's text:\n%s", text)
 	}
 	require.Regexp(t, regexp.MustCompile(`프로 요금제.*\s+1\s+KRW 1,234,500`), text)
+	require.False(t, rc.Payment.Backup, "the default card paid")
+	require.NotContains(t, text, "backup card")
+}
+
+// A receipt the backup card paid says so next to the card (the receipt email says why).
+func TestReceiptPDFMarksTheBackupCard(t *testing.T) {
+	t.Parallel()
+	paid := time.Date(2027, 2, 8, 7, 0, 0, 0, time.FixedZone("KST", 9*3600))
+	rc := portal.Receipt{Merchant: "던닝웍스 주식회사", InvoiceID: "inv_backup", Number: "INV-000004", CustomerName: "김민수",
+		CustomerEmail: "kim@example.com", Currency: "KRW", PeriodStart: paid, PeriodEnd: paid.AddDate(0, 0, 7), Total: "KRW 9,900",
+		AmountPaid: "KRW 9,900", PaidAt: paid,
+		Payment: &portal.ReceiptPayment{Gateway: "sim", CardBrand: "롯데", MaskedNumber: "433012******523*", Backup: true, OrderID: "inv_backup-2", PaidAt: paid}}
+	pdf, err := rc.PDF()
+	require.NoError(t, err)
+	text := pdfText(t, pdf)
+	require.Contains(t, text, "롯데 433012******523* (예비 카드 / backup card)", text)
 }
 
 func TestReceiptOfAnUnknownInvoiceIsNotFound(t *testing.T) {
