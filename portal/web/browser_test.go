@@ -340,6 +340,7 @@ func TestCustomerRecoversInTheBrowser(t *testing.T) {
 	rtext, _ := mailcatcher.Parts(receipt.Raw)
 	require.Contains(t, rtext, got.Number)
 	require.Contains(t, rtext, "9,900원")
+	require.Regexp(t, `결제 카드: \S+ •••• •242\r?\n`, rtext, "the receipt names the card just registered")
 	name, pdf := pdfOf(t, receipt)
 	require.Equal(t, "receipt-"+strings.NewReplacer("/", "-", " ", "-").Replace(got.Number)+".pdf", name)
 	ptext := pdfText(t, pdf)
