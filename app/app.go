@@ -97,6 +97,9 @@ type Options struct {
 	// once it listens. Off by default, so tests that hold an attempt unknown are not raced by a hint;
 	// `make run` starts pgsim as a process with its own -webhook-url.
 	SimWebhooks bool
+	// RenewBatchSize is how many due subscriptions one renewal batch claims (zero: the jobs package's
+	// default, 250); tests shrink it to make several batches from a few subscriptions.
+	RenewBatchSize int
 }
 
 // New connects to the database (which must be migrated) and builds every component.
@@ -221,7 +224,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	a.Jobs, err = jobs.New(jobs.Config{Pool: a.WorkerPool, Billing: workerBilling, Notify: a.Notify, Mail: a.Mail, Clock: a.Clock, TestClock: cfg.TestClock,
 		Log: log, Workers: cfg.Workers, FetchCooldown: cfg.FetchCooldown, JobTimeout: cfg.JobTimeout, JobRescueAfter: cfg.JobRescueAfter,
 		ReconcileTimeout: cfg.ReconcileTimeout, NoReindex: !reindex, WebhookRetention: cfg.WebhookRetention,
-		Gateways: cfg.Gateways, Reconcile: a.Reconcile, Registry: a.Registry, Vault: a.Vault})
+		Gateways: cfg.Gateways, Reconcile: a.Reconcile, Registry: a.Registry, Vault: a.Vault,
+		RenewBatchSize: o.RenewBatchSize})
 	if err != nil {
 		a.Close()
 		return nil, err

@@ -65,6 +65,9 @@ type Config struct {
 	WebhookRetention time.Duration
 	// Registry receives the jobs' metrics (billing_webhooks_silent); nil registers none.
 	Registry prometheus.Registerer
+	// RenewBatchSize is how many due subscriptions one renewal batch claims (zero: renewBatchSize). Tests
+	// shrink it so that a few dozen subscriptions make several batches per replica.
+	RenewBatchSize int
 	// NoReindex turns River's nightly REINDEX of its job table off: the service's role does not own the
 	// table and so may not (migrations.CanReindexRiver). The schema owner reindexes instead.
 	NoReindex bool
@@ -102,7 +105,7 @@ func New(cfg Config) (*Runner, error) {
 
 	workers := river.NewWorkers()
 	b, c := cfg.Billing, cfg.Clock
-	addDomainWorkers(workers, b, c)
+	addDomainWorkers(workers, b, c, (&Scheduler{renewBatch: cfg.RenewBatchSize}).batchSize())
 	river.AddWorker(workers, &sweepWorker{s: r.Sweeper})
 	river.AddWorker(workers, newIdempotencyReapWorker(cfg.Pool))
 	if cfg.Vault != nil {
@@ -191,7 +194,7 @@ func isPeriodic(metadata []byte) bool {
 
 // Scheduler returns billing's view of the queue.
 func (r *Runner) Scheduler() *Scheduler {
-	return &Scheduler{client: r.Client, clock: r.cfg.Clock, testClock: r.cfg.TestClock}
+	return &Scheduler{client: r.Client, clock: r.cfg.Clock, testClock: r.cfg.TestClock, renewBatch: r.cfg.RenewBatchSize}
 }
 
 // Start works jobs until Stop.
@@ -214,6 +217,16 @@ type Scheduler struct {
 	client    *river.Client[pgx.Tx]
 	clock     clock.Clock
 	testClock bool
+	// renewBatch is Config.RenewBatchSize (zero: renewBatchSize).
+	renewBatch int
+}
+
+// batchSize is how many subscriptions one renewal batch claims.
+func (s *Scheduler) batchSize() int {
+	if s.renewBatch > 0 {
+		return s.renewBatch
+	}
+	return renewBatchSize
 }
 
 var _ billing.Scheduler = (*Scheduler)(nil)
@@ -254,7 +267,8 @@ func (s *Scheduler) ScheduleTx(ctx context.Context, tx pgx.Tx, work ...billing.W
 		}
 		params = append(params, river.InsertManyParams{Args: argsFor(w), InsertOpts: opts})
 	}
-	for slot := 0; slot < min(renewBatchJobs, (renewals+renewBatchSize-1)/renewBatchSize); slot++ {
+	size := s.batchSize()
+	for slot := 0; slot < min(renewBatchJobs, (renewals+size-1)/size); slot++ {
 		params = append(params, river.InsertManyParams{Args: RenewBatchArgs{Slot: slot}})
 	}
 	if len(params) == 0 {

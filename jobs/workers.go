@@ -44,12 +44,12 @@ func (w *domainWorker[T]) Work(ctx context.Context, j *river.Job[T]) error {
 }
 
 // addDomainWorkers registers a worker for every kind of billing's due work.
-func addDomainWorkers(workers *river.Workers, b *billing.Service, c clock.Clock) {
+func addDomainWorkers(workers *river.Workers, b *billing.Service, c clock.Clock, batchSize int) {
 	river.AddWorker(workers, &domainWorker[RenewArgs]{c: c, run: func(ctx context.Context, id string) error {
 		_, err := b.Renew(ctx, id)
 		return err
 	}})
-	river.AddWorker(workers, &renewBatchWorker{b: b, size: renewBatchSize, budget: renewBatchBudget})
+	river.AddWorker(workers, &renewBatchWorker{b: b, size: batchSize, budget: renewBatchBudget})
 	river.AddWorker(workers, &domainWorker[CollectArgs]{c: c, run: func(ctx context.Context, id string) error {
 		_, err := b.Collect(ctx, id, billing.CollectOptions{})
 		return err
