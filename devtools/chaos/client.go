@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,6 +20,7 @@ type client struct {
 	token    string
 	http     *http.Client
 	rnd      *rand.Rand
+	rndMu    sync.Mutex // the seeding sends from several goroutines
 }
 
 type answer struct {
@@ -54,7 +56,9 @@ func (c *client) send(ctx context.Context, method, path, idemKey string, body an
 		if ctx.Err() != nil {
 			return answer{}, ctx.Err()
 		}
+		c.rndMu.Lock()
 		p := c.replicas[(attempt+c.rnd.IntN(len(c.replicas)))%len(c.replicas)]
+		c.rndMu.Unlock()
 		if !p.isAlive() {
 			time.Sleep(20 * time.Millisecond)
 			continue

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 )
 
 // world is what the run created.
@@ -76,52 +77,93 @@ func seed(ctx context.Context, cfg Config, rnd *rand.Rand, admin, svc *client) (
 	w.upgrades[w.plans["krw-basic-monthly"]] = w.plans["krw-pro-monthly"]
 	w.upgrades[w.plans["usd-basic-monthly"]] = w.plans["usd-pro-monthly"]
 
-	for i := 0; i < cfg.Subs; i++ {
-		key := fmt.Sprintf("chaos-%d-%d", cfg.Seed, i)
-		a, err := svc.do(ctx, "POST", "/v1/customers", key+"-cus", map[string]any{
-			"external_id": key, "email": key + "@example.com", "name": "Chaos " + key})
-		var c struct {
-			ID         string `json:"id"`
-			CustomerID string `json:"customer_id"` // on 409 external_id_taken: our own first request got through
+	// The seeded draws are made in order, as before; the signups then run seedConcurrency at a time. A
+	// signup whose replica is killed under it waits out its Idempotency-Key's lock (30 s) before a retry
+	// can take it over, so one at a time spent most of a short run waiting on such locks; side by side
+	// they wait together, and replicas are killed with several requests in flight.
+	type draw struct{ auth, plan string }
+	draws := make([]draw, cfg.Subs)
+	for i := range draws {
+		draws[i].auth = pickBehavior(rnd)
+		draws[i].plan = planSpecs[rnd.IntN(len(planSpecs))].name
+	}
+	type signup struct {
+		sub, customer string
+		err           error
+	}
+	done := make([]signup, cfg.Subs)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(seedConcurrency, cfg.Subs) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				s := &done[i]
+				s.customer, s.sub, s.err = signUp(ctx, cfg, svc, w, i, draws[i].auth, draws[i].plan)
+			}
+		}()
+	}
+	for i := range cfg.Subs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, s := range done {
+		if s.err != nil {
+			return nil, s.err
 		}
-		if err != nil || (a.Status != 201 && a.Status != 409) {
-			return nil, fmt.Errorf("customer %d: %v %d %s", i, err, a.Status, a.Body)
-		}
-		_ = a.decode(&c)
-		if c.ID == "" {
-			c.ID = c.CustomerID
-		}
-		if c.ID == "" {
-			return nil, fmt.Errorf("customer %d: %d %s", i, a.Status, a.Body)
-		}
-		auth := pickBehavior(rnd) + "-" + key
-		// One Idempotency-Key per card, retried across kills and gateway 5xx (a 5xx is not stored on this
-		// route, and a re-run after a kill answers with the key the first run stored).
-		a, err = svc.do(ctx, "POST", "/v1/customers/"+c.ID+"/billing-keys", key+"-key", map[string]any{
-			"gateway": "sim", "auth_key": auth, "customer_key": "ck-" + c.ID})
-		if err != nil || a.Status != 201 {
-			return nil, fmt.Errorf("billing key %d: %v %d %s", i, err, a.Status, a.Body)
-		}
-		plan := planSpecs[rnd.IntN(len(planSpecs))].name
-		var s struct {
-			ID             string `json:"id"`
-			SubscriptionID string `json:"subscription_id"`
-		}
-		// One key for the whole signup, however many replicas die under it: the request is safe to run
-		// again (its key is recorded with the subscription), so a retry answers about the one
-		// subscription the first run opened. A 409 idempotency_key_interrupted here is a regression.
-		a, err = svc.do(ctx, "POST", "/v1/subscriptions", key+"-sub", map[string]any{"customer_id": c.ID, "plan_id": w.plans[plan]})
-		if err != nil || (a.Status != 201 && a.Status != 202 && a.Status != 402) {
-			return nil, fmt.Errorf("subscription %d: %v %d %s", i, err, a.Status, a.Body)
-		}
-		_ = a.decode(&s)
-		if s.ID == "" {
-			s.ID = s.SubscriptionID
-		}
-		w.subs = append(w.subs, s.ID)
-		w.customers[s.ID] = c.ID
+		w.subs = append(w.subs, s.sub)
+		w.customers[s.sub] = s.customer
 	}
 	return w, nil
+}
+
+// seedConcurrency is how many signups the seeding runs at once.
+const seedConcurrency = 8
+
+// signUp makes the i-th customer, registers its card (behavior auth) and subscribes it to the plan.
+func signUp(ctx context.Context, cfg Config, svc *client, w *world, i int, auth, plan string) (customer, sub string, err error) {
+	key := fmt.Sprintf("chaos-%d-%d", cfg.Seed, i)
+	a, err := svc.do(ctx, "POST", "/v1/customers", key+"-cus", map[string]any{
+		"external_id": key, "email": key + "@example.com", "name": "Chaos " + key})
+	var c struct {
+		ID         string `json:"id"`
+		CustomerID string `json:"customer_id"` // on 409 external_id_taken: our own first request got through
+	}
+	if err != nil || (a.Status != 201 && a.Status != 409) {
+		return "", "", fmt.Errorf("customer %d: %v %d %s", i, err, a.Status, a.Body)
+	}
+	_ = a.decode(&c)
+	if c.ID == "" {
+		c.ID = c.CustomerID
+	}
+	if c.ID == "" {
+		return "", "", fmt.Errorf("customer %d: %d %s", i, a.Status, a.Body)
+	}
+	// One Idempotency-Key per card, retried across kills and gateway 5xx (a 5xx is not stored on this
+	// route, and a re-run after a kill answers with the key the first run stored).
+	a, err = svc.do(ctx, "POST", "/v1/customers/"+c.ID+"/billing-keys", key+"-key", map[string]any{
+		"gateway": "sim", "auth_key": auth + "-" + key, "customer_key": "ck-" + c.ID})
+	if err != nil || a.Status != 201 {
+		return "", "", fmt.Errorf("billing key %d: %v %d %s", i, err, a.Status, a.Body)
+	}
+	var s struct {
+		ID             string `json:"id"`
+		SubscriptionID string `json:"subscription_id"`
+	}
+	// One key for the whole signup, however many replicas die under it: the request is safe to run
+	// again (its key is recorded with the subscription), so a retry answers about the one
+	// subscription the first run opened. A 409 idempotency_key_interrupted here is a regression.
+	a, err = svc.do(ctx, "POST", "/v1/subscriptions", key+"-sub", map[string]any{"customer_id": c.ID, "plan_id": w.plans[plan]})
+	if err != nil || (a.Status != 201 && a.Status != 202 && a.Status != 402) {
+		return "", "", fmt.Errorf("subscription %d: %v %d %s", i, err, a.Status, a.Body)
+	}
+	_ = a.decode(&s)
+	if s.ID == "" {
+		s.ID = s.SubscriptionID
+	}
+	return c.ID, s.ID, nil
 }
 
 // midlifeChanges upgrades, downgrades and cancels a few subscriptions, as customers do.
