@@ -15,6 +15,7 @@ import (
 	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/billing"
 	"github.com/dunningworks/billing/gateway/pgsim"
+	"github.com/dunningworks/billing/internal/testdb"
 	"github.com/dunningworks/billing/money"
 )
 
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(m.Run())
+	os.Exit(testdb.Main(m))
 }
 
 // checkTB is the testing.TB a check's billingd runs under: failures go to rapid (so it shrinks the

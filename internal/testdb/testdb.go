@@ -57,7 +57,7 @@ func Create(t testing.TB) DB {
 	conf := serverConfig(t)
 	conf.ForceTerminateConnections = true
 	ensureServiceRole(t)
-	owner := pgtestdb.Custom(t, conf, migrator{})
+	owner := pgtestdb.Custom(&dropTB{TB: t}, conf, migrator{})
 	service := *owner
 	service.User, service.Password = ServiceRole, ServicePassword
 	return DB{URL: service.URL(), OwnerURL: owner.URL()}
