@@ -34,6 +34,11 @@ test: tools browser alerts ## the whole suite, race detector on, against a real 
 	@$(DB); echo "tests use $${DATABASE_URL%%\?*}"; \
 	  $(GO) test -race -count=1 -timeout 15m ./...
 
+.PHONY: test-deep
+test-deep: ## longer hunts than make test: the money property test at 100 sequences of 30 steps, then a long chaos seed
+	@$(DB); RAPID_CHECKS=$${RAPID_CHECKS:-100} RAPID_STEPS=$${RAPID_STEPS:-30} $(GO) test -race -count=1 -timeout 3h ./billing/moneyprop && \
+	  $(GO) run ./cmd/chaos -seed $${SEED:-$$RANDOM} -subs 300 -months 3 -replicas 3
+
 .PHONY: test-race
 test-race: test ## same as test: the race detector is always on
 
