@@ -20,6 +20,7 @@ import (
 	"github.com/dunningworks/billing/app/testenv"
 	"github.com/dunningworks/billing/devtools/mailcatcher"
 	"github.com/dunningworks/billing/gateway/pgsim"
+	"github.com/dunningworks/billing/internal/testdb"
 	"github.com/dunningworks/billing/mail"
 )
 
@@ -37,8 +38,9 @@ var browser struct {
 	err     error
 }
 
+// TestMain drops the tests' databases in the background (testdb.Main) and stops the package's Chromium.
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testdb.Main(m)
 	browser.once.Do(func() {}) // waits for a start a test set going
 	if browser.stop != nil {
 		browser.stop()
