@@ -251,6 +251,9 @@ func (s *Service) taxRatesFor(ctx context.Context, tx pgx.Tx, customerIDs []stri
 type batchCharge struct {
 	att store.PaymentAttempt
 	sub string
+	// taxFree is the invoice's tax-free part, sent with the charge as every resend of it sends it
+	// (chargeRequest).
+	taxFree decimal.Decimal
 }
 
 func attemptIDs(cs []batchCharge) []string {
@@ -409,7 +412,7 @@ func (s *Service) writeBatch(ctx context.Context, tx pgx.Tx, plain []plainRenewa
 		atts.IdempotencyKeys = append(atts.IdempotencyKeys, att.IdempotencyKey)
 		atts.Amounts = append(atts.Amounts, total)
 		atts.Currencies = append(atts.Currencies, d.Currency)
-		charges = append(charges, batchCharge{att: att, sub: sub.ID})
+		charges = append(charges, batchCharge{att: att, sub: sub.ID, taxFree: c.TaxFree})
 	}
 	q := s.q(tx)
 	if k, err := q.AdvanceSubscriptionPeriods(ctx, subs); err != nil || int(k) != n {
@@ -509,7 +512,7 @@ func (s *Service) chargeBatch(ctx context.Context, charges []batchCharge) (int, 
 				results[i].err = fmt.Errorf("billing key %s: %w", *att.BillingKeyID, tokenErrs[*att.BillingKeyID])
 				return
 			}
-			out, err := s.chargeWith(ctx, att, tok)
+			out, err := s.chargeWith(ctx, att, tok, c.taxFree)
 			results[i].out, results[i].err = out, err
 			if err == nil {
 				if h := s.hooks.AfterCharge; h != nil {
@@ -564,16 +567,14 @@ func (s *Service) chargeBatch(ctx context.Context, charges []batchCharge) (int, 
 // outcomeGroup is how many outcomes one transaction records.
 const outcomeGroup = 250
 
-// chargeWith is charge with the token already opened.
-func (s *Service) chargeWith(ctx context.Context, att store.PaymentAttempt, tok KeyToken) (gateway.Outcome, error) {
+// chargeWith is charge with the token already opened. The batch's attempt is the whole invoice, so its
+// tax-free share is the invoice's tax-free part.
+func (s *Service) chargeWith(ctx context.Context, att store.PaymentAttempt, tok KeyToken, taxFree decimal.Decimal) (gateway.Outcome, error) {
 	gw, ok := s.gateways.Get(att.Gateway)
 	if !ok {
 		return gateway.Outcome{}, fmt.Errorf("%w: gateway %q is not enabled", gateway.ErrTryLater, att.Gateway)
 	}
-	return gw.Charge(ctx, gateway.ChargeRequest{
-		BillingKey: tok.Token, CustomerKey: tok.CustomerKey, OrderID: att.OrderID, IdempotencyKey: att.IdempotencyKey,
-		Amount: att.Amount, Currency: att.Currency, OrderName: "Invoice " + att.InvoiceID,
-	})
+	return gw.Charge(ctx, chargeRequest(att, tok, taxFree))
 }
 
 // recordGroup records a group of answered charges in one transaction, under the locks every writer takes

@@ -212,17 +212,24 @@ func (s *Service) charge(ctx context.Context, att store.PaymentAttempt) (gateway
 	if err != nil {
 		return gateway.Outcome{}, fmt.Errorf("invoice %s: %w", att.InvoiceID, err)
 	}
-	out, err := gw.Charge(ctx, gateway.ChargeRequest{
-		BillingKey: token, CustomerKey: customerKey, OrderID: att.OrderID, IdempotencyKey: att.IdempotencyKey,
-		Amount: att.Amount, Currency: att.Currency, OrderName: "Invoice " + att.InvoiceID,
-		TaxFreeAmount: shareOf(inv, inv.TaxFree, att.Amount),
-	})
+	out, err := gw.Charge(ctx, chargeRequest(att, KeyToken{Token: token, CustomerKey: customerKey}, shareOf(inv, inv.TaxFree, att.Amount)))
 	if err != nil {
 		return out, err
 	}
 	s.log.Debug("charge answered", "attempt_id", att.ID, "invoice_id", att.InvoiceID, "customer_id", att.CustomerID,
 		"outcome", out.Kind, "decline_code", out.DeclineCode, "reason", out.Reason)
 	return out, nil
+}
+
+// chargeRequest is the one request an attempt is sent as, by the batch, by a single charge and by every
+// resend: a gateway answers a second send of an order's idempotency key with the first one's answer only
+// if the request is the same (pgsim, like Stripe, refuses a different body under a used key), so any
+// difference between two paths would turn a safe resend into a refusal while the first send charged.
+func chargeRequest(att store.PaymentAttempt, tok KeyToken, taxFree decimal.Decimal) gateway.ChargeRequest {
+	return gateway.ChargeRequest{
+		BillingKey: tok.Token, CustomerKey: tok.CustomerKey, OrderID: att.OrderID, IdempotencyKey: att.IdempotencyKey,
+		Amount: att.Amount, Currency: att.Currency, OrderName: "Invoice " + att.InvoiceID, TaxFreeAmount: taxFree,
+	}
 }
 
 // lockedCharge is the rows an outcome touches, locked in the one order every writer uses:
@@ -282,6 +289,14 @@ func (s *Service) recordOutcomeTx(ctx context.Context, tx pgx.Tx, attemptID stri
 		return res, nil, err
 	}
 	if lc.att.Status != string(statemachine.AttemptPending) && lc.att.Status != string(statemachine.AttemptUnknown) {
+		if out.Kind == gateway.Succeeded && lc.att.Status != string(statemachine.AttemptSucceeded) {
+			// Money the gateway took on an attempt already ended without it: nothing here can book it
+			// (the invoice may have been paid another way since); reconciliation reports the gateway's
+			// payment as one we do not have, for support to refund or apply. Said loudly, never dropped.
+			s.log.ErrorContext(ctx, "the gateway reports a payment on an attempt already recorded without one; reconciliation will report it",
+				"attempt_id", lc.att.ID, "invoice_id", lc.att.InvoiceID, "status", lc.att.Status, "gateway", lc.att.Gateway,
+				"payment_key", out.PaymentKey)
+		}
 		return resultFromAttempt(lc.att), nil, nil
 	}
 	observe := func() { s.metrics.observeOutcome(lc.att.Gateway, lc.att.Status, out) }

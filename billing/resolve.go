@@ -18,6 +18,14 @@ type ResolveOptions struct {
 	// Now resolves at once instead of waiting for the attempt's next lookup time (a customer is looking:
 	// the "stuck cart" read, or a webhook hint).
 	Now bool
+	// SenderGone says the request that sent the attempt has ended (a retried request whose first run died
+	// between sending and recording): nobody else will record the answer, so an early lookup goes ahead
+	// however recent the send, and resends an order the gateway has not seen.
+	SenderGone bool
+	// LeaveInFlight, for a read (a customer's GET), leaves alone a pending attempt sent less than a
+	// minute ago: its sender is waiting for the answer and records it. A webhook hint does look such an
+	// attempt up: the gateway just said it has the order, while the sender may be waiting on a lost answer.
+	LeaveInFlight bool
 }
 
 // ResolveAttempt settles an attempt whose outcome is pending or unknown by asking the gateway for the
@@ -39,6 +47,14 @@ func (s *Service) ResolveAttempt(ctx context.Context, attemptID string, opts Res
 		return resultFromAttempt(att), nil
 	}
 	if !opts.Now && att.NextLookupAt != nil && att.NextLookupAt.After(s.clock.Now()) {
+		return resultFromAttempt(att), nil
+	}
+	sentRecently := att.SentAt != nil && s.clock.Now().Sub(*att.SentAt) < lookupDelay(0) && !opts.SenderGone
+	if opts.Now && opts.LeaveInFlight && att.Status == string(statemachine.AttemptPending) && sentRecently {
+		// Sent less than a minute ago and still pending: its sender is waiting for the answer and records
+		// it. A read's lookup now would only race that (on a billing day, every read of a renewing
+		// subscription would ask the gateway and wait on the batch's locks); the scheduled lookup covers
+		// a sender that died.
 		return resultFromAttempt(att), nil
 	}
 	// An extra lookup (a customer is looking, a webhook hinted) that is inconclusive leaves the
@@ -69,6 +85,14 @@ func (s *Service) ResolveAttempt(ctx context.Context, attemptID string, opts Res
 		held, err := s.resendHeld(ctx, att)
 		if err != nil {
 			return ChargeResult{}, err
+		}
+		if opts.Now && sentRecently {
+			// An early lookup (a customer's GET, a support retry, a webhook hint) settles what the gateway
+			// has, but does not resend an order sent less than the schedule's first delay ago: that send may
+			// still be on its way (a batch's charge queued behind others, a slow connection), and the
+			// scheduled lookup takes "not found" to mean it never arrived only once its time has run out.
+			// An attempt never sent (send_count 0, a process that died before the call) is sent at once.
+			return inconclusive("not found at the gateway yet; the send may still be on its way")
 		}
 		if held {
 			// The gateway has never seen the order, so a resend would be the charge's first arrival there:
@@ -128,12 +152,16 @@ func (s *Service) bumpLookup(ctx context.Context, att store.PaymentAttempt, reas
 // ResolveStuckForSubscription looks up, at once, any unresolved attempt of the subscription: a customer
 // who closed the app mid-payment sees the true state when they come back.
 func (s *Service) ResolveStuckForSubscription(ctx context.Context, subID string) error {
+	return s.resolveStuckForSubscription(ctx, subID, ResolveOptions{Now: true, LeaveInFlight: true})
+}
+
+func (s *Service) resolveStuckForSubscription(ctx context.Context, subID string, opts ResolveOptions) error {
 	atts, err := s.q(s.pool).UnresolvedAttemptsForSubscription(ctx, &subID)
 	if err != nil {
 		return err
 	}
 	for _, a := range atts {
-		if _, err := s.ResolveAttempt(ctx, a.ID, ResolveOptions{Now: true}); err != nil {
+		if _, err := s.ResolveAttempt(ctx, a.ID, opts); err != nil {
 			return err
 		}
 	}
@@ -147,7 +175,7 @@ func (s *Service) ResolveStuckForCustomer(ctx context.Context, customerID string
 		return err
 	}
 	for _, a := range atts {
-		if _, err := s.ResolveAttempt(ctx, a.ID, ResolveOptions{Now: true}); err != nil {
+		if _, err := s.ResolveAttempt(ctx, a.ID, ResolveOptions{Now: true, LeaveInFlight: true}); err != nil {
 			return err
 		}
 	}

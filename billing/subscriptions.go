@@ -272,7 +272,9 @@ func (s *Service) createdBefore(ctx context.Context, req idem.Request) (Created,
 		return Created{}, true, err
 	}
 	subID := row.SubscriptionID
-	if err := s.ResolveStuckForSubscription(ctx, subID); err != nil {
+	// The key's first run is over (a run still going holds the key, and its retry is answered 409), so
+	// whatever it sent and did not record is nobody's to record but this lookup's.
+	if err := s.resolveStuckForSubscription(ctx, subID, ResolveOptions{Now: true, SenderGone: true}); err != nil {
 		return Created{}, true, err
 	}
 	var out Created
