@@ -99,3 +99,37 @@ func (s *Service) InvoicePayment(ctx context.Context, invoiceID string) (p CardP
 	}
 	return p, true, nil
 }
+
+// BackupCharge is the backup card an open invoice goes to next, and when.
+type BackupCharge struct {
+	Card gateway.Card
+	At   time.Time
+}
+
+// UpcomingBackup reads whether the open invoice's next attempt is on the customer's backup card (dunning
+// sent it there after the default card's decline: docs/dunning.md, "The backup card"); ok is false when
+// it is not, or no longer (paid, or the backup was tried).
+func (s *Service) UpcomingBackup(ctx context.Context, invoiceID string) (b BackupCharge, ok bool, err error) {
+	inv, err := s.q(s.pool).GetInvoice(ctx, invoiceID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return BackupCharge{}, false, apperr.NotFound("invoice", invoiceID)
+	}
+	if err != nil {
+		return BackupCharge{}, false, err
+	}
+	if inv.Status != string(statemachine.InvoiceOpen) || !inv.BackupDue || inv.NextAttemptAt == nil {
+		return BackupCharge{}, false, nil
+	}
+	key, err := s.vault.BackupKey(ctx, s.pool, inv.CustomerID)
+	if errors.Is(err, ErrNoChargeableKey) {
+		return BackupCharge{}, false, nil
+	}
+	if err != nil {
+		return BackupCharge{}, false, err
+	}
+	card, err := s.vault.Card(ctx, s.pool, key.ID)
+	if err != nil {
+		return BackupCharge{}, false, fmt.Errorf("backup card of %s: %w", inv.CustomerID, err)
+	}
+	return BackupCharge{Card: card, At: *inv.NextAttemptAt}, true, nil
+}

@@ -106,6 +106,29 @@ func TestReceiptEmailNamesTheCardCharged(t *testing.T) {
 	if r := env.RenewalAt(normalSub); r.After(renewal) {
 		renewal = r
 	}
+	// At the renewal the default card is declined and the invoice goes to the backup card at the end of
+	// the quiet hours: the payment-failed email says so (which card, when), not "add a new card".
+	env.AdvanceTo(renewal)
+	b.waitSettled(t)
+	var failedInvoice string
+	require.NoError(t, env.App.Pool.QueryRow(t.Context(), `SELECT id FROM invoices WHERE subscription_id = $1 AND status = 'open' AND backup_due`, sub).Scan(&failedInvoice))
+	next, ok, err := env.App.Billing.UpcomingBackup(t.Context(), failedInvoice)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.True(t, next.At.After(env.Now()), "the backup waits for the quiet hours' end")
+	backupLabel := cardLabel(t, env, cus, backupKey)
+	require.Equal(t, backupLabel, next.Card.Label())
+	var failedText string
+	for _, m := range b.catcher.Messages() {
+		h, err := m.Header()
+		require.NoError(t, err)
+		if h.Get("X-Billing-Email-Kind") == string(mail.PaymentFailedHard) && m.To[0] == ext+"@example.com" {
+			failedText, _ = mailcatcher.Parts(m.Raw)
+		}
+	}
+	require.Contains(t, failedText, "We will not try that card again. We will charge your backup card, "+backupLabel+", on ", failedText)
+	require.NotContains(t, failedText, "please add a new card", failedText)
+
 	env.AdvanceTo(renewal.Add(12 * time.Hour))
 	b.waitSettled(t)
 

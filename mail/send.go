@@ -314,6 +314,18 @@ func (s *Service) data(ctx context.Context, kind Kind, row store.MailOutbox, cus
 		if kind == PaymentFailedSoft && inv.Status == "open" {
 			d.NextRetryAt = inv.NextAttemptAt
 		}
+		if kind == PaymentFailedSoft || kind == PaymentFailedHard {
+			// Dunning may have sent the invoice to the customer's backup card: say which and when, so
+			// the customer is not told their card will be retried (or that only a new card helps) and
+			// then charged on another one.
+			b, ok, err := s.billing.UpcomingBackup(ctx, inv.ID)
+			if err != nil {
+				return Data{}, err
+			}
+			if ok {
+				d.Backup, d.NextRetryAt = &BackupData{Card: b.Card.Label(), At: b.At}, nil
+			}
+		}
 		if kind == PaymentSucceeded {
 			// The receipt names the card charged, and says so plainly when it was the backup card: one
 			// email per payment, so payment.backup_card_charged has no email of its own

@@ -47,6 +47,8 @@ type Billing interface {
 	GetPlan(ctx context.Context, id string) (billing.Plan, error)
 	// InvoicePayment is the card charge that paid an invoice (ok false: no card paid it).
 	InvoicePayment(ctx context.Context, invoiceID string) (p billing.CardPayment, ok bool, err error)
+	// UpcomingBackup is the backup card an open invoice goes to next (ok false: none).
+	UpcomingBackup(ctx context.Context, invoiceID string) (b billing.BackupCharge, ok bool, err error)
 }
 
 // Tuning are the knobs of dispatch and delivery. Zero fields take the defaults; tests shrink them.

@@ -57,6 +57,9 @@ type Data struct {
 	Renewal *RenewalData
 	// Receipt: a PDF receipt is attached.
 	Receipt bool
+	// Backup is the backup card a failed payment's invoice goes to next, and when (nil: none is
+	// scheduled; the next try, if any, is the same card's at NextRetryAt).
+	Backup *BackupData
 	// Payment is the card charge that paid a receipt's invoice (nil in other kinds' emails, and when no
 	// card paid it: credit, a credit note, an offline payment).
 	Payment *PaymentData
@@ -70,6 +73,12 @@ type PaymentData struct {
 	Card         string
 	Backup       bool
 	DeclinedCard string
+}
+
+// BackupData is the backup card dunning charges next: Card is its brand and last four, At when.
+type BackupData struct {
+	Card string
+	At   time.Time
 }
 
 // CustomerData is the customer an email is for.

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -187,5 +188,42 @@ func TestReceiptNamesTheCardCharged(t *testing.T) {
 		r, err = tpl.Render(loc, PaymentSucceeded, d)
 		require.NoError(t, err)
 		require.NotContains(t, r.Text, "•", loc)
+	}
+}
+
+// A payment-failed email whose invoice goes to the backup card next says which card and when, in both
+// kinds and locales, instead of a retry of the same card or "add a new card".
+func TestPaymentFailedNamesTheBackupCardTriedNext(t *testing.T) {
+	t.Parallel()
+	tpl, err := LoadTemplates("")
+	require.NoError(t, err)
+	at := time.Date(2027, 2, 8, 0, 0, 0, 0, time.UTC) // 09:00 KST
+	want := map[string]map[Kind][]string{
+		"en": {
+			PaymentFailedSoft: {"We will charge your backup card, VISA •••• 4242, on ", "09:00", "we will charge your backup card on"},
+			PaymentFailedHard: {"We will not try that card again. We will charge your backup card, VISA •••• 4242, on ", "09:00", "Your card was declined — we will charge your backup card"},
+		},
+		"ko": {
+			PaymentFailedSoft: {"에 예비 카드(VISA •••• 4242)로 결제합니다. 다른 카드로 결제하시려면 그 전에 카드를 변경해 주세요.", "09:00", "예비 카드로 결제합니다"},
+			PaymentFailedHard: {"같은 카드로는 다시 시도하지 않습니다. ", "에 예비 카드(VISA •••• 4242)로 결제합니다.", "09:00"},
+		},
+	}
+	for _, loc := range Locales {
+		for _, kind := range []Kind{PaymentFailedSoft, PaymentFailedHard} {
+			d := SampleData(loc, kind)
+			r, err := tpl.Render(loc, kind, d)
+			require.NoError(t, err)
+			require.NotContains(t, r.Subject+r.Text+r.HTML, "4242", "%s %s without a backup names no backup card", loc, kind)
+
+			d.Backup, d.NextRetryAt = &BackupData{Card: "VISA •••• 4242", At: at}, nil
+			r, err = tpl.Render(loc, kind, d)
+			require.NoError(t, err)
+			for _, s := range want[loc][kind] {
+				require.Contains(t, r.Subject+"\n"+r.Text, s, "%s %s:\n%s\n%s", loc, kind, r.Subject, r.Text)
+			}
+			require.Contains(t, r.HTML, "<b>VISA •••• 4242</b>", "%s %s HTML", loc, kind)
+			require.NotContains(t, r.Text, "please add a new card;", "%s %s", loc, kind)
+			require.NotContains(t, r.Text, "새 카드를 등록해 주세요. 등록하시면 바로 결제합니다", "%s %s", loc, kind)
+		}
 	}
 }
