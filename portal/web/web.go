@@ -52,6 +52,7 @@ type Billing interface {
 	GetInvoice(ctx context.Context, id string) (billing.Invoice, error)
 	ListInvoices(ctx context.Context, f billing.InvoiceFilter, p page.Request) (page.List[billing.Invoice], error)
 	ListCustomerSubscriptions(ctx context.Context, customerID string, p page.Request) (page.List[billing.Subscription], error)
+	GetPlan(ctx context.Context, id string) (billing.Plan, error)
 	RetryInvoice(ctx context.Context, a billing.Actor, invoiceID string, expectVersion int, reason string) (billing.RetryResult, error)
 }
 
@@ -164,6 +165,8 @@ type view struct {
 	Error       string
 	Customer    *billing.Customer
 	Subs        []billing.Subscription
+	// PlanNames names each subscription's plan (by plan id): a customer knows "Basic", not plan_4kyt….
+	PlanNames map[string]string
 	Open        []billing.Invoice
 	Paid        []billing.Invoice
 	Token       string
@@ -284,7 +287,19 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request, l portal.Link, st
 		return
 	}
 	tok := chi.URLParam(r, "token")
-	v := view{Customer: &cus, Subs: subs.Data, Token: tok, CSRF: h.csrf(w, r), LinkExpires: l.ExpiresAt, Flash: flash, Error: problem}
+	v := view{Customer: &cus, Subs: subs.Data, Token: tok, CSRF: h.csrf(w, r), LinkExpires: l.ExpiresAt, Flash: flash, Error: problem,
+		PlanNames: map[string]string{}}
+	for _, sub := range subs.Data {
+		if _, ok := v.PlanNames[sub.PlanID]; ok {
+			continue
+		}
+		plan, err := h.Billing.GetPlan(ctx, sub.PlanID)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		v.PlanNames[sub.PlanID] = plan.Name
+	}
 	for _, st := range []string{"open", "paid"} {
 		list, err := h.Billing.ListInvoices(ctx, billing.InvoiceFilter{CustomerID: l.CustomerID, Status: st}, page.Request{Limit: 100})
 		if err != nil {

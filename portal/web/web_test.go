@@ -92,6 +92,7 @@ func TestPayNowChargesOnceForADoubleClick(t *testing.T) {
 	require.Contains(t, body, "김민수")
 	require.Contains(t, body, `id="open-`+b.invoice+`"`)
 	require.Contains(t, body, "KRW 9,900")
+	require.Regexp(t, `<td data-plan="plan_[a-z0-9]+">Basic</td>`, body, "the plan by its name")
 	m := csrfField.FindStringSubmatch(body)
 	require.NotNil(t, m)
 	pay := b.link + "/invoices/" + b.invoice + "/pay"
