@@ -157,16 +157,16 @@ func securityHeaders(next http.Handler) http.Handler {
 }
 
 type view struct {
-	Merchant    string
-	Status      int
-	Heading     string
-	Message     string
-	Flash       string
-	Error       string
-	Customer    *billing.Customer
-	Subs        []billing.Subscription
+	Merchant string
+	Status   int
+	Heading  string
+	Message  string
+	Flash    string
+	Error    string
+	Customer *billing.Customer
+	Subs     []billing.Subscription
 	// PlanNames names each subscription's plan (by plan id): a customer knows "Basic", not plan_4kyt….
-	PlanNames map[string]string
+	PlanNames   map[string]string
 	Open        []billing.Invoice
 	Paid        []billing.Invoice
 	Token       string
