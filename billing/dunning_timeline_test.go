@@ -90,9 +90,15 @@ type timelineBundle struct {
 	delinquency
 }
 
+// fixedStart is the one instant the KST timelines start at (see setupTimeline).
+var fixedStart = testenv.Options{Env: map[string]string{"BILLING_TEST_CLOCK_START": testenv.DefaultClockStart.Format(time.RFC3339)}}
+
+// setupTimeline starts a timeline bundle. The timelines assert KST dates and hours (a renewal at 00:00 KST on 1 March, retries at 10:00 the days
+// after), so they start at one fixed instant whatever TEST_CLOCK_START the run chose: the calendar runs
+// (make test-calendar) move the other tests, not these.
 func setupTimeline(t *testing.T, behavior string) *timelineBundle {
 	t.Helper()
-	env := testenv.New(t)
+	env := testenv.New(t, fixedStart)
 	plan := env.CreatePlan("9900", "KRW", "month", 1)
 	return &timelineBundle{env: env, plan: plan, delinquency: renewWith(t, env, plan, behavior)}
 }
@@ -236,7 +242,7 @@ func TestTimelineInsufficientFundsBacksOffThenCancels(t *testing.T) {
 
 func TestTimelineUnpaidFinalActionByPlanOverride(t *testing.T) {
 	t.Parallel()
-	env := testenv.New(t)
+	env := testenv.New(t, fixedStart)
 	res := env.Do("POST", "/v1/plans", testenv.AdminToken, map[string]any{"code": "unpaid-plan", "name": "Keeps its customers",
 		"amount": "12.00", "currency": "USD", "interval": "month", "interval_count": 1,
 		"dunning_policy": map[string]any{"final_action": "unpaid", "max_retries": 2}})
